@@ -1,0 +1,95 @@
+"""DataModule serving prompt batches (lists of DialogueExample) from JSONL files in either schema."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from wavalign.data.schema import DialogueExample, load_jsonl
+
+
+class ExampleDataset(Dataset):
+    def __init__(self, examples: list[DialogueExample]) -> None:
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> tuple[int, DialogueExample]:
+        return i, self.examples[i]
+
+
+class RepeatBatchSampler(Sampler[list[int]]):
+    """Yields each batch of indices `repeat` times in a row, so one rollout batch serves several updates."""
+
+    def __init__(self, n: int, batch_size: int, repeat: int = 1, shuffle: bool = True, seed: int = 0) -> None:
+        self.n, self.batch_size, self.repeat, self.shuffle, self.seed = n, batch_size, repeat, shuffle, seed
+        self.epoch = 0
+
+    def __iter__(self) -> Iterator[list[int]]:
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.n, generator=g).tolist() if self.shuffle else list(range(self.n))
+        self.epoch += 1
+        for s in range(0, self.n - self.batch_size + 1, self.batch_size):  # drop_last: groups stay full size
+            batch = order[s : s + self.batch_size]
+            for _ in range(self.repeat):
+                yield batch
+
+    def __len__(self) -> int:
+        return (self.n // self.batch_size) * self.repeat
+
+
+def collate_examples(items: list[tuple[int, DialogueExample]]) -> dict:
+    return {"ids": [i for i, _ in items], "examples": [e for _, e in items]}
+
+
+class WavAlignDataModule(pl.LightningDataModule):
+    """train_file / val_file / test_file: JSONL in the reference or plain schema. repeat_batches is linked to the
+    model's ppo_epochs by the CLI."""
+
+    def __init__(
+        self,
+        train_file: str,
+        val_file: str | None = None,
+        test_file: str | None = None,
+        batch_size: int = 4,
+        eval_batch_size: int = 8,
+        repeat_batches: int = 1,
+        max_eval_examples: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.train_file, self.val_file, self.test_file = train_file, val_file, test_file
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.repeat_batches, self.max_eval_examples = repeat_batches, max_eval_examples
+        self.shuffle, self.seed = shuffle, seed
+        self.splits: dict[str, list[DialogueExample]] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        for name, path in (("train", self.train_file), ("val", self.val_file), ("test", self.test_file)):
+            if path and name not in self.splits:
+                self.splits[name] = load_jsonl(path)
+        train = self.splits.get("train")
+        if train is not None and len(train) < self.batch_size:
+            raise ValueError(f"{self.train_file}: {len(train)} examples, fewer than batch_size={self.batch_size}")
+
+    def train_dataloader(self) -> DataLoader:
+        data = ExampleDataset(self.splits["train"])
+        sampler = RepeatBatchSampler(len(data), self.batch_size, self.repeat_batches, self.shuffle, self.seed)
+        return DataLoader(data, batch_sampler=sampler, collate_fn=collate_examples)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        if split not in self.splits:
+            raise ValueError(f"no {split} data: set data.{split}_file in the config")
+        examples = self.splits[split][: self.max_eval_examples]
+        return DataLoader(ExampleDataset(examples), batch_size=self.eval_batch_size, collate_fn=collate_examples)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val") if self.val_file else []
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")

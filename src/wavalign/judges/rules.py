@@ -1,0 +1,37 @@
+"""Deterministic rule judges: exact-answer checking, for tests and for tasks with one right answer."""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from wavalign.judges.base import MAX_SCORE, MIN_SCORE, Judge, JudgeRequest, JudgeScore
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+class AnswerJudge(Judge):
+    """Scores the reply text against the reference answer: 5 when every reference word appears in the reply,
+    otherwise 1 + 4 x (fraction of reference words present) x `partial_credit`. A request without a reference is
+    scored unreliable (fallback), never silently as right or wrong."""
+
+    def __init__(self, partial_credit: float = 0.5, fallback_score: float = 2.5) -> None:
+        self.partial_credit = float(partial_credit)
+        self.fallback_score = float(fallback_score)
+
+    def score(self, requests: Sequence[JudgeRequest]) -> list[JudgeScore]:
+        return [self._one(r) for r in requests]
+
+    def _one(self, req: JudgeRequest) -> JudgeScore:
+        if not req.reference:
+            return JudgeScore(self.fallback_score, reliable=False, parts={"correct": 0.0})
+        ref = set(words(req.reference))
+        got = set(words(req.reply_text))
+        hit = len(ref & got) / max(len(ref), 1)
+        if hit == 1.0:
+            return JudgeScore(MAX_SCORE, parts={"correct": 1.0})
+        return JudgeScore(MIN_SCORE + (MAX_SCORE - MIN_SCORE) * hit * self.partial_credit, parts={"correct": 0.0})

@@ -1,0 +1,143 @@
+"""Which completion tokens are text (semantic) and which are speech (acoustic), decided from token ids only.
+
+The recipe's central move is to give the judge's sequence-level advantage to the text tokens alone (method.md,
+"Token modalities"); everything here exists so that a mask of text and speech positions is exact for any batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class ModalityMasks:
+    """Float masks of shape (rows, positions); text + speech == completion."""
+
+    completion: Tensor
+    text: Tensor
+    speech: Tensor
+
+    def select(self, which: str) -> Tensor:
+        """The mask a loss uses: 'text' | 'speech' | 'all'. A row with none of the asked tokens falls back to its
+        completion mask (method.md), so no row silently drops out of the mean."""
+        if which == "all":
+            return self.completion
+        if which not in ("text", "speech"):
+            raise ValueError(f"token mask must be 'text', 'speech' or 'all', got {which!r}")
+        mask = self.text if which == "text" else self.speech
+        empty = mask.sum(dim=1, keepdim=True) == 0
+        return torch.where(empty, self.completion, mask)
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    """Token-id layout of a single-stream speech LLM (VITA-Audio / GLM-4-Voice style).
+
+    speech_ranges: half-open [start, end) id ranges of audio codebook tokens.
+    boundary_ids: begin/end-of-audio markers; counted as speech (they carry no content).
+    eos_id: ends a reply; counted as text (stopping is a semantic decision).
+    pad_id: never part of a completion past the first EOS.
+    filler_ids: text-stream blanks of parallel-stream models; neither text nor speech here, acoustic there.
+    """
+
+    speech_ranges: tuple[tuple[int, int], ...]
+    eos_id: int
+    pad_id: int
+    boundary_ids: tuple[int, ...] = ()
+    filler_ids: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        for start, end in self.speech_ranges:
+            if not 0 <= start < end:
+                raise ValueError(f"speech range [{start}, {end}) is empty or negative")
+        if self.eos_id in self.boundary_ids or self.in_speech_range(self.eos_id):
+            raise ValueError(f"eos_id {self.eos_id} must not be a speech or boundary token")
+
+    def in_speech_range(self, token_id: int) -> bool:
+        return any(start <= token_id < end for start, end in self.speech_ranges)
+
+    def is_speech(self, ids: Tensor) -> Tensor:
+        """Bool tensor: codebook tokens and begin/end-of-audio markers."""
+        out = torch.zeros_like(ids, dtype=torch.bool)
+        for start, end in self.speech_ranges:
+            out |= (ids >= start) & (ids < end)
+        for b in self.boundary_ids:
+            out |= ids == b
+        return out
+
+    def completion_mask(self, ids: Tensor) -> Tensor:
+        """1 up to and including the first EOS; a row without EOS runs to its last non-pad token."""
+        positions = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)
+        big = ids.shape[1]
+        is_eos = ids == self.eos_id
+        first_eos = torch.where(is_eos, positions, torch.full_like(positions, big)).min(dim=1).values
+        non_pad = ids != self.pad_id
+        last_non_pad = torch.where(non_pad, positions, torch.full_like(positions, -1)).max(dim=1).values
+        end = torch.where(first_eos < big, first_eos, last_non_pad)
+        return (positions <= end.unsqueeze(1)).float()
+
+    def masks(self, ids: Tensor) -> ModalityMasks:
+        """Completion, text and speech masks of a right-padded (rows, positions) completion batch."""
+        completion = self.completion_mask(ids)
+        speech = self.is_speech(ids).float() * completion
+        filler = torch.zeros_like(ids, dtype=torch.bool)
+        for f in self.filler_ids:
+            filler |= ids == f
+        text = completion * (1.0 - speech) * (~filler).float()
+        return ModalityMasks(completion=completion, text=text, speech=speech)
+
+    def split_reply(self, ids: Sequence[int], speech_offset: int) -> tuple[list[int], list[int]]:
+        """A completion's text ids (EOS and pad dropped) and its speech codes (boundaries dropped, offset removed)."""
+        text, codes = [], []
+        for t in ids:
+            if t == self.eos_id:
+                break
+            if self.in_speech_range(t):
+                codes.append(t - speech_offset)
+            elif t not in self.boundary_ids and t != self.pad_id and t not in self.filler_ids:
+                text.append(t)
+        return text, codes
+
+
+@dataclass(frozen=True)
+class InterleaveLayout:
+    """How a reply's text and speech tokens alternate in one stream, e.g. VITA-Audio's 1:8 then 4:8.
+
+    text_chunks / speech_chunks list the chunk sizes in order; the last size repeats. When one modality runs out,
+    the rest of the other follows in its own chunk sizes. Each speech chunk is wrapped in begin/end-of-audio markers
+    when they are given.
+    """
+
+    text_chunks: tuple[int, ...] = (4,)
+    speech_chunks: tuple[int, ...] = (8,)
+    begin_audio_id: int | None = None
+    end_audio_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.text_chunks or not self.speech_chunks or min(self.text_chunks + self.speech_chunks) < 1:
+            raise ValueError("text_chunks and speech_chunks must be non-empty lists of positive sizes")
+
+    def layout(self, text_ids: Sequence[int], speech_ids: Sequence[int], eos_id: int) -> list[int]:
+        """The reply as the model emits it: interleaved chunks, then EOS."""
+        out: list[int] = []
+        ti = si = k = 0
+        while ti < len(text_ids) or si < len(speech_ids):
+            n_text = self.text_chunks[min(k, len(self.text_chunks) - 1)]
+            n_speech = self.speech_chunks[min(k, len(self.speech_chunks) - 1)]
+            out.extend(text_ids[ti : ti + n_text])
+            ti += n_text
+            chunk = list(speech_ids[si : si + n_speech])
+            si += n_speech
+            if chunk:
+                if self.begin_audio_id is not None:
+                    out.append(self.begin_audio_id)
+                out.extend(chunk)
+                if self.end_audio_id is not None:
+                    out.append(self.end_audio_id)
+            k += 1
+        out.append(eos_id)
+        return out

@@ -1,0 +1,207 @@
+"""WavAlignModule: one training step = rollouts, judging, gate, L = lambda L_PO(text) + (1 - lambda) L_SFT(all).
+
+The module only wires the parts; each idea lives in its own module (modality, objectives, gating, judges, policy).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor
+
+from wavalign.audio.codec import SpeechCodec
+from wavalign.data.buffer import RolloutBuffer, RolloutEntry
+from wavalign.data.schema import DialogueExample
+from wavalign.data.speech import SpeechTokenCache
+from wavalign.judges.base import Judge
+from wavalign.objectives import LOSS_TYPES, dpo_loss, group_advantages, policy_loss, sft_loss
+from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy
+from wavalign.scoring import ScoredGroups, build_requests, score_groups
+
+OBJECTIVES = ("grpo", "dpo")
+
+
+class WavAlignModule(pl.LightningModule):
+    """policy: the speech LLM; judge: scores replies; codec: decodes speech codes for the judge and encodes audio
+    prompts (None for text-only judges and pre-tokenized data).
+
+    po_tokens: which tokens get the preference loss, 'text' (WavAlign) | 'all' (full-token baseline) | 'speech'.
+    objective: 'grpo' (group advantages) or 'dpo' (best vs worst sample of each group, text-only log-probs).
+    ppo_epochs: updates per rollout batch (the DataModule repeats batches to match; the CLI links the two).
+    """
+
+    def __init__(
+        self,
+        policy: SpeechPolicy,
+        judge: Judge,
+        codec: SpeechCodec | None = None,
+        group_size: int = 4,
+        sampling: SamplingConfig | None = None,
+        eval_sampling: SamplingConfig | None = None,
+        objective: str = "grpo",
+        po_tokens: str = "text",
+        loss_type: str = "grpo",
+        beta: float = 0.0,
+        epsilon: float = 0.2,
+        epsilon_high: float | None = None,
+        scale_rewards: bool = True,
+        dpo_beta: float = 0.1,
+        ppo_epochs: int = 1,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        if objective not in OBJECTIVES:
+            raise ValueError(f"model.objective must be one of {OBJECTIVES}, got {objective!r}")
+        if po_tokens not in ("text", "speech", "all"):
+            raise ValueError(f"model.po_tokens must be 'text', 'speech' or 'all', got {po_tokens!r}")
+        if loss_type not in LOSS_TYPES:
+            raise ValueError(f"model.loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
+        if group_size < 2:
+            raise ValueError(f"model.group_size must be >= 2 (advantages are relative within a group), got {group_size}")
+        self.save_hyperparameters(ignore=["policy", "judge", "codec", "optimizer", "scheduler"])
+        self.policy, self.judge, self.codec = policy, judge, codec
+        self.group_size = group_size
+        self.sampling = sampling or SamplingConfig()
+        self.eval_sampling = eval_sampling or SamplingConfig(temperature=0.7, top_p=0.9, max_new_tokens=self.sampling.max_new_tokens)
+        self.objective, self.po_tokens, self.loss_type = objective, po_tokens, loss_type
+        self.beta, self.epsilon, self.epsilon_high = beta, epsilon, epsilon_high
+        self.scale_rewards, self.dpo_beta = scale_rewards, dpo_beta
+        self.buffer = RolloutBuffer(ppo_epochs)
+        self.speech = SpeechTokenCache(codec)
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.gate = None  # set by GateCallback.setup
+        self.last_entry: RolloutEntry | None = None  # for callbacks (audio logging, gradient geometry)
+
+    # ---- setup ---------------------------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.gate is None:
+            raise ValueError("no gate: add wavalign.callbacks.gating.GateCallback to trainer.callbacks (the CLI adds it)")
+        if self.beta > 0 or self.objective == "dpo":
+            self.policy.setup_reference()
+
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params)
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "step"}}
+
+    # ---- tokens --------------------------------------------------------------------------------------------------
+    def prompts(self, examples: Sequence[DialogueExample]) -> list[list[int]]:
+        return [self.policy.prompt_ids(ex.messages, self.speech.prompt_speech(ex)) for ex in examples]
+
+    def demonstrations(self, examples: Sequence[DialogueExample], prompts: list[list[int]]) -> SequenceBatch:
+        replies = [self.policy.reply_ids(ex.target_text, self.speech.target_speech(ex)) for ex in examples]
+        return self.policy.make_batch(prompts, replies)
+
+    def sample_and_score(
+        self, examples: Sequence[DialogueExample], prompts: list[list[int]], group_size: int, sampling: SamplingConfig
+    ) -> tuple[SequenceBatch, list[Reply], ScoredGroups]:
+        rollouts = self.policy.rollout(prompts, group_size, sampling)
+        replies = self.policy.decode(rollouts)
+        scored = score_groups(self.judge, build_requests(examples, replies, group_size, self.codec), group_size)
+        return rollouts, replies, scored
+
+    # ---- training ------------------------------------------------------------------------------------------------
+    def make_entry(self, key: tuple[int, ...], examples: Sequence[DialogueExample]) -> RolloutEntry:
+        prompts = self.prompts(examples)
+        rollouts, replies, scored = self.sample_and_score(examples, prompts, self.group_size, self.sampling)
+        gate = self.gate.step(scored.rewards, scored.reliable)
+        adv = group_advantages(scored.rewards, scored.reliable, scale=self.scale_rewards).flatten()
+        entry = RolloutEntry(key, rollouts, self.demonstrations(examples, prompts), adv.to(self.device), gate.lam, replies)
+        if self.beta > 0 and gate.lam > 0:
+            entry.ref_logp = self.policy.token_logprobs(rollouts, reference=True)
+        self.log_rollout_stats(entry, scored, gate.lam_raw)
+        return entry
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        key = tuple(batch["ids"])
+        entry = self.buffer.get(key) or self.buffer.put(self.make_entry(key, batch["examples"]))
+        self.buffer.mark_used(entry)
+        self.last_entry = entry
+        lam = entry.lam
+        with torch.set_grad_enabled(lam > 0):
+            po = self.preference_loss(entry)
+        with torch.set_grad_enabled(lam < 1):
+            demo = entry.demonstrations
+            sft = sft_loss(self.policy.token_logprobs(demo), demo.masks.completion)
+        loss = lam * po + (1.0 - lam) * sft
+        bs = len(key)
+        self.log_dict({"loss/total": loss, "loss/po": po, "loss/sft": sft, "gate/lambda": lam}, batch_size=bs, prog_bar=True)
+        return loss
+
+    def preference_loss(self, entry: RolloutEntry) -> Tensor:
+        rollouts = entry.rollouts
+        logp = self.policy.token_logprobs(rollouts)
+        if entry.old_logp is None:
+            entry.old_logp = logp.detach()
+        mask = rollouts.masks.select(self.po_tokens)
+        if self.objective == "dpo":
+            return self.dpo_from_group(entry, logp, mask)
+        out = policy_loss(
+            logp,
+            entry.advantages,
+            mask,
+            old_logp=entry.old_logp,
+            ref_logp=entry.ref_logp,
+            beta=self.beta,
+            epsilon=self.epsilon,
+            epsilon_high=self.epsilon_high,
+            loss_type=self.loss_type,
+        )
+        self.log_dict({"loss/kl": out.kl, "rollout/clip_ratio": out.clip_ratio}, batch_size=rollouts.rows // self.group_size)
+        return out.loss
+
+    def dpo_from_group(self, entry: RolloutEntry, logp: Tensor, mask: Tensor) -> Tensor:
+        """Online DPO: the best and worst scored sample of each group; groups without a spread are skipped."""
+        adv = entry.advantages.view(-1, self.group_size)
+        best = adv.argmax(dim=1) + torch.arange(adv.shape[0], device=adv.device) * self.group_size
+        worst = adv.argmin(dim=1) + torch.arange(adv.shape[0], device=adv.device) * self.group_size
+        keep = (adv.max(dim=1).values - adv.min(dim=1).values) > 0
+        if not bool(keep.any()):
+            return logp.sum() * 0.0
+        best, worst = best[keep], worst[keep]
+        if entry.ref_logp is None:
+            entry.ref_logp = self.policy.token_logprobs(entry.rollouts, reference=True)
+        ref = entry.ref_logp
+        return dpo_loss(logp[best], logp[worst], ref[best], ref[worst], mask[best], mask[worst], self.dpo_beta)
+
+    def log_rollout_stats(self, entry: RolloutEntry, scored: ScoredGroups, lam_raw: float) -> None:
+        r = scored.rewards
+        masks = entry.rollouts.masks
+        stats = {
+            "gate/lambda_raw": lam_raw,
+            "reward/mean": r.mean(),
+            "reward/std": r.std(dim=1, unbiased=False).mean(),
+            "rollout/frac_zero_std": (r.std(dim=1, unbiased=False) == 0).double().mean(),
+            "rollout/len_text": masks.text.sum(dim=1).mean(),
+            "rollout/len_speech": masks.speech.sum(dim=1).mean(),
+            "judge/unreliable": (~scored.reliable).double().mean(),
+        }
+        stats.update({f"judge/{k}": v for k, v in scored.part_means().items()})
+        self.log_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in stats.items()}, batch_size=r.shape[0])
+
+    # ---- evaluation ----------------------------------------------------------------------------------------------
+    def eval_step(self, batch: dict, prefix: str) -> None:
+        examples = batch["examples"]
+        prompts = self.prompts(examples)
+        _, _, scored = self.sample_and_score(examples, prompts, 1, self.eval_sampling)
+        demo = self.demonstrations(examples, prompts)
+        sft = sft_loss(self.policy.token_logprobs(demo), demo.masks.completion)
+        bs = len(examples)
+        metrics = {f"{prefix}/reward": scored.rewards.mean().float(), f"{prefix}/loss_sft": sft}
+        metrics.update({f"{prefix}/{k}": torch.tensor(v) for k, v in scored.part_means().items()})
+        self.log_dict(metrics, batch_size=bs, on_epoch=True, on_step=False)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self.eval_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self.eval_step(batch, "test")
+
+    def on_fit_end(self) -> None:
+        self.judge.close()

@@ -1,0 +1,98 @@
+"""The policy interface the module and objectives see, whatever the architecture (single stream or parallel heads)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from wavalign.modality import ModalityMasks
+
+
+@dataclass
+class SamplingConfig:
+    """Rollout sampling (paper: G = 4, temperature 0.9, top-p 0.9)."""
+
+    temperature: float = 0.9
+    top_p: float = 0.9
+    top_k: int = 0
+    max_new_tokens: int = 64
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0 or not 0 < self.top_p <= 1 or self.max_new_tokens < 1:
+            raise ValueError(f"invalid sampling settings {self}")
+
+
+@dataclass
+class SequenceBatch:
+    """Prompts (left-padded) with completions (right-padded): what log-probs are computed on.
+
+    masks are over completion positions; for parallel-stream policies, positions are the streams laid side by side.
+    """
+
+    prompt_ids: Tensor  # (N, P)
+    prompt_mask: Tensor  # (N, P), 1 on real prompt tokens
+    completion_ids: Tensor  # (N, T) or (N, T, streams)
+    masks: ModalityMasks  # each (N, T')
+
+    @property
+    def rows(self) -> int:
+        return self.prompt_ids.shape[0]
+
+    def to(self, device: torch.device | str) -> "SequenceBatch":
+        m = self.masks
+        return SequenceBatch(
+            self.prompt_ids.to(device),
+            self.prompt_mask.to(device),
+            self.completion_ids.to(device),
+            ModalityMasks(m.completion.to(device), m.text.to(device), m.speech.to(device)),
+        )
+
+
+@dataclass
+class Reply:
+    """One decoded reply: its text and its speech codes (codec ids, offsets removed)."""
+
+    text: str
+    speech_codes: list[int]
+
+
+class SpeechPolicy(nn.Module, ABC):
+    """A speech LLM behind the operations the recipe needs."""
+
+    @abstractmethod
+    def prompt_ids(self, messages: Sequence[dict[str, str]], speech: Sequence[Sequence[int]]) -> list[int]:
+        """Token ids of a chat prompt, ending where the assistant's reply starts; speech fills <|audio|> slots."""
+
+    @abstractmethod
+    def reply_ids(self, text: str, speech_codes: Sequence[int]) -> list[int] | Tensor:
+        """The reply laid out exactly as the model emits it, EOS included (a demonstration or a DPO pair)."""
+
+    @abstractmethod
+    def make_batch(self, prompts: Sequence[Sequence[int]], replies: Sequence[Sequence[int] | Tensor]) -> SequenceBatch:
+        """Pad prompts left and replies right, with modality masks."""
+
+    @abstractmethod
+    def rollout(self, prompts: Sequence[Sequence[int]], group_size: int, sampling: SamplingConfig) -> SequenceBatch:
+        """Sample group_size replies per prompt; rows are grouped: prompt i owns rows i*G .. i*G+G-1."""
+
+    @abstractmethod
+    def token_logprobs(self, batch: SequenceBatch, reference: bool = False) -> Tensor:
+        """log pi(y_t | y_<t, x) of each completion position, shape like batch.masks.completion.
+
+        reference=True uses the frozen initial policy (LoRA adapters disabled, or a frozen copy) without grad."""
+
+    @abstractmethod
+    def decode(self, batch: SequenceBatch) -> list[Reply]:
+        """Text and speech codes of every completion row."""
+
+    @property
+    @abstractmethod
+    def has_reference(self) -> bool: ...
+
+    @abstractmethod
+    def setup_reference(self) -> None:
+        """Make the reference policy available (called once when beta > 0 or DPO needs it)."""

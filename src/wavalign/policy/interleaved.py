@@ -1,0 +1,184 @@
+"""A single-stream speech LLM (VITA-Audio / GLM-4-Voice style): text and speech tokens interleaved in one vocabulary.
+
+Any transformers causal LM works; sampling is transformers' generate with its KV cache. The reference policy is the
+same weights with the LoRA adapters disabled (no second copy), or a frozen copy under full fine-tuning.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import nullcontext
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from transformers import GenerationConfig
+
+from wavalign.modality import InterleaveLayout, ModalitySpec
+from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy
+from wavalign.policy.lora import LoraSettings, apply_lora
+from wavalign.policy.prompting import ChatTemplate, render_prompt
+from wavalign.policy.sources import ModelSource
+
+
+def _token_id(tokenizer, token: str, what: str) -> int:
+    tid = tokenizer.convert_tokens_to_ids(token)
+    if tid is None or tid == tokenizer.unk_token_id:
+        raise ValueError(f"{what} token {token!r} is not in the tokenizer's vocabulary")
+    return int(tid)
+
+
+class InterleavedPolicy(SpeechPolicy):
+    """speech_token: template of the codec tokens' names ("<|s_{}|>", GLM-4-Voice "<|audio_{}|>"), whose ids must
+    be contiguous; text_chunks/speech_chunks: the reply's interleave pattern (VITA-Audio: [1, 4] and [8])."""
+
+    def __init__(
+        self,
+        source: ModelSource,
+        num_speech_tokens: int,
+        speech_token: str = "<|s_{}|>",
+        begin_audio_token: str | None = "<|begin_audio|>",
+        end_audio_token: str | None = "<|end_audio|>",
+        eos_token: str | None = None,
+        text_chunks: list[int] = [4],
+        speech_chunks: list[int] = [8],
+        chat: ChatTemplate | None = None,
+        lora: LoraSettings | None = None,
+        gradient_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        model, tokenizer = source.build()
+        self.tokenizer = tokenizer
+        self.chat = chat or ChatTemplate()
+        self.speech_offset = _token_id(tokenizer, speech_token.format(0), "first speech")
+        last = _token_id(tokenizer, speech_token.format(num_speech_tokens - 1), "last speech")
+        if last - self.speech_offset != num_speech_tokens - 1:
+            raise ValueError(f"speech tokens {speech_token} are not contiguous ids ({self.speech_offset}..{last})")
+        self.num_speech_tokens = num_speech_tokens
+        begin = _token_id(tokenizer, begin_audio_token, "begin-of-audio") if begin_audio_token else None
+        end = _token_id(tokenizer, end_audio_token, "end-of-audio") if end_audio_token else None
+        eos = _token_id(tokenizer, eos_token, "EOS") if eos_token else tokenizer.eos_token_id
+        if eos is None:
+            raise ValueError("the tokenizer has no EOS token: set eos_token in the policy config")
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+        self.spec = ModalitySpec(
+            speech_ranges=((self.speech_offset, self.speech_offset + num_speech_tokens),),
+            eos_id=eos,
+            pad_id=pad,
+            boundary_ids=tuple(b for b in (begin, end) if b is not None),
+        )
+        self.layout = InterleaveLayout(tuple(text_chunks), tuple(speech_chunks), begin, end)
+        if gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        self.uses_lora = lora is not None
+        self.model = apply_lora(model, lora) if lora is not None else model
+        self._frozen_reference: torch.nn.Module | None = None
+
+    # ---- token layout -------------------------------------------------------------------------------------------
+    def encode_speech(self, codes: Sequence[int]) -> list[int]:
+        if any(not 0 <= c < self.num_speech_tokens for c in codes):
+            raise ValueError(f"speech codes must lie in [0, {self.num_speech_tokens})")
+        body = [self.speech_offset + int(c) for c in codes]
+        b, e = self.layout.begin_audio_id, self.layout.end_audio_id
+        return ([b] if b is not None else []) + body + ([e] if e is not None else [])
+
+    def encode_text(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def prompt_ids(self, messages: Sequence[dict[str, str]], speech: Sequence[Sequence[int]]) -> list[int]:
+        return render_prompt(self.chat, messages, speech, self.encode_text, self.encode_speech)
+
+    def reply_ids(self, text: str, speech_codes: Sequence[int]) -> list[int]:
+        speech = [self.speech_offset + int(c) for c in speech_codes]
+        return self.layout.layout(self.encode_text(text), speech, self.spec.eos_id)
+
+    def make_batch(self, prompts: Sequence[Sequence[int]], replies: Sequence[Sequence[int]]) -> SequenceBatch:
+        pad = self.spec.pad_id
+        p_len = max(len(p) for p in prompts)
+        r_len = max(len(r) for r in replies)
+        prompt_ids = torch.full((len(prompts), p_len), pad, dtype=torch.long)
+        prompt_mask = torch.zeros((len(prompts), p_len), dtype=torch.long)
+        completion = torch.full((len(replies), r_len), pad, dtype=torch.long)
+        for i, p in enumerate(prompts):
+            prompt_ids[i, p_len - len(p) :] = torch.as_tensor(list(p), dtype=torch.long)
+            prompt_mask[i, p_len - len(p) :] = 1
+        for i, r in enumerate(replies):
+            completion[i, : len(r)] = torch.as_tensor(list(r), dtype=torch.long)
+        return SequenceBatch(prompt_ids, prompt_mask, completion, self.spec.masks(completion)).to(self.device)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # ---- sampling ------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def rollout(self, prompts: Sequence[Sequence[int]], group_size: int, sampling: SamplingConfig) -> SequenceBatch:
+        base = self.make_batch(prompts, [[self.spec.eos_id]] * len(prompts))
+        ids = base.prompt_ids.repeat_interleave(group_size, dim=0)
+        attn = base.prompt_mask.repeat_interleave(group_size, dim=0)
+        config = GenerationConfig(
+            do_sample=True,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=sampling.top_k or None,
+            max_new_tokens=sampling.max_new_tokens,
+            eos_token_id=self.spec.eos_id,
+            pad_token_id=self.spec.pad_id,
+        )
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            out = self.model.generate(input_ids=ids, attention_mask=attn, generation_config=config)
+        finally:
+            self.model.train(was_training)
+        completion = out[:, ids.shape[1] :]
+        if completion.shape[1] == 0:
+            completion = torch.full((ids.shape[0], 1), self.spec.pad_id, dtype=torch.long, device=ids.device)
+        return SequenceBatch(ids, attn, completion, self.spec.masks(completion))
+
+    # ---- log-probs -----------------------------------------------------------------------------------------------
+    def _forward_logprobs(self, model: torch.nn.Module, batch: SequenceBatch) -> Tensor:
+        completion = batch.completion_ids
+        ids = torch.cat([batch.prompt_ids, completion], dim=1)
+        attn = torch.cat([batch.prompt_mask, batch.masks.completion.long()], dim=1)
+        position_ids = (attn.cumsum(dim=1) - 1).clamp(min=0)
+        t = completion.shape[1]
+        logits = model(input_ids=ids, attention_mask=attn, position_ids=position_ids, logits_to_keep=t + 1).logits
+        logits = logits[:, :-1, :].float()
+        return torch.gather(F.log_softmax(logits, dim=-1), 2, completion.unsqueeze(-1)).squeeze(-1)
+
+    def token_logprobs(self, batch: SequenceBatch, reference: bool = False) -> Tensor:
+        if not reference:
+            return self._forward_logprobs(self.model, batch)
+        with torch.no_grad():
+            if self.uses_lora:
+                with self.model.disable_adapter():
+                    return self._forward_logprobs(self.model, batch)
+            if self._frozen_reference is None:
+                raise RuntimeError("reference log-probs asked for before setup_reference()")
+            if next(self._frozen_reference.parameters()).device != self.device:
+                self._frozen_reference.to(self.device)
+            return self._forward_logprobs(self._frozen_reference, batch)
+
+    @property
+    def has_reference(self) -> bool:
+        return self.uses_lora or self._frozen_reference is not None
+
+    def setup_reference(self) -> None:
+        if self.uses_lora or self._frozen_reference is not None:
+            return
+        ref = copy.deepcopy(self.model).eval()
+        for p in ref.parameters():
+            p.requires_grad_(False)
+        # kept outside the module tree so it is neither trained nor saved twice in checkpoints
+        object.__setattr__(self, "_frozen_reference", ref)
+
+    # ---- decoding ------------------------------------------------------------------------------------------------
+    def decode(self, batch: SequenceBatch) -> list[Reply]:
+        replies = []
+        for row in batch.completion_ids.tolist():
+            text_ids, codes = self.spec.split_reply(row, self.speech_offset)
+            text = self.tokenizer.decode(text_ids, skip_special_tokens=True).strip()
+            replies.append(Reply(text=text, speech_codes=codes))
+        return replies

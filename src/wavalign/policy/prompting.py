@@ -1,0 +1,47 @@
+"""Chat prompts as token ids: role turns from a template string, speech spliced in at <|audio|> placeholders.
+
+Real models each have their own chat markup (Qwen-style <|im_start|> for VITA-Audio, Kimi-Audio's role tokens);
+a template string covers them without model-specific code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from wavalign.data.schema import AUDIO_PLACEHOLDER
+
+
+@dataclass
+class ChatTemplate:
+    """turn: one message, with {role} and {content}; generation_prefix: what opens the assistant's reply."""
+
+    turn: str = "<|{role}|> {content} "
+    generation_prefix: str = "<|assistant|>"
+    bos: str = ""
+
+    def __post_init__(self) -> None:
+        if "{content}" not in self.turn:
+            raise ValueError(f"chat template turn {self.turn!r} must contain {{content}}")
+
+
+def render_prompt(
+    template: ChatTemplate,
+    messages: Sequence[dict[str, str]],
+    speech: Sequence[Sequence[int]],
+    encode_text: Callable[[str], list[int]],
+    encode_speech: Callable[[Sequence[int]], list[int]],
+) -> list[int]:
+    """Token ids of the prompt; speech[i] fills the i-th placeholder in message order."""
+    text = template.bos + "".join(template.turn.format(role=m["role"], content=m["content"]) for m in messages)
+    text += template.generation_prefix
+    pieces = text.split(AUDIO_PLACEHOLDER)
+    if len(pieces) - 1 != len(speech):
+        raise ValueError(f"prompt has {len(pieces) - 1} audio placeholders but {len(speech)} speech segments")
+    ids: list[int] = []
+    for i, piece in enumerate(pieces):
+        if piece:
+            ids.extend(encode_text(piece))
+        if i < len(speech):
+            ids.extend(encode_speech(speech[i]))
+    return ids

@@ -1,0 +1,53 @@
+"""Where a policy's transformer and tokenizer come from: a local checkpoint, or a tiny random model built from config.
+
+Both are YAML-reachable classes with one method, build(); nothing here downloads.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
+
+
+class ModelSource(ABC):
+    @abstractmethod
+    def build(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]: ...
+
+
+class PretrainedCausalLM(ModelSource):
+    """A transformers causal LM from a local folder (from_pretrained); remote code only when asked for."""
+
+    def __init__(
+        self,
+        path: str,
+        tokenizer_path: str | None = None,
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+        device_map: str | None = None,
+        attn_implementation: str | None = None,
+    ) -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        self.path, self.tokenizer_path = path, tokenizer_path or path
+        self.dtype, self.trust_remote_code = dtype, trust_remote_code
+        self.device_map, self.attn_implementation = device_map, attn_implementation
+
+    def build(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        for p in {self.path, self.tokenizer_path}:
+            if not Path(p).exists():
+                raise FileNotFoundError(
+                    f"model path {p!r} does not exist: download the checkpoint and set its folder in the config"
+                )
+        kwargs = {"dtype": DTYPES[self.dtype], "trust_remote_code": self.trust_remote_code}
+        if self.device_map:
+            kwargs["device_map"] = self.device_map
+        if self.attn_implementation:
+            kwargs["attn_implementation"] = self.attn_implementation
+        model = AutoModelForCausalLM.from_pretrained(self.path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_path, trust_remote_code=self.trust_remote_code)
+        return model, tokenizer
