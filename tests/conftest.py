@@ -1,0 +1,29 @@
+from pathlib import Path
+
+import pytest
+
+from wavalign.policy.interleaved import InterleavedPolicy
+from wavalign.policy.lora import LoraSettings
+from wavalign.policy.tiny import TinyQwen2
+
+ROOT = Path(__file__).resolve().parent.parent
+DEBUG_VOCAB = ROOT / "configs" / "data" / "debug_vocab.txt"
+
+
+def tiny_policy(lora: LoraSettings | None = None, seed: int = 0, num_speech_tokens: int = 64) -> InterleavedPolicy:
+    source = TinyQwen2(
+        vocab_file=str(DEBUG_VOCAB),
+        num_speech_tokens=num_speech_tokens,
+        hidden_size=32,
+        num_layers=2,
+        num_heads=2,
+        num_kv_heads=1,
+        intermediate_size=64,
+        seed=seed,
+    )
+    return InterleavedPolicy(source, num_speech_tokens=num_speech_tokens, text_chunks=[1, 4], speech_chunks=[8], lora=lora)
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT

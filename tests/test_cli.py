@@ -1,0 +1,99 @@
+"""The CLI end to end on the debug config: real TensorBoard events, real checkpoints, resume with the gate's state."""
+
+import glob
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from wavalign.cli import main
+
+CONFIG = "configs/debug_interleaved.yaml"
+
+
+def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    out: dict[str, list[tuple[int, float]]] = {}
+    for events in sorted(glob.glob(str(run_dir / "**" / "events.out.tfevents.*"), recursive=True)):
+        ea = EventAccumulator(events)
+        ea.Reload()
+        for tag in ea.Tags()["scalars"]:
+            out.setdefault(tag, []).extend((e.step, e.value) for e in ea.Scalars(tag))
+    return out
+
+
+def run(args: list[str], tmp_path: Path, name: str):
+    base = [
+        "--config", CONFIG,
+        "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
+        "--trainer.logger.init_args.name", name,
+        "--trainer.logger.init_args.version", "0",
+        "--trainer.enable_progress_bar", "false",
+    ]
+    return main(args[:1] + base + args[1:])
+
+
+@pytest.fixture(autouse=True)
+def at_root(root, monkeypatch):
+    monkeypatch.chdir(root)
+
+
+def test_fit_writes_events_and_resume_restores_gate(tmp_path):
+    run(["fit", "--trainer.max_steps=2", "--trainer.val_check_interval=2"], tmp_path, "a")
+    logs = scalars(tmp_path / "runs" / "a")
+    for tag in ("gate/lambda", "gate/lambda_raw", "reward/mean", "reward/std", "loss/po", "loss/sft", "loss/total",
+                "rollout/frac_zero_std", "rollout/len_text", "rollout/len_speech", "val/reward"):
+        assert tag in logs, tag
+    assert len(logs["gate/lambda"]) == 2
+    ckpts = glob.glob(str(tmp_path / "runs" / "a" / "**" / "*.ckpt"), recursive=True)
+    assert len(ckpts) == 1
+    state = torch.load(ckpts[0], weights_only=False)
+    gate_state = next(v for k, v in state["callbacks"].items() if k.startswith("GateCallback"))
+    lam2 = logs["gate/lambda"][-1][1]
+    assert gate_state["rule_state"]["lam_prev"] == pytest.approx(lam2, abs=1e-6)
+
+    run(["fit", "--trainer.max_steps=3", "--ckpt_path", ckpts[0]], tmp_path, "b")
+    resumed = scalars(tmp_path / "runs" / "b")
+    (_, lam3), = resumed["gate/lambda"]
+    (_, raw3), = resumed["gate/lambda_raw"]
+    assert lam3 == pytest.approx(min(0.8, 0.1 * raw3 + 0.9 * gate_state["rule_state"]["lam_prev"]), abs=1e-5)
+
+
+def print_config(capsys, *configs: str) -> dict:
+    args = ["fit"] + [a for c in configs for a in ("--config", c)] + ["--print_config"]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 0, configs
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_print_config_resolves_every_config(capsys):
+    for cfg in sorted(glob.glob("configs/*.yaml")):
+        printed = print_config(capsys, cfg)
+        assert printed["gate"]["rule"]["class_path"].startswith("wavalign.gating."), cfg
+
+
+@pytest.mark.parametrize(
+    "ablation, rule, po_tokens",
+    [
+        ("sft_only", "SFTOnly", "text"),
+        ("full_token", "RLOnly", "all"),
+        ("text_fixed_0.5", "FixedGate", "text"),
+        ("wavalign", "DynamicGate", "text"),
+        ("wavalign_no_ema", "DynamicGate", "text"),
+    ],
+)
+def test_ablations_are_one_config_away(capsys, ablation, rule, po_tokens):
+    printed = print_config(capsys, CONFIG, f"configs/ablations/{ablation}.yaml")
+    assert printed["gate"]["rule"]["class_path"] == f"wavalign.gating.{rule}"
+    assert printed["model"]["po_tokens"] == po_tokens
+    if ablation == "wavalign_no_ema":
+        assert printed["gate"]["rule"]["init_args"]["alpha"] == 0.0
+    if ablation == "text_fixed_0.5":
+        assert printed["gate"]["rule"]["init_args"]["lam"] == 0.5
+
+
+def test_validate_runs(tmp_path):
+    cli = run(["validate"], tmp_path, "v")
+    assert "val/reward" in cli.trainer.callback_metrics
