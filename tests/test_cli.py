@@ -97,3 +97,15 @@ def test_ablations_are_one_config_away(capsys, ablation, rule, po_tokens):
 def test_validate_runs(tmp_path):
     cli = run(["validate"], tmp_path, "v")
     assert "val/reward" in cli.trainer.callback_metrics
+
+
+def test_fit_with_lora_and_kl_reference(tmp_path):
+    cli = run(
+        ["fit", "--trainer.max_steps=2", "--trainer.limit_val_batches=0", "--model.beta=0.05",
+         "--model.policy.init_args.lora.r=4", "--model.policy.init_args.lora.target_modules=[q_proj,v_proj]"],
+        tmp_path,
+        "lora",
+    )
+    policy = cli.model.policy
+    assert policy.uses_lora and policy.has_reference
+    assert "loss/kl" in scalars(tmp_path / "runs" / "lora")
