@@ -92,3 +92,11 @@ def test_sft_only_gate_gives_no_gradient_through_po():
     demo = module.last_entry.demonstrations
     expected = sft_loss(module.policy.token_logprobs(demo), demo.masks.completion)
     assert torch.allclose(loss, expected)
+
+
+def test_pure_sft_warm_start_skips_sampling():
+    module = make_module(lam=0.0)
+    module.sample_when_sft_only = False
+    module.policy.rollout = None  # any sampling would fail
+    loss = module.training_step({"ids": [0, 1], "examples": examples()}, 0)
+    assert loss.item() > 0 and module.last_entry is None

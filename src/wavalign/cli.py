@@ -1,14 +1,34 @@
-"""`python -m wavalign fit|validate|test --config configs/X.yaml`: LightningCLI with the gate as a top-level key."""
+"""`python -m wavalign fit|validate|test --config configs/X.yaml`: LightningCLI with the gate as a top-level key.
+
+Two optional top-level keys make one command do everything in the embedded world:
+- `world`: prepare (or reuse, cached) the offline spoken-dialogue data before anything is built from it;
+- `warm_start_config`: when `model.init_checkpoint` does not exist yet, run this config first to make it.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from lightning.pytorch.cli import LightningCLI
 
 from wavalign.callbacks.gating import GateCallback
 from wavalign.data.datamodule import WavAlignDataModule
 from wavalign.module import WavAlignModule
+from wavalign.warm_start import ensure_checkpoint
+
+
+@dataclass
+class WorldSettings:
+    """Arguments of wavalign.world.prepare.prepare_world."""
+
+    dir: str = ".cache/world"
+    seed: int = 0
+    n_train: int = 1200
+    n_val: int = 100
+    n_test: int = 100
+    num_codes: int = 256
+    frame_ms: float = 40.0
 
 
 class WavAlignCLI(LightningCLI):
@@ -16,6 +36,20 @@ class WavAlignCLI(LightningCLI):
         # The gate is part of the method, not an optional extra: `gate.rule` in YAML picks the rule.
         parser.add_lightning_class_args(GateCallback, "gate")
         parser.link_arguments("model.ppo_epochs", "data.init_args.repeat_batches")
+        parser.add_argument("--world", type=WorldSettings | None, default=None, help="prepare the embedded world first")
+        parser.add_argument("--warm_start_config", type=str | None, default=None, help="config that makes model.init_checkpoint")
+
+    def before_instantiate_classes(self) -> None:
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        if cfg.get("world") is not None:
+            from wavalign.world.prepare import prepare_world
+
+            w = cfg.world
+            prepare_world(w.dir, seed=w.seed, n_train=w.n_train, n_val=w.n_val, n_test=w.n_test,
+                          num_codes=w.num_codes, frame_ms=w.frame_ms)  # fmt: skip
+        checkpoint = cfg.model.get("init_checkpoint")
+        if cfg.get("warm_start_config") and checkpoint:
+            ensure_checkpoint(checkpoint, cfg.warm_start_config)
 
 
 def main(args: list[str] | None = None) -> WavAlignCLI:

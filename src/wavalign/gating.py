@@ -29,6 +29,11 @@ class GateRule(ABC):
     @abstractmethod
     def update(self, rewards: Tensor, reliable: Tensor | None = None) -> GateOutput: ...
 
+    @property
+    def fixed_lambda(self) -> float | None:
+        """lambda when it does not depend on rewards (lets a pure-SFT run skip sampling), else None."""
+        return None
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
@@ -43,6 +48,10 @@ class FixedGate(GateRule):
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"FixedGate lam must be in [0, 1], got {lam}")
         self.lam = float(lam)
+
+    @property
+    def fixed_lambda(self) -> float | None:
+        return self.lam
 
     def update(self, rewards: Tensor, reliable: Tensor | None = None) -> GateOutput:
         return GateOutput(self.lam, self.lam)

@@ -20,6 +20,7 @@ from wavalign.judges.base import Judge
 from wavalign.objectives import LOSS_TYPES, dpo_loss, group_advantages, policy_loss, sft_loss
 from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy
 from wavalign.scoring import ScoredGroups, build_requests, score_groups
+from wavalign.warm_start import load_policy_weights
 
 OBJECTIVES = ("grpo", "dpo")
 
@@ -31,6 +32,9 @@ class WavAlignModule(pl.LightningModule):
     po_tokens: which tokens get the preference loss, 'text' (WavAlign) | 'all' (full-token baseline) | 'speech'.
     objective: 'grpo' (group advantages) or 'dpo' (best vs worst sample of each group, text-only log-probs).
     ppo_epochs: updates per rollout batch (the DataModule repeats batches to match; the CLI links the two).
+    init_checkpoint: a Lightning checkpoint whose policy weights start the run (e.g. an SFT warm start).
+    sample_when_sft_only: with a gate fixed at lambda = 0, still sample and score rollouts (to log rewards); off for
+    pure SFT warm starts, where a step is then one teacher-forced forward.
     """
 
     def __init__(
@@ -52,6 +56,8 @@ class WavAlignModule(pl.LightningModule):
         ppo_epochs: int = 1,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         scheduler: LRSchedulerCallable | None = None,
+        init_checkpoint: str | None = None,
+        sample_when_sft_only: bool = True,
     ) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
@@ -75,6 +81,9 @@ class WavAlignModule(pl.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.gate = None  # set by GateCallback.setup
         self.last_entry: RolloutEntry | None = None  # for callbacks (audio logging, gradient geometry)
+        self.sample_when_sft_only = sample_when_sft_only
+        if init_checkpoint:
+            load_policy_weights(self, init_checkpoint)
 
     # ---- setup ---------------------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -120,6 +129,8 @@ class WavAlignModule(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         key = tuple(batch["ids"])
+        if not self.sample_when_sft_only and self.gate.rule.fixed_lambda == 0.0:
+            return self.sft_step(batch["examples"])
         entry = self.buffer.get(key) or self.buffer.put(self.make_entry(key, batch["examples"]))
         self.buffer.mark_used(entry)
         self.last_entry = entry
@@ -133,6 +144,13 @@ class WavAlignModule(pl.LightningModule):
         bs = len(key)
         self.log_dict({"loss/total": loss, "loss/po": po, "loss/sft": sft, "gate/lambda": lam}, batch_size=bs, prog_bar=True)
         return loss
+
+    def sft_step(self, examples: Sequence[DialogueExample]) -> Tensor:
+        """A pure SFT step: no rollouts, one teacher-forced forward on the demonstrations."""
+        demo = self.demonstrations(examples, self.prompts(examples))
+        sft = sft_loss(self.policy.token_logprobs(demo), demo.masks.completion)
+        self.log_dict({"loss/total": sft, "loss/sft": sft, "gate/lambda": 0.0}, batch_size=len(examples), prog_bar=True)
+        return sft
 
     def preference_loss(self, entry: RolloutEntry) -> Tensor:
         rollouts = entry.rollouts

@@ -1,0 +1,45 @@
+"""Warm starts: load policy weights from a checkpoint, and make that checkpoint first when it is missing.
+
+The embedded world's RL config starts from an SFT checkpoint; one command must do everything, so a missing
+checkpoint is produced by running its own config (in a child process: a clean Trainer, its own logs).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def ensure_checkpoint(checkpoint: str | Path, config: str | Path) -> Path:
+    """Run `python -m wavalign fit --config <config>` if `checkpoint` does not exist yet; return its path."""
+    checkpoint = Path(checkpoint)
+    if checkpoint.is_file():
+        print(f"warm start: using {checkpoint}", flush=True)
+        return checkpoint
+    if not Path(config).is_file():
+        raise FileNotFoundError(f"warm start: checkpoint {checkpoint} is missing and its config {config} does not exist")
+    print(f"warm start: {checkpoint} is missing; running `python -m wavalign fit --config {config}`", flush=True)
+    subprocess.run([sys.executable, "-m", "wavalign", "fit", "--config", str(config)], check=True)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"warm start: {config} ran but did not write {checkpoint}; check its ModelCheckpoint dirpath")
+    return checkpoint
+
+
+def load_policy_weights(module: nn.Module, checkpoint: str | Path, prefix: str = "policy.") -> None:
+    """Copy the `prefix` weights of a Lightning checkpoint into `module`; every policy weight must be present."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if "state_dict" not in state:
+        raise ValueError(f"{checkpoint} is not a Lightning checkpoint (no 'state_dict')")
+    weights = {k: v for k, v in state["state_dict"].items() if k.startswith(prefix)}
+    own = {k for k in module.state_dict() if k.startswith(prefix)}
+    missing, unexpected = own - weights.keys(), weights.keys() - own
+    if missing or unexpected:
+        raise ValueError(
+            f"{checkpoint} does not match this policy: {len(missing)} weights missing (e.g. {sorted(missing)[:3]}), "
+            f"{len(unexpected)} unexpected (e.g. {sorted(unexpected)[:3]}); was it trained with the same policy config?"
+        )
+    module.load_state_dict(weights, strict=False)
