@@ -1,0 +1,45 @@
+import pytest
+
+from wavalign.judges.base import Judge, JudgeRequest, JudgeScore
+from wavalign.judges.combined import PooledJudge, WeightedJudge
+from wavalign.judges.rules import AnswerJudge
+
+
+class Const(Judge):
+    def __init__(self, value, reliable=True):
+        self.value, self.reliable = value, reliable
+
+    def score(self, requests):
+        return [JudgeScore(self.value, self.reliable, {"x": 1.0}) for _ in requests]
+
+
+def test_weighted_judge_split_mode():
+    judge = WeightedJudge([Const(5.0), Const(2.0, reliable=False)], [0.7, 0.3], ["semantic", "acoustic"])
+    s, = judge.score([JudgeRequest("q", "a")])
+    assert s.score == pytest.approx(0.7 * 5 + 0.3 * 2)
+    assert not s.reliable
+    assert s.parts == {"semantic": 5.0, "semantic_x": 1.0, "acoustic": 2.0, "acoustic_x": 1.0}
+    with pytest.raises(ValueError, match="sum to 1"):
+        WeightedJudge([Const(1.0)], [0.5], ["a"])
+
+
+def test_answer_judge_good_and_bad():
+    good, partial, bad, unknown = AnswerJudge().score(
+        [
+            JudgeRequest("what is two plus two", "two plus two is four", reference="four"),
+            JudgeRequest("q", "it is red or blue", reference="blue sky"),
+            JudgeRequest("what is two plus two", "two plus two is five", reference="four"),
+            JudgeRequest("q", "four"),
+        ]
+    )
+    assert good.score == 5.0 and bad.score == 1.0 and 1.0 < partial.score < 5.0
+    assert not unknown.reliable
+
+
+def test_pooled_judge_preserves_order():
+    requests = [JudgeRequest("q", f"the answer is {w}", reference=w if i % 2 else "zero") for i, w in enumerate("one two three four five".split())]
+    pooled = PooledJudge(AnswerJudge(), workers=2)
+    try:
+        assert [s.score for s in pooled.score(requests)] == [s.score for s in AnswerJudge().score(requests)]
+    finally:
+        pooled.close()
