@@ -24,9 +24,9 @@ class WorldSettings:
 
     dir: str = ".cache/world"
     seed: int = 0
-    n_train: int = 1200
-    n_val: int = 100
-    n_test: int = 100
+    n_train: int = 1500
+    n_val: int = 150
+    n_test: int = 150
     num_codes: int = 256
     frame_ms: float = 40.0
 
@@ -43,10 +43,12 @@ class WavAlignCLI(LightningCLI):
         cfg = self.config[self.subcommand] if self.subcommand else self.config
         if cfg.get("world") is not None:
             from wavalign.world.prepare import prepare_world
+            from wavalign.world.extras import write_world_extras
 
             w = cfg.world
             prepare_world(w.dir, seed=w.seed, n_train=w.n_train, n_val=w.n_val, n_test=w.n_test,
                           num_codes=w.num_codes, frame_ms=w.frame_ms)  # fmt: skip
+            write_world_extras(w.dir)
         checkpoint = cfg.model.get("init_checkpoint")
         if cfg.get("warm_start_config") and checkpoint:
             ensure_checkpoint(checkpoint, cfg.warm_start_config)

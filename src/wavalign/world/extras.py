@@ -1,0 +1,41 @@
+"""What training needs beside the prepared world's audio and JSONL: the tokenizer's word list, the ASR judge's
+sentences, and the style judge's prosody profiles (fitted on codec round trips of training replies, so the judge
+measures speech the policy can actually emit). Cached against the world's content hash: a re-prepared world gets
+fresh extras."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from wavalign.world.tasks import sentences, vocabulary
+
+PROFILE_SAMPLES = 150
+
+
+def write_world_extras(world_dir: str | Path, profile_samples: int = PROFILE_SAMPLES) -> None:
+    root = Path(world_dir)
+    content = json.loads((root / "manifest.json").read_text())["content_hash"]
+    marker = root / "extras.json"
+    if marker.is_file() and json.loads(marker.read_text()).get("content_hash") == content:
+        return
+    for name, lines in (("vocab.txt", vocabulary()), ("sentences.txt", sentences())):
+        (root / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    profiles = root / "style_profiles.json"
+    from wavalign.audio.io import read_wav
+    from wavalign.audio.world_codec import WorldCodec
+    from wavalign.judges.style import fit_profiles, prosody, save_profiles
+
+    codec = WorldCodec(str(root / "codebook.npz"))
+    samples = []
+    with (root / "train.jsonl").open(encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f][:profile_samples]
+    for row in rows:
+        wav, sr = read_wav(root / row["sft_target_audio"])
+        resynth = codec.decode(codec.encode(wav, sr))
+        samples.append((row["style"], prosody(resynth, codec.sample_rate, len(row["sft_target_text"].split()))))
+    tmp = profiles.with_suffix(".tmp")
+    save_profiles(fit_profiles(samples), tmp)
+    tmp.replace(profiles)
+    marker.write_text(json.dumps({"content_hash": content, "profile_samples": len(samples)}) + "\n")
+    print(f"world: fitted style profiles on {len(samples)} codec round trips -> {profiles}", flush=True)
