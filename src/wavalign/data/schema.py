@@ -2,7 +2,8 @@
 
 Reference schema (method.md): {"messages": [...], "audios": [...], "sft_target_text": ..., "sft_target_audio": ...,
 "task_type": "s2s", "question_text": ...}, optional "rejected_text"/"rejected_audio" (DPO), and our optional
-"reference_answer" and "style". Plain schema: {"prompt": ..., "reply": ...}, optionally with pre-tokenized speech
+"reference_answer" and "style", and optional pre-tokenized speech ("audio_codes": one code list per audio,
+"sft_target_codes"), which then takes the place of encoding the files. Plain schema: {"prompt": ..., "reply": ...}, optionally with pre-tokenized speech
 ("prompt_speech": [[codes], ...] for the <|audio|> placeholders, "reply_speech": [codes]). Paths are relative to the
 file. Every error names the file, the line and the field.
 """
@@ -75,9 +76,15 @@ def parse_reference(row: dict[str, Any], base: Path, where: str) -> DialogueExam
     audios = [_path(base, a, where, "audios") for a in _opt(row, "audios", list, where) or []]
     target_audio = _opt(row, "sft_target_audio", str, where)
     rejected_audio = _opt(row, "rejected_audio", str, where)
+    audio_codes = row.get("audio_codes")
+    if audio_codes is not None and (not isinstance(audio_codes, list) or len(audio_codes) != len(audios)):
+        raise SchemaError(f"{where}: field 'audio_codes' must hold one code list per entry of 'audios'")
+    target_codes = row.get("sft_target_codes")
     ex = DialogueExample(
         messages=messages,
         target_text=_need(row, "sft_target_text", str, where),
+        prompt_speech=None if audio_codes is None else [_codes(c, where, f"audio_codes[{i}]") for i, c in enumerate(audio_codes)],
+        target_speech=None if target_codes is None else _codes(target_codes, where, "sft_target_codes"),
         audios=audios,
         target_audio=_path(base, target_audio, where, "sft_target_audio") if target_audio else None,
         question_text=_opt(row, "question_text", str, where) or "",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from wavalign.world.tasks import sentences, vocabulary
+from wavalign.world.tasks import SPLITS, sentences, vocabulary
 
 PROFILE_SAMPLES = 150
 
@@ -21,12 +21,12 @@ def write_world_extras(world_dir: str | Path, profile_samples: int = PROFILE_SAM
         return
     for name, lines in (("vocab.txt", vocabulary()), ("sentences.txt", sentences())):
         (root / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    codec = _tokenize_splits(root)
     profiles = root / "style_profiles.json"
     from wavalign.audio.io import read_wav
     from wavalign.audio.world_codec import WorldCodec
     from wavalign.judges.style import fit_profiles, prosody, save_profiles
 
-    codec = WorldCodec(str(root / "codebook.npz"))
     samples = []
     with (root / "train.jsonl").open(encoding="utf-8") as f:
         rows = [json.loads(line) for line in f][:profile_samples]
@@ -39,3 +39,37 @@ def write_world_extras(world_dir: str | Path, profile_samples: int = PROFILE_SAM
     tmp.replace(profiles)
     marker.write_text(json.dumps({"content_hash": content, "profile_samples": len(samples)}) + "\n")
     print(f"world: fitted style profiles on {len(samples)} codec round trips -> {profiles}", flush=True)
+
+
+def _encode_file(args: tuple[str, str]) -> list[int]:
+    from wavalign.audio.io import read_wav
+    from wavalign.audio.world_codec import WorldCodec
+
+    codebook, path = args
+    codec = _CODECS.setdefault(codebook, WorldCodec(codebook))
+    wav, sr = read_wav(path)
+    return [int(c) for c in codec.encode(wav, sr)]
+
+
+_CODECS: dict = {}
+
+
+def _tokenize_splits(root: Path):
+    """{split}.codes.jsonl: the reference rows plus their speech as codec codes, encoded once (2 processes)."""
+    import multiprocessing
+
+    from wavalign.audio.world_codec import WorldCodec
+
+    codebook = str(root / "codebook.npz")
+    for split in SPLITS:
+        rows = [json.loads(line) for line in (root / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+        jobs = [(codebook, str(root / p)) for r in rows for p in [*r["audios"], r["sft_target_audio"]]]
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            codes = iter(pool.map(_encode_file, jobs, chunksize=16))
+        for r in rows:
+            r["audio_codes"] = [next(codes) for _ in r["audios"]]
+            r["sft_target_codes"] = next(codes)
+        out = root / f"{split}.codes.jsonl"
+        out.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        print(f"world: encoded {len(jobs)} {split} utterances -> {out}", flush=True)
+    return WorldCodec(codebook)
