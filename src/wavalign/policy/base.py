@@ -20,6 +20,7 @@ class SamplingConfig:
     top_p: float = 0.9
     top_k: int = 0
     max_new_tokens: int = 64
+    do_sample: bool = True  # False: greedy decoding (evaluation)
 
     def __post_init__(self) -> None:
         if self.temperature <= 0 or not 0 < self.top_p <= 1 or self.max_new_tokens < 1:

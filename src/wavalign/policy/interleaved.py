@@ -16,10 +16,13 @@ from torch import Tensor
 from transformers import GenerationConfig
 
 from wavalign.modality import InterleaveLayout, ModalitySpec
+from wavalign.policy.decoding import StaticCacheSampler
 from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy
 from wavalign.policy.lora import LoraSettings, apply_lora
 from wavalign.policy.prompting import ChatTemplate, render_prompt
 from wavalign.policy.sources import ModelSource
+
+DECODERS = ("generate", "static", "compiled")
 
 
 def _token_id(tokenizer, token: str, what: str) -> int:
@@ -31,7 +34,9 @@ def _token_id(tokenizer, token: str, what: str) -> int:
 
 class InterleavedPolicy(SpeechPolicy):
     """speech_token: template of the codec tokens' names ("<|s_{}|>", GLM-4-Voice "<|audio_{}|>"), whose ids must
-    be contiguous; text_chunks/speech_chunks: the reply's interleave pattern (VITA-Audio: [1, 4] and [8])."""
+    be contiguous; text_chunks/speech_chunks: the reply's interleave pattern (VITA-Audio: [1, 4] and [8]).
+    decoder: 'generate' (transformers' generate, dynamic cache), 'static' (our loop over a reused static cache) or
+    'compiled' (the same with the one-token step compiled: fastest for long runs, compiles once per shape bucket)."""
 
     def __init__(
         self,
@@ -46,6 +51,7 @@ class InterleavedPolicy(SpeechPolicy):
         chat: ChatTemplate | None = None,
         lora: LoraSettings | None = None,
         gradient_checkpointing: bool = False,
+        decoder: str = "generate",
     ) -> None:
         super().__init__()
         model, tokenizer = source.build()
@@ -74,6 +80,10 @@ class InterleavedPolicy(SpeechPolicy):
         self.uses_lora = lora is not None
         self.model = apply_lora(model, lora) if lora is not None else model
         self._frozen_reference: torch.nn.Module | None = None
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        self.decoder = decoder
+        self._sampler: StaticCacheSampler | None = None
 
     # ---- token layout -------------------------------------------------------------------------------------------
     def encode_speech(self, codes: Sequence[int]) -> list[int]:
@@ -117,8 +127,23 @@ class InterleavedPolicy(SpeechPolicy):
         base = self.make_batch(prompts, [[self.spec.eos_id]] * len(prompts))
         ids = base.prompt_ids.repeat_interleave(group_size, dim=0)
         attn = base.prompt_mask.repeat_interleave(group_size, dim=0)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            completion = self._sample(ids, attn, sampling)
+        finally:
+            self.model.train(was_training)
+        if completion.shape[1] == 0:
+            completion = torch.full((ids.shape[0], 1), self.spec.pad_id, dtype=torch.long, device=ids.device)
+        return SequenceBatch(ids, attn, completion, self.spec.masks(completion))
+
+    def _sample(self, ids: Tensor, attn: Tensor, sampling: SamplingConfig) -> Tensor:
+        if self.decoder != "generate":
+            if self._sampler is None:
+                self._sampler = StaticCacheSampler(self.model, compile=self.decoder == "compiled")
+            return self._sampler.sample(ids, attn, sampling, self.spec.eos_id, self.spec.pad_id)
         config = GenerationConfig(
-            do_sample=True,
+            do_sample=sampling.do_sample,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             top_k=sampling.top_k or None,
@@ -126,16 +151,8 @@ class InterleavedPolicy(SpeechPolicy):
             eos_token_id=self.spec.eos_id,
             pad_token_id=self.spec.pad_id,
         )
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            out = self.model.generate(input_ids=ids, attention_mask=attn, generation_config=config)
-        finally:
-            self.model.train(was_training)
-        completion = out[:, ids.shape[1] :]
-        if completion.shape[1] == 0:
-            completion = torch.full((ids.shape[0], 1), self.spec.pad_id, dtype=torch.long, device=ids.device)
-        return SequenceBatch(ids, attn, completion, self.spec.masks(completion))
+        out = self.model.generate(input_ids=ids, attention_mask=attn, generation_config=config)
+        return out[:, ids.shape[1] :]
 
     # ---- log-probs -----------------------------------------------------------------------------------------------
     def _forward_logprobs(self, model: torch.nn.Module, batch: SequenceBatch) -> Tensor:

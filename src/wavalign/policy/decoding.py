@@ -1,0 +1,95 @@
+"""A fast sampling loop for rollouts: a reused static KV cache and a compiled one-token decode step.
+
+Why not `generate`: on CPU, transformers' generate does not compile (its auto-compile is for accelerators), and a
+tiny model's decode step is dominated by Python dispatch; compiling the step with a fixed-shape static cache cut the
+rollout of 16 x 64 tokens on a 4-layer, 128-wide Qwen2 from 0.36 s to 0.23 s here. The cache is kept between
+rollouts (shape buckets), so compilation happens once per bucket, not once per step. Sampling itself (temperature,
+top-k, top-p) is a few tensor ops per step, written out here because the loop around the compiled step is ours.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+from transformers import StaticCache
+
+from wavalign.policy.base import SamplingConfig
+
+BUCKET = 64  # cache lengths are rounded up to a multiple of this, so varying prompt lengths reuse one compilation
+
+
+def sample_next(logits: Tensor, sampling: SamplingConfig) -> Tensor:
+    """One token per row from (rows, vocab) logits with temperature, top-k and nucleus (top-p) filtering."""
+    if not sampling.do_sample:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits.float() / sampling.temperature
+    if sampling.top_k:
+        kth = torch.topk(logits, min(sampling.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if sampling.top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        drop = (sorted_p.cumsum(dim=-1) - sorted_p) > sampling.top_p  # keep the smallest set reaching top_p
+        sorted_p = sorted_p.masked_fill(drop, 0.0)
+        return order.gather(1, torch.multinomial(sorted_p, 1))
+    return torch.multinomial(probs, 1)
+
+
+class StaticCacheSampler:
+    """Samples completions with a static cache that is reset, not reallocated, between rollouts."""
+
+    def __init__(self, model: torch.nn.Module, compile: bool = True) -> None:
+        self.model = model
+        self.caches: dict[tuple[int, int, torch.dtype], StaticCache] = {}
+        self.step: Callable = self._decode_step
+        if compile:
+            self.step = torch.compile(self._decode_step, dynamic=False)
+
+    def _decode_step(self, token: Tensor, position: Tensor, attention: Tensor, cache: StaticCache, where: Tensor) -> Tensor:
+        out = self.model(
+            input_ids=token, position_ids=position, attention_mask=attention, past_key_values=cache,
+            cache_position=where, use_cache=True,
+        )  # fmt: skip
+        return out.logits[:, -1, :]
+
+    def _cache(self, rows: int, length: int, dtype: torch.dtype, device: torch.device) -> StaticCache:
+        key = (rows, length, dtype)
+        if key not in self.caches:
+            config = self.model.config.get_text_config() if hasattr(self.model.config, "get_text_config") else self.model.config
+            self.caches[key] = StaticCache(config=config, max_cache_len=length)
+        cache = self.caches[key]
+        cache.reset()
+        return cache
+
+    @torch.no_grad()
+    def sample(self, prompt_ids: Tensor, prompt_mask: Tensor, sampling: SamplingConfig, eos_id: int, pad_id: int) -> Tensor:
+        """(rows, P) left-padded prompts -> (rows, T<=max_new_tokens) completions, pad after each row's EOS."""
+        rows, p_len = prompt_ids.shape
+        total = -(-(p_len + sampling.max_new_tokens) // BUCKET) * BUCKET
+        dtype = next(self.model.parameters()).dtype
+        cache = self._cache(rows, total, dtype, prompt_ids.device)
+        attention = torch.zeros(rows, total, dtype=torch.long, device=prompt_ids.device)
+        attention[:, :p_len] = prompt_mask
+        positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
+        out = self.model(
+            input_ids=prompt_ids, attention_mask=attention, position_ids=positions, past_key_values=cache,
+            cache_position=torch.arange(p_len, device=prompt_ids.device), use_cache=True, logits_to_keep=1,
+        )  # fmt: skip
+        logits = out.logits[:, -1, :]
+        next_pos = positions[:, -1:] + 1
+        done = torch.zeros(rows, 1, dtype=torch.bool, device=prompt_ids.device)
+        tokens = []
+        for t in range(sampling.max_new_tokens):
+            token = sample_next(logits, sampling)
+            token = token.masked_fill(done, pad_id)
+            tokens.append(token)
+            done |= token == eos_id
+            if bool(done.all()) or t == sampling.max_new_tokens - 1:
+                break
+            attention[:, p_len + t] = 1
+            where = torch.tensor([p_len + t], device=prompt_ids.device)
+            logits = self.step(token, next_pos, attention, cache, where)
+            next_pos = next_pos + 1
+        return torch.cat(tokens, dim=1)
