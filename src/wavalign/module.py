@@ -5,7 +5,9 @@ The module only wires the parts; each idea lives in its own module (modality, ob
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import lightning.pytorch as pl
 import torch
@@ -82,6 +84,7 @@ class WavAlignModule(pl.LightningModule):
         self.gate = None  # set by GateCallback.setup
         self.last_entry: RolloutEntry | None = None  # for callbacks (audio logging, gradient geometry)
         self.sample_when_sft_only = sample_when_sft_only
+        self.timings: dict[str, float] = {}  # seconds per phase of the last step, logged as time/<phase>
         if init_checkpoint:
             load_policy_weights(self, init_checkpoint)
 
@@ -99,6 +102,14 @@ class WavAlignModule(pl.LightningModule):
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "step"}}
 
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - start
+
     # ---- tokens --------------------------------------------------------------------------------------------------
     def prompts(self, examples: Sequence[DialogueExample]) -> list[list[int]]:
         return [self.policy.prompt_ids(ex.messages, self.speech.prompt_speech(ex)) for ex in examples]
@@ -110,9 +121,11 @@ class WavAlignModule(pl.LightningModule):
     def sample_and_score(
         self, examples: Sequence[DialogueExample], prompts: list[list[int]], group_size: int, sampling: SamplingConfig
     ) -> tuple[SequenceBatch, list[Reply], ScoredGroups]:
-        rollouts = self.policy.rollout(prompts, group_size, sampling)
-        replies = self.policy.decode(rollouts)
-        scored = score_groups(self.judge, build_requests(examples, replies, group_size, self.codec), group_size)
+        with self.timed("rollout"):
+            rollouts = self.policy.rollout(prompts, group_size, sampling)
+            replies = self.policy.decode(rollouts)
+        with self.timed("judge"):
+            scored = score_groups(self.judge, build_requests(examples, replies, group_size, self.codec), group_size)
         return rollouts, replies, scored
 
     # ---- training ------------------------------------------------------------------------------------------------
@@ -123,26 +136,30 @@ class WavAlignModule(pl.LightningModule):
         adv = group_advantages(scored.rewards, scored.reliable, scale=self.scale_rewards).flatten()
         entry = RolloutEntry(key, rollouts, self.demonstrations(examples, prompts), adv.to(self.device), gate.lam, replies)
         if self.beta > 0 and gate.lam > 0:
-            entry.ref_logp = self.policy.token_logprobs(rollouts, reference=True)
+            with self.timed("reference"):
+                entry.ref_logp = self.policy.token_logprobs(rollouts, reference=True)
         self.log_rollout_stats(entry, scored, gate.lam_raw)
         return entry
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         key = tuple(batch["ids"])
+        self.timings = {}
         if not self.sample_when_sft_only and self.gate.rule.fixed_lambda == 0.0:
             return self.sft_step(batch["examples"])
         entry = self.buffer.get(key) or self.buffer.put(self.make_entry(key, batch["examples"]))
         self.buffer.mark_used(entry)
         self.last_entry = entry
         lam = entry.lam
-        with torch.set_grad_enabled(lam > 0):
-            po = self.preference_loss(entry)
-        with torch.set_grad_enabled(lam < 1):
-            demo = entry.demonstrations
-            sft = sft_loss(self.policy.token_logprobs(demo), demo.masks.completion)
-        loss = lam * po + (1.0 - lam) * sft
+        with self.timed("forward"):
+            with torch.set_grad_enabled(lam > 0):
+                po = self.preference_loss(entry)
+            with torch.set_grad_enabled(lam < 1):
+                demo = entry.demonstrations
+                sft = sft_loss(self.policy.token_logprobs(demo), demo.masks.completion)
+            loss = lam * po + (1.0 - lam) * sft
         bs = len(key)
         self.log_dict({"loss/total": loss, "loss/po": po, "loss/sft": sft, "gate/lambda": lam}, batch_size=bs, prog_bar=True)
+        self.log_dict({f"time/{k}": v for k, v in self.timings.items()}, batch_size=bs)
         return loss
 
     def sft_step(self, examples: Sequence[DialogueExample]) -> Tensor:
