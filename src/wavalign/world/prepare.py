@@ -1,0 +1,193 @@
+"""Build the embedded world on disk: spoken questions and styled demonstration replies, JSONL splits, codec codebook.
+
+Layout of DIR (paths inside the JSONL are relative to DIR):
+  audio/q_QQQQQ.wav           question QQQQQ (qid of tasks.all_questions()), neutral style, 16 kHz; shared by the
+                              examples that ask this question in different styles
+  audio/a_QQQQQ_STYLE.wav     demonstration reply to question QQQQQ spoken in STYLE
+  train.jsonl, val.jsonl, test.jsonl   the reference schema of method.md plus reference_answer, style, family, qid
+  codebook.npz                WorldCodec codebook fitted on training audio only (questions + replies)
+  manifest.json               settings, counts and a content hash; written last, so its presence means "complete"
+
+Preparation is deterministic (same settings -> byte-identical JSONL and WAVs, identical codebook arrays) and cached:
+when manifest.json already records the same settings, nothing is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wavalign.audio.io import read_wav, write_wav
+from wavalign.audio.tts import STYLES, espeak_binary, synthesize
+from wavalign.audio.world_codec import WorldCodec
+from wavalign.world.tasks import SPLITS, WORLD_STYLES, Example, make_splits, system_prompt, vocabulary
+
+WORLD_VERSION = 1  # bump when tables, layout or schema change, so cached worlds are rebuilt
+SAMPLE_RATE = 16000  # stored audio rate = WorldCodec.sample_rate, so encoding needs no resampling
+DEFAULT_COUNTS = {"train": 1500, "val": 150, "test": 150}
+DEFAULT_MAX_FIT_UTTERANCES = 600  # WORLD analysis dominates prepare time; 600 utterances give ~10^4 frames per code
+
+
+def question_audio(ex: Example) -> str:
+    return f"audio/q_{ex.qid:05d}.wav"
+
+
+def reply_audio(ex: Example) -> str:
+    return f"audio/a_{ex.qid:05d}_{ex.style}.wav"
+
+
+def to_row(ex: Example) -> dict[str, Any]:
+    """One JSONL line in the reference schema (method.md), plus the world's extra keys."""
+    return {
+        "messages": [{"role": "system", "content": system_prompt(ex.style)}, {"role": "user", "content": "<|audio|>"}],
+        "audios": [question_audio(ex)],
+        "sft_target_text": ex.reply_text,
+        "sft_target_audio": reply_audio(ex),
+        "task_type": "s2s",
+        "question_text": ex.question_text,
+        "reference_answer": ex.reference_answer,
+        "style": ex.style,
+        "family": ex.family,
+        "qid": ex.qid,
+    }
+
+
+def _espeak_version() -> str:
+    out = subprocess.run([espeak_binary(), "--version"], capture_output=True, text=True, check=True).stdout
+    return out.split("Data at:")[0].strip()
+
+
+def _settings(seed: int, counts: dict[str, int], num_codes: int, frame_ms: float, max_fit: int) -> dict[str, Any]:
+    return {
+        "world_version": WORLD_VERSION,
+        "seed": int(seed),
+        "counts": {s: int(counts[s]) for s in SPLITS},
+        "num_codes": int(num_codes),
+        "frame_ms": float(frame_ms),
+        "sample_rate": SAMPLE_RATE,
+        "max_fit_utterances": int(max_fit),
+        "styles": {name: asdict(STYLES[name]) for name in WORLD_STYLES},
+        "tts": _espeak_version(),
+    }
+
+
+def _synthesize_all(root: Path, jobs: dict[str, tuple[str, str]], workers: int) -> None:
+    """Write every (relative path -> (text, style)) WAV; espeak-ng runs as a subprocess, so threads parallelise."""
+
+    def one(item: tuple[str, tuple[str, str]]) -> None:
+        rel, (text, style) = item
+        wav, sr = synthesize(text, style, sample_rate=SAMPLE_RATE)
+        write_wav(root / rel, wav, sr)
+
+    items = sorted(jobs.items())
+    if workers <= 1:
+        for item in items:
+            one(item)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(one, items, chunksize=16))
+
+
+def _fit_codebook(root: Path, train: list[Example], seed: int, num_codes: int, frame_ms: float, max_fit: int) -> None:
+    paths = sorted({question_audio(e) for e in train} | {reply_audio(e) for e in train})
+    if len(paths) > max_fit:
+        paths = sorted(random.Random(f"wavalign-world-fit-{seed}").sample(paths, max_fit))
+    wavs = []
+    for rel in paths:
+        wav, sr = read_wav(root / rel)
+        if sr != SAMPLE_RATE:
+            raise RuntimeError(f"{root / rel}: expected {SAMPLE_RATE} Hz audio, found {sr} Hz")
+        wavs.append(wav)
+    codec = WorldCodec.fit(wavs, SAMPLE_RATE, num_codes=num_codes, frame_ms=frame_ms, seed=seed)
+    codec.save(root / "codebook.npz")
+
+
+def content_hash(root: Path) -> str:
+    """sha256 over the JSONL bytes, every WAV's bytes and the codebook's arrays (npz zip headers hold timestamps)."""
+    h = hashlib.sha256()
+    files = [root / f"{s}.jsonl" for s in SPLITS] + sorted((root / "audio").glob("*.wav"))
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    with np.load(root / "codebook.npz", allow_pickle=False) as z:
+        for key in sorted(z.files):
+            arr = np.ascontiguousarray(z[key])
+            h.update(f"{key}:{arr.dtype.str}:{arr.shape}".encode() + arr.tobytes())
+    return h.hexdigest()
+
+
+def is_prepared(out_dir: str | Path, settings: dict[str, Any]) -> bool:
+    root = Path(out_dir)
+    try:
+        manifest = json.loads((root / "manifest.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    needed = [root / f"{s}.jsonl" for s in SPLITS] + [root / "codebook.npz"]
+    return manifest.get("settings") == settings and all(p.is_file() for p in needed)
+
+
+def prepare_world(
+    out_dir: str | Path,
+    seed: int = 0,
+    n_train: int = DEFAULT_COUNTS["train"],
+    n_val: int = DEFAULT_COUNTS["val"],
+    n_test: int = DEFAULT_COUNTS["test"],
+    num_codes: int = 256,
+    frame_ms: float = 40.0,
+    max_fit_utterances: int = DEFAULT_MAX_FIT_UTTERANCES,
+    workers: int = 2,
+    verbose: bool = True,
+) -> Path:
+    """Build (or reuse) the world in `out_dir`; returns the directory. Safe to call every time training starts."""
+    root = Path(out_dir)
+    counts = {"train": n_train, "val": n_val, "test": n_test}
+    settings = _settings(seed, counts, num_codes, frame_ms, max_fit_utterances)
+    say = print if verbose else (lambda *a, **k: None)
+    if is_prepared(root, settings):
+        say(f"world: cached in {root} (manifest.json has the same settings); nothing to do")
+        return root
+    t0 = time.perf_counter()
+    splits = make_splits(seed, n_train, n_val, n_test)  # validates the counts before touching the disk
+    (root / "audio").mkdir(parents=True, exist_ok=True)
+    (root / "manifest.json").unlink(missing_ok=True)
+    for stale in [*(root / "audio").glob("q_*.wav"), *(root / "audio").glob("a_*.wav")]:
+        stale.unlink()  # only our own naming pattern: the directory may hold other files
+
+    jobs: dict[str, tuple[str, str]] = {}
+    for examples in splits.values():
+        for ex in examples:
+            jobs[question_audio(ex)] = (ex.question_text, "neutral")
+            jobs[reply_audio(ex)] = (ex.reply_text, ex.style)
+    say(f"world: synthesising {len(jobs)} utterances with espeak-ng ({workers} workers) ...", flush=True)
+    _synthesize_all(root, jobs, workers)
+    t1 = time.perf_counter()
+
+    for split, examples in splits.items():
+        lines = [json.dumps(to_row(ex), ensure_ascii=True) + "\n" for ex in examples]
+        (root / f"{split}.jsonl").write_text("".join(lines), encoding="utf-8")
+    say(f"world: fitting a {num_codes}-code WORLD codebook ({frame_ms:g} ms frames) on training audio ...", flush=True)
+    _fit_codebook(root, splits["train"], seed, num_codes, frame_ms, max_fit_utterances)
+    t2 = time.perf_counter()
+
+    manifest = {
+        "settings": settings,
+        "counts": {s: len(splits[s]) for s in SPLITS},
+        "questions": {s: len({e.qid for e in splits[s]}) for s in SPLITS},
+        "audio_files": len(jobs),
+        "vocabulary_size": len(vocabulary()),
+        "content_hash": content_hash(root),
+    }
+    tmp = root / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    tmp.replace(root / "manifest.json")
+    say(f"world: wrote {root} in {t2 - t0:.1f} s (synthesis {t1 - t0:.1f} s, codebook {t2 - t1:.1f} s); "
+        f"counts {manifest['counts']}")  # fmt: skip
+    return root
