@@ -135,6 +135,8 @@ class WavAlignModule(pl.LightningModule):
         gate = self.gate.step(scored.rewards, scored.reliable)
         adv = group_advantages(scored.rewards, scored.reliable, scale=self.scale_rewards).flatten()
         entry = RolloutEntry(key, rollouts, self.demonstrations(examples, prompts), adv.to(self.device), gate.lam, replies)
+        # Kept for analysis callbacks (judge consistency, rollout audio) so they need not decode speech again.
+        entry.extras.update(requests=scored.requests, scores=scored.scores)
         if self.beta > 0 and gate.lam > 0:
             with self.timed("reference"):
                 entry.ref_logp = self.policy.token_logprobs(rollouts, reference=True)

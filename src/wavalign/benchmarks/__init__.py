@@ -1,0 +1,40 @@
+"""Benchmark loaders: each reads one benchmark's file layout into a list of `BenchmarkItem`s.
+
+    load_benchmark("voicebench", "data/sd-qa_usa.jsonl", name="sdqa", subset="sd-qa", max_items=200)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wavalign.benchmarks.base import BenchmarkError, BenchmarkItem, correctness, extract_choice
+from wavalign.benchmarks.generic import load_generic
+from wavalign.benchmarks.voicebench import load_voicebench
+from wavalign.benchmarks.vstyle import load_vstyle
+
+KINDS = ("generic", "voicebench", "vstyle")
+
+__all__ = ["KINDS", "BenchmarkError", "BenchmarkItem", "correctness", "extract_choice", "load_benchmark",
+           "load_generic", "load_voicebench", "load_vstyle"]  # fmt: skip
+
+
+def load_benchmark(
+    kind: str,
+    path: str | Path,
+    name: str,
+    max_items: int | None = None,
+    subset: str | None = None,
+    language: str | None = None,
+) -> list[BenchmarkItem]:
+    """subset: the VoiceBench subset (decides multiple-choice scoring); language: VStyle rows to keep (e.g. "en")."""
+    if subset is not None and kind != "voicebench":
+        raise BenchmarkError(f"benchmark {name!r}: 'subset' only applies to kind 'voicebench', not {kind!r}")
+    if language is not None and kind != "vstyle":
+        raise BenchmarkError(f"benchmark {name!r}: 'language' only applies to kind 'vstyle', not {kind!r}")
+    if kind == "generic":
+        return load_generic(path, name, max_items)
+    if kind == "voicebench":
+        return load_voicebench(path, name, subset, max_items)
+    if kind == "vstyle":
+        return load_vstyle(path, name, language, max_items)
+    raise BenchmarkError(f"benchmark {name!r}: kind must be one of {KINDS}, got {kind!r}")
