@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from conftest import tiny_policy
@@ -100,3 +101,14 @@ def test_pure_sft_warm_start_skips_sampling():
     module.policy.rollout = None  # any sampling would fail
     loss = module.training_step({"ids": [0, 1], "examples": examples()}, 0)
     assert loss.item() > 0 and module.last_entry is None
+
+
+def test_a_codec_smaller_than_the_policy_speech_vocabulary_fails_at_start_up():
+    from wavalign.judges.rules import AnswerJudge
+    from wavalign.module import WavAlignModule
+
+    class SmallCodec:
+        num_codes, sample_rate = 16, 16000
+
+    with pytest.raises(ValueError, match="emits 64 speech codes but model.codec .* decodes only 16"):
+        WavAlignModule(tiny_policy(), AnswerJudge(), codec=SmallCodec())

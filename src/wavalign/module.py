@@ -27,6 +27,17 @@ from wavalign.warm_start import load_policy_weights
 OBJECTIVES = ("grpo", "dpo")
 
 
+def check_codec_fits(policy: SpeechPolicy, codec: SpeechCodec | None) -> None:
+    """The policy must not emit speech codes the codec cannot decode: fail at start-up, not mid-run in a judge."""
+    emits = getattr(policy, "num_speech_tokens", None) or getattr(getattr(policy, "layout", None), "num_speech_tokens", None)
+    decodes = getattr(codec, "num_codes", None)
+    if emits is not None and decodes is not None and emits > decodes:
+        raise ValueError(
+            f"model.policy emits {emits} speech codes but model.codec ({type(codec).__name__}) decodes only "
+            f"{decodes}: set the policy's num_speech_tokens to the codec's num_codes"
+        )
+
+
 class WavAlignModule(pl.LightningModule):
     """policy: the speech LLM; judge: scores replies; codec: decodes speech codes for the judge and encodes audio
     prompts (None for text-only judges and pre-tokenized data).
@@ -72,6 +83,7 @@ class WavAlignModule(pl.LightningModule):
             raise ValueError(f"model.group_size must be >= 2 (advantages are relative within a group), got {group_size}")
         self.save_hyperparameters(ignore=["policy", "judge", "codec", "optimizer", "scheduler"])
         self.policy, self.judge, self.codec = policy, judge, codec
+        check_codec_fits(policy, codec)
         self.group_size = group_size
         self.sampling = sampling or SamplingConfig()
         self.eval_sampling = eval_sampling or SamplingConfig(temperature=0.7, top_p=0.9, max_new_tokens=self.sampling.max_new_tokens)

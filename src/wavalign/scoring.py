@@ -35,14 +35,13 @@ def build_requests(
     requests = []
     for i, reply in enumerate(replies):
         ex = examples[i // group_size]
-        audio = None
-        if codec is not None and reply.speech_codes:
-            audio = codec.decode(np.asarray(reply.speech_codes, dtype=np.int64))
+        speech = codec is not None and bool(reply.speech_codes)
         requests.append(
-            JudgeRequest(
+            JudgeRequest(  # the audio is decoded where a judge first reads it (in parallel under PooledJudge)
                 question=ex.question_text,
                 reply_text=reply.text,
-                reply_audio=audio,
+                reply_codes=np.asarray(reply.speech_codes, dtype=np.int64) if speech else None,
+                codec=codec if speech else None,
                 sample_rate=codec.sample_rate if codec is not None else 16000,
                 reference=ex.reference_answer,
                 style=ex.style,

@@ -52,3 +52,20 @@ def test_fit_logs_geometry_and_benchmark_every_n_steps(tmp_path):
     for tag in ("eval/iq", "eval/eq", "eval/wer"):
         assert [e.step for e in ea.Scalars(tag)] == [0, 1], tag  # after the first and the second optimiser step
     assert "gate/lambda" in tags
+
+
+def test_at_start_evaluates_before_the_first_update(tmp_path):
+    at_start = tmp_path / "at_start.yaml"
+    at_start.write_text(
+        "trainer:\n  callbacks:\n"
+        "    - class_path: wavalign.callbacks.benchmark.BenchmarkCallback\n"
+        "      init_args: {suites: [{name: debug, path: configs/data/debug_bench.jsonl}], wer: reference, at_start: true}\n"
+    )
+    cli = run("fit", tmp_path, "--config", str(at_start), "--trainer.max_steps=2", "--trainer.limit_val_batches=0")
+    (cb,) = [c for c in cli.trainer.callbacks if type(c).__name__ == "BenchmarkCallback"]
+    (events,) = glob.glob(str(tmp_path / "runs" / "debug_interleaved" / "version_0" / "events.out.tfevents.*"))
+    ea = EventAccumulator(events)
+    ea.Reload()
+    for tag in ("eval/iq", "eval/eq", "eval/wer"):
+        (event,) = ea.Scalars(tag)  # once, before training; no validation ran afterwards
+        assert event.step == 0 and event.value == pytest.approx(cb.last[tag]), tag

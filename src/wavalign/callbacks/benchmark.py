@@ -67,7 +67,8 @@ class _Scores:
 
 class BenchmarkCallback(pl.Callback):
     """every_n_steps > 0 also evaluates after every N-th optimiser step of `fit`, written straight to the loggers at
-    step N - 1, 2N - 1, ... (where a validation run after N steps lands too)."""
+    step N - 1, 2N - 1, ... (where a validation run after N steps lands too). at_start also evaluates before the first
+    update of a fresh `fit` (logged at step 0): the starting point of the curves, e.g. a warm start's IQ before RL."""
 
     def __init__(
         self,
@@ -81,6 +82,7 @@ class BenchmarkCallback(pl.Callback):
         asr_sentences_file: str | None = None,
         by_category: bool = False,
         seed: int = 0,
+        at_start: bool = False,
     ) -> None:
         if not suites:
             raise ValueError("BenchmarkCallback needs at least one suite")
@@ -96,6 +98,7 @@ class BenchmarkCallback(pl.Callback):
         self.suites, self.every_n_steps, self.batch_size = suites, every_n_steps, batch_size
         self.eq_judge, self.iq_judge, self.wer, self.asr = eq_judge, iq_judge, wer, asr
         self.asr_sentences_file, self.by_category, self.seed = asr_sentences_file, by_category, seed
+        self.at_start = at_start
         self.items: dict[str, list[BenchmarkItem]] = {}
         self.last: dict[str, float] = {}  # the latest evaluation's values, for inspection and tests
         self._last_step = -1
@@ -119,6 +122,12 @@ class BenchmarkCallback(pl.Callback):
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         pl_module.log_dict(self.evaluate(trainer, pl_module), on_step=False, on_epoch=True, batch_size=1)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.at_start and trainer.global_step == 0:  # not on resume: that run's start was logged already
+            values = self.evaluate(trainer, pl_module)
+            for logger in trainer.loggers:
+                logger.log_metrics(values, step=0)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
         done = trainer.global_step  # optimiser steps taken so far

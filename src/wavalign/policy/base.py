@@ -34,9 +34,9 @@ class SequenceBatch:
     masks are over completion positions; for parallel-stream policies, positions are the streams laid side by side.
     """
 
-    prompt_ids: Tensor  # (N, P)
+    prompt_ids: Tensor  # (N, P) single stream, or (N, P, streams) for parallel heads
     prompt_mask: Tensor  # (N, P), 1 on real prompt tokens
-    completion_ids: Tensor  # (N, T) or (N, T, streams)
+    completion_ids: Tensor  # (N, T) single stream, or (N, T, streams) for parallel heads
     masks: ModalityMasks  # each (N, T')
 
     @property
@@ -65,19 +65,20 @@ class SpeechPolicy(nn.Module, ABC):
     """A speech LLM behind the operations the recipe needs."""
 
     @abstractmethod
-    def prompt_ids(self, messages: Sequence[dict[str, str]], speech: Sequence[Sequence[int]]) -> list[int]:
-        """Token ids of a chat prompt, ending where the assistant's reply starts; speech fills <|audio|> slots."""
+    def prompt_ids(self, messages: Sequence[dict[str, str]], speech: Sequence[Sequence[int]]) -> list[int] | Tensor:
+        """Token ids of a chat prompt, ending where the assistant's reply starts; speech fills <|audio|> slots.
+        A list for single-stream policies, a (P, streams) tensor for parallel heads."""
 
     @abstractmethod
     def reply_ids(self, text: str, speech_codes: Sequence[int]) -> list[int] | Tensor:
         """The reply laid out exactly as the model emits it, EOS included (a demonstration or a DPO pair)."""
 
     @abstractmethod
-    def make_batch(self, prompts: Sequence[Sequence[int]], replies: Sequence[Sequence[int] | Tensor]) -> SequenceBatch:
+    def make_batch(self, prompts: Sequence[Sequence[int] | Tensor], replies: Sequence[Sequence[int] | Tensor]) -> SequenceBatch:
         """Pad prompts left and replies right, with modality masks."""
 
     @abstractmethod
-    def rollout(self, prompts: Sequence[Sequence[int]], group_size: int, sampling: SamplingConfig) -> SequenceBatch:
+    def rollout(self, prompts: Sequence[Sequence[int] | Tensor], group_size: int, sampling: SamplingConfig) -> SequenceBatch:
         """Sample group_size replies per prompt; rows are grouped: prompt i owns rows i*G .. i*G+G-1."""
 
     @abstractmethod

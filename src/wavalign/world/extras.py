@@ -11,17 +11,19 @@ from pathlib import Path
 from wavalign.world.tasks import SPLITS, sentences, vocabulary
 
 PROFILE_SAMPLES = 150
+EXTRAS_VERSION = 2  # bump when the extras' files change, so cached worlds get them rebuilt
 
 
 def write_world_extras(world_dir: str | Path, profile_samples: int = PROFILE_SAMPLES) -> None:
     root = Path(world_dir)
     content = json.loads((root / "manifest.json").read_text())["content_hash"]
     marker = root / "extras.json"
-    if marker.is_file() and json.loads(marker.read_text()).get("content_hash") == content:
+    if marker.is_file() and json.loads(marker.read_text()) == _marker(content, profile_samples):
         return
     for name, lines in (("vocab.txt", vocabulary()), ("sentences.txt", sentences())):
         (root / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     codec = _tokenize_splits(root)
+    _write_benchmarks(root)
     profiles = root / "style_profiles.json"
     from wavalign.audio.io import read_wav
     from wavalign.audio.world_codec import WorldCodec
@@ -37,8 +39,25 @@ def write_world_extras(world_dir: str | Path, profile_samples: int = PROFILE_SAM
     tmp = profiles.with_suffix(".tmp")
     save_profiles(fit_profiles(samples), tmp)
     tmp.replace(profiles)
-    marker.write_text(json.dumps({"content_hash": content, "profile_samples": len(samples)}) + "\n")
+    marker.write_text(json.dumps(_marker(content, profile_samples)) + "\n")
     print(f"world: fitted style profiles on {len(samples)} codec round trips -> {profiles}", flush=True)
+
+
+def _marker(content: str, profile_samples: int) -> dict:
+    return {"content_hash": content, "profile_samples": profile_samples, "version": EXTRAS_VERSION}
+
+
+def _write_benchmarks(root: Path) -> None:
+    """{split}.bench.jsonl: each split as a generic spoken-QA benchmark (wavalign.benchmarks.generic), so
+    BenchmarkCallback measures IQ (answer accuracy) on the spoken questions exactly as on external benchmarks."""
+    for split in SPLITS:
+        rows = [json.loads(line) for line in (root / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+        bench = [
+            {"question": r["question_text"], "audio": r["audios"][0], "answer": r["reference_answer"],
+             "style": r["style"], "category": r["family"]}  # fmt: skip
+            for r in rows
+        ]
+        (root / f"{split}.bench.jsonl").write_text("".join(json.dumps(b) + "\n" for b in bench), encoding="utf-8")
 
 
 def _encode_file(args: tuple[str, str]) -> list[int]:
