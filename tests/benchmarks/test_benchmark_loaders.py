@@ -116,6 +116,11 @@ def test_correctness_rules():
     assert correctness(item(()), "anything") is None
     assert correctness(item(("B",), "choice"), "The answer is B.") == 1.0
     assert correctness(item(("B",), "choice"), "the answer is a bee") == 0.0
+    # final: only the end counts, so restating the question's candidates earns nothing
+    assert correctness(item(("nine",), "final"), "the bigger of three and nine is nine") == 1.0
+    assert correctness(item(("nine",), "final"), "the bigger of three and nine is three") == 0.0
+    assert correctness(item(("new york",), "final"), "It is New York.") == 1.0
+    assert correctness(item(("red", "blue"), "final"), "the sky is blue") == 1.0
 
 
 @pytest.mark.parametrize(

@@ -43,3 +43,20 @@ def test_pooled_judge_preserves_order():
         assert [s.score for s in pooled.score(requests)] == [s.score for s in AnswerJudge().score(requests)]
     finally:
         pooled.close()
+
+
+def test_answer_judge_final_match_pays_only_the_answer_at_the_end():
+    requests = [
+        JudgeRequest("which is bigger three or nine", "the bigger of three and nine is nine", reference="nine"),
+        JudgeRequest("which is bigger three or nine", "the bigger of three and nine is three", reference="nine"),
+        JudgeRequest("what is two plus two", "two plus two is four.", reference="four"),
+        JudgeRequest("q", "anything"),
+    ]
+    contains = [s.score for s in AnswerJudge().score(requests[:3])]
+    assert contains == [5.0, 5.0, 5.0]  # the restated candidate fools the 'contains' rule
+    right, wrong, punctuated, unknown = AnswerJudge(match="final").score(requests)
+    assert (right.score, wrong.score, punctuated.score) == (5.0, 1.0, 5.0)
+    assert (right.parts["correct"], wrong.parts["correct"]) == (1.0, 0.0)
+    assert not unknown.reliable and unknown.score == 2.5
+    with pytest.raises(ValueError, match="match"):
+        AnswerJudge(match="last")

@@ -8,12 +8,13 @@ from wavalign.policy.decoding import sample_next
 MESSAGES = [{"role": "user", "content": "<|audio|>"}]
 
 
-def test_static_cache_greedy_equals_transformers_generate():
+@pytest.mark.parametrize("decoder", ["static", "compiled"])
+def test_static_cache_greedy_equals_transformers_generate(decoder):
     policy = tiny_policy(seed=5)
     prompts = [policy.prompt_ids(MESSAGES, [[1, 2, 3, 4]]), policy.prompt_ids(MESSAGES, [[9]])]  # different lengths
     greedy = SamplingConfig(max_new_tokens=20, do_sample=False)
     reference = policy.rollout(prompts, 2, greedy)
-    policy.decoder = "static"
+    policy.decoder = decoder
     ours = policy.rollout(prompts, 2, greedy)
     policy.decoder = "generate"
     n = min(reference.completion_ids.shape[1], ours.completion_ids.shape[1])

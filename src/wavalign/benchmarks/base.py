@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from wavalign.data.schema import AUDIO_PLACEHOLDER, DialogueExample
-from wavalign.judges.rules import words
+from wavalign.judges.rules import ends_with_answer, words
 
-ANSWER_TYPES = ("text", "choice")
+ANSWER_TYPES = ("text", "final", "choice")
 CHOICE_LETTERS = "ABCDEFGHIJ"  # MMLU-Pro-derived sets (VoiceBench's mmsu) go up to ten options
 
 
@@ -31,7 +31,8 @@ class BenchmarkItem:
     question: the question / instruction as text (the judge reads it; it is the user turn when there is no audio).
     audio: the spoken question (encoded with the module's codec), or None for a text-only item.
     references: acceptable answers; empty for open-ended items (these count toward IQ only through an IQ judge).
-    answer_type: 'text' (every word of a reference must appear in the reply) or 'choice' (a multiple-choice letter).
+    answer_type: 'text' (every word of a reference must appear in the reply), 'final' (the reply must end with a
+    reference: for replies that restate the question, which may hold every candidate) or 'choice' (a letter).
     style: the requested speaking style, where the benchmark asks for one.
     system_prompt: a system message placed before the user turn (e.g. the world's "style: calm"), or None.
     """
@@ -147,11 +148,13 @@ def correctness(item: BenchmarkItem, reply: str) -> float | None:
     """1.0 when the reply holds a reference answer, else 0.0; None for an item without references.
 
     text: every word of some reference appears in the reply (the AnswerJudge rule, without partial credit);
-    choice: the extracted letter equals a reference letter."""
+    final: the reply ends with some reference; choice: the extracted letter equals a reference letter."""
     if not item.references:
         return None
     if item.answer_type == "choice":
         letter = extract_choice(reply)
         return float(letter is not None and letter in {r.strip().upper() for r in item.references})
+    if item.answer_type == "final":
+        return float(any(ends_with_answer(reply, ref) for ref in item.references))
     got = set(words(reply))
     return float(any(ref_words and set(ref_words) <= got for ref_words in map(words, item.references)))

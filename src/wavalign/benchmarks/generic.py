@@ -6,7 +6,8 @@
 
 question (required): the question as text. audio (optional): the spoken question, relative to the file.
 answer | answers (optional, not both): acceptable answers; without them the item is open-ended.
-answer_type (optional): "text" (default) or "choice". category, style (optional); a style becomes the system
+answer_type (optional): "text" (default: every word of an answer appears in the reply), "final" (the reply ends
+with an answer) or "choice". category, style (optional); a style becomes the system
 message "style: <style>", the embedded world's convention for requesting a speaking style.
 """
 

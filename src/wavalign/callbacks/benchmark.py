@@ -221,7 +221,7 @@ class BenchmarkCallback(pl.Callback):
     ) -> list[tuple[str, str] | None]:
         """(reference, hypothesis) per item, or None where this WER is undefined for it."""
         if self.wer == "reference":
-            return [(it.references[0], r.text) if it.references and it.answer_type == "text" else None
+            return [(it.references[0], r.text) if it.references and it.answer_type != "choice" else None
                     for it, r in zip(items, replies)]  # fmt: skip
         if self.wer == "off":
             return [None] * len(items)

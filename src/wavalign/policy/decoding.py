@@ -43,9 +43,9 @@ class StaticCacheSampler:
     def __init__(self, model: torch.nn.Module, compile: bool = True) -> None:
         self.model = model
         self.caches: dict[tuple[int, int, torch.dtype], StaticCache] = {}
-        self.step: Callable = self._decode_step
-        if compile:
-            self.step = torch.compile(self._decode_step, dynamic=False)
+        self.step: Callable = self._decode_and_sample
+        if compile:  # one graph for the model step and the sampling ops: no per-op dispatch in the token loop
+            self.step = torch.compile(self._decode_and_sample, dynamic=False)
 
     def _decode_step(self, token: Tensor, position: Tensor, attention: Tensor, cache: StaticCache, where: Tensor) -> Tensor:
         out = self.model(
@@ -53,6 +53,15 @@ class StaticCacheSampler:
             cache_position=where, use_cache=True,
         )  # fmt: skip
         return out.logits[:, -1, :]
+
+    def _decode_and_sample(
+        self, token: Tensor, position: Tensor, attention: Tensor, cache: StaticCache, where: Tensor, done: Tensor,
+        sampling: SamplingConfig, eos_id: int, pad_id: int,
+    ) -> tuple[Tensor, Tensor]:  # fmt: skip
+        """Feed `token`, sample the next one; rows already done get pad. Returns (next token, done)."""
+        logits = self._decode_step(token, position, attention, cache, where)
+        token = sample_next(logits, sampling).masked_fill(done, pad_id)
+        return token, done | (token == eos_id)
 
     def _cache(self, rows: int, length: int, dtype: torch.dtype, device: torch.device) -> StaticCache:
         key = (rows, length, dtype)
@@ -79,17 +88,15 @@ class StaticCacheSampler:
         )  # fmt: skip
         logits = out.logits[:, -1, :]
         next_pos = positions[:, -1:] + 1
-        done = torch.zeros(rows, 1, dtype=torch.bool, device=prompt_ids.device)
-        tokens = []
-        for t in range(sampling.max_new_tokens):
-            token = sample_next(logits, sampling)
-            token = token.masked_fill(done, pad_id)
-            tokens.append(token)
-            done |= token == eos_id
-            if bool(done.all()) or t == sampling.max_new_tokens - 1:
+        token = sample_next(logits, sampling)
+        done = token == eos_id
+        tokens = [token]
+        slots = torch.arange(total, device=prompt_ids.device)
+        for t in range(sampling.max_new_tokens - 1):
+            if bool(done.all()):
                 break
             attention[:, p_len + t] = 1
-            where = torch.tensor([p_len + t], device=prompt_ids.device)
-            logits = self.step(token, next_pos, attention, cache, where)
+            token, done = self.step(token, next_pos, attention, cache, slots[p_len + t : p_len + t + 1], done, sampling, eos_id, pad_id)
+            tokens.append(token)
             next_pos = next_pos + 1
         return torch.cat(tokens, dim=1)

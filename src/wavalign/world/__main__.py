@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from wavalign.world.extras import write_world_extras
 from wavalign.world.prepare import DEFAULT_COUNTS, DEFAULT_MAX_FIT_UTTERANCES, prepare_world
 from wavalign.world.tasks import all_questions, split_questions, vocabulary
 
@@ -23,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     prep.add_argument("--max-fit-utterances", type=int, default=DEFAULT_MAX_FIT_UTTERANCES,
                       help="training utterances to fit the codebook on (a seeded subset if more)")  # fmt: skip
     prep.add_argument("--workers", type=int, default=2, help="parallel espeak-ng syntheses")
+    prep.add_argument("--no-extras", action="store_true",
+                      help="skip what training needs beside audio and JSONL (vocab, ASR sentences, speech codes, "
+                           "style profiles, benchmark files)")  # fmt: skip
     sub.add_parser("info", help="print the question counts per split and the vocabulary size")
     args = parser.parse_args(argv)
 
@@ -32,9 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vocabulary: {len(vocabulary())} words")
         return 0
     try:
-        prepare_world(args.out, seed=args.seed, n_train=args.train, n_val=args.val, n_test=args.test,
+        root = prepare_world(args.out, seed=args.seed, n_train=args.train, n_val=args.val, n_test=args.test,
                       num_codes=args.num_codes, frame_ms=args.frame_ms, max_fit_utterances=args.max_fit_utterances,
                       workers=args.workers)  # fmt: skip
+        if not args.no_extras:
+            write_world_extras(root)
     except (ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -11,7 +11,8 @@ from pathlib import Path
 from wavalign.world.tasks import SPLITS, sentences, vocabulary
 
 PROFILE_SAMPLES = 150
-EXTRAS_VERSION = 2  # bump when the extras' files change, so cached worlds get them rebuilt
+SFT_QUESTION_SHARE = 3  # of every 5 training questions (by qid), the SFT warm start sees 3; RL prompts cover all 5
+EXTRAS_VERSION = 4  # bump when the extras' files change, so cached worlds get them rebuilt
 
 
 def write_world_extras(world_dir: str | Path, profile_samples: int = PROFILE_SAMPLES) -> None:
@@ -24,6 +25,7 @@ def write_world_extras(world_dir: str | Path, profile_samples: int = PROFILE_SAM
         (root / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     codec = _tokenize_splits(root)
     _write_benchmarks(root)
+    _write_sft_subset(root)
     profiles = root / "style_profiles.json"
     from wavalign.audio.io import read_wav
     from wavalign.audio.world_codec import WorldCodec
@@ -47,14 +49,24 @@ def _marker(content: str, profile_samples: int) -> dict:
     return {"content_hash": content, "profile_samples": profile_samples, "version": EXTRAS_VERSION}
 
 
+def _write_sft_subset(root: Path) -> None:
+    """train_sft.codes.jsonl: the training examples of 3 in 5 training questions. The warm start learns from these;
+    RL then meets questions it never saw demonstrated, as when SFT data and RL prompts come from different sets."""
+    lines = (root / "train.codes.jsonl").read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if json.loads(line)["qid"] % 5 < SFT_QUESTION_SHARE]
+    (root / "train_sft.codes.jsonl").write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    print(f"world: {len(kept)} of {len(lines)} training examples -> {root / 'train_sft.codes.jsonl'}", flush=True)
+
+
 def _write_benchmarks(root: Path) -> None:
     """{split}.bench.jsonl: each split as a generic spoken-QA benchmark (wavalign.benchmarks.generic), so
-    BenchmarkCallback measures IQ (answer accuracy) on the spoken questions exactly as on external benchmarks."""
+    BenchmarkCallback measures IQ (answer accuracy) on the spoken questions exactly as on external benchmarks.
+    answer_type 'final': world replies restate the question and end with the answer, so only the end counts."""
     for split in SPLITS:
         rows = [json.loads(line) for line in (root / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
         bench = [
             {"question": r["question_text"], "audio": r["audios"][0], "answer": r["reference_answer"],
-             "style": r["style"], "category": r["family"]}  # fmt: skip
+             "answer_type": "final", "style": r["style"], "category": r["family"]}  # fmt: skip
             for r in rows
         ]
         (root / f"{split}.bench.jsonl").write_text("".join(json.dumps(b) + "\n" for b in bench), encoding="utf-8")
