@@ -1,6 +1,8 @@
+import glob
 from pathlib import Path
 
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from wavalign.policy.interleaved import InterleavedPolicy
 from wavalign.policy.lora import LoraSettings
@@ -22,6 +24,17 @@ def tiny_policy(lora: LoraSettings | None = None, seed: int = 0, num_speech_toke
         seed=seed,
     )
     return InterleavedPolicy(source, num_speech_tokens=num_speech_tokens, text_chunks=[1, 4], speech_chunks=[8], lora=lora)
+
+
+def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar in the TensorBoard event files under run_dir, as {tag: [(step, value), ...]}."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    for events in sorted(glob.glob(str(run_dir / "**" / "events.out.tfevents.*"), recursive=True)):
+        ea = EventAccumulator(events)
+        ea.Reload()
+        for tag in ea.Tags()["scalars"]:
+            out.setdefault(tag, []).extend((e.step, e.value) for e in ea.Scalars(tag))
+    return out
 
 
 @pytest.fixture

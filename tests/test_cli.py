@@ -6,21 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
+from conftest import scalars
 from wavalign.cli import main
 
 CONFIG = "configs/debug_interleaved.yaml"
-
-
-def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    out: dict[str, list[tuple[int, float]]] = {}
-    for events in sorted(glob.glob(str(run_dir / "**" / "events.out.tfevents.*"), recursive=True)):
-        ea = EventAccumulator(events)
-        ea.Reload()
-        for tag in ea.Tags()["scalars"]:
-            out.setdefault(tag, []).extend((e.step, e.value) for e in ea.Scalars(tag))
-    return out
 
 
 def run(args: list[str], tmp_path: Path, name: str):
