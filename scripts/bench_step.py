@@ -2,8 +2,8 @@
 
 Equal shape: the same random Qwen2 (4 layers, 128 wide), the same tokenizer and text prompts, G samples per prompt,
 the same max new tokens, temperature and top-p, float32, beta = 0 (no reference), no gradient checkpointing, an
-exact-answer reward. Our step does more work than TRL's (it also runs the SFT forward/backward on the
-demonstrations). TRL's steps are timed by a TrainerCallback (step begin -> step end); inside that callback, after
+exact-answer reward. Our step does more work than TRL's: at a fixed lambda = 0.5 it trains the policy-gradient
+loss on the rollouts and the SFT loss on the demonstrations. TRL's steps are timed by a TrainerCallback (step begin -> step end); inside that callback, after
 each TRL step, one of our steps runs and is timed (rollout -> judge -> forward -> backward -> clip -> AdamW step).
 Also prints our step's breakdown, the FLOP floor of the step, and (with --rss) peak RSS with a LoRA-disabled
 reference vs no reference, each in a fresh process.
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from wavalign.callbacks.gating import GateCallback  # noqa: E402
 from wavalign.data.schema import DialogueExample, load_jsonl  # noqa: E402
-from wavalign.gating import DynamicGate  # noqa: E402
+from wavalign.gating import FixedGate  # noqa: E402
 from wavalign.judges.base import JudgeRequest  # noqa: E402
 from wavalign.judges.rules import AnswerJudge  # noqa: E402
 from wavalign.module import WavAlignModule  # noqa: E402
@@ -67,7 +67,9 @@ def make_module(args: argparse.Namespace, decoder: str, lora: bool = False, beta
         make_policy(args, decoder, lora), AnswerJudge(), group_size=args.group,
         sampling=SamplingConfig(temperature=0.9, top_p=0.9, max_new_tokens=args.new_tokens), beta=beta,
     )  # fmt: skip
-    GateCallback(DynamicGate()).setup(None, module, "fit")
+    # A fixed mid-training mix: both terms train every step (the dynamic gate would read lambda = 0 off the random
+    # policy's all-wrong groups and skip the policy-gradient backward, flattering our time).
+    GateCallback(FixedGate(0.5)).setup(None, module, "fit")
     module.setup("fit")
     module.log_dict = lambda *a, **k: None  # no trainer: nothing to log to
     return module

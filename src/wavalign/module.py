@@ -164,12 +164,17 @@ class WavAlignModule(pl.LightningModule):
         self.buffer.mark_used(entry)
         self.last_entry = entry
         lam = entry.lam
+        demo = entry.demonstrations
         with self.timed("forward"):
-            with torch.set_grad_enabled(lam > 0):
-                po = self.preference_loss(entry)
-            with torch.set_grad_enabled(lam < 1):
-                demo = entry.demonstrations
-                sft = sft_loss(self.policy.token_logprobs(demo), demo.masks.completion)
+            if 0.0 < lam < 1.0 and self.objective == "grpo":  # both terms train: one joint forward where it pays
+                logp, demo_logp = self.policy.joint_logprobs([entry.rollouts, demo])
+            else:
+                with torch.set_grad_enabled(lam > 0):
+                    logp = self.policy.token_logprobs(entry.rollouts)
+                with torch.set_grad_enabled(lam < 1):
+                    demo_logp = self.policy.token_logprobs(demo)
+            po = self.preference_loss(entry, logp)
+            sft = sft_loss(demo_logp, demo.masks.completion)
             loss = lam * po + (1.0 - lam) * sft
         bs = len(key)
         self.log_dict({"loss/total": loss, "loss/po": po, "loss/sft": sft, "gate/lambda": lam}, batch_size=bs, prog_bar=True)
@@ -183,9 +188,9 @@ class WavAlignModule(pl.LightningModule):
         self.log_dict({"loss/total": sft, "loss/sft": sft, "gate/lambda": 0.0}, batch_size=len(examples), prog_bar=True)
         return sft
 
-    def preference_loss(self, entry: RolloutEntry) -> Tensor:
+    def preference_loss(self, entry: RolloutEntry, logp: Tensor) -> Tensor:
+        """The GRPO (or online DPO) loss of the entry's rollouts, given their current token log-probs."""
         rollouts = entry.rollouts
-        logp = self.policy.token_logprobs(rollouts)
         if entry.old_logp is None:
             entry.old_logp = logp.detach()
         mask = rollouts.masks.select(self.po_tokens)

@@ -50,6 +50,28 @@ def test_left_padding_does_not_change_logprobs():
     assert torch.allclose(alone[0], padded[0], atol=1e-5)
 
 
+def test_joint_logprobs_equal_separate_forwards_values_and_gradients():
+    policy = tiny_policy().double()
+    torch.manual_seed(0)
+    rollouts = policy.rollout([policy.prompt_ids(MESSAGES[1:], [[4]])], group_size=3, sampling=SamplingConfig(max_new_tokens=6))
+    demo = policy.make_batch([policy.prompt_ids(MESSAGES, [[1, 2, 3]])], [policy.reply_ids("one plus one is two", [7, 8, 9])])
+    assert demo.prompt_ids.shape[1] > rollouts.prompt_ids.shape[1] and demo.completion_ids.shape[1] > rollouts.completion_ids.shape[1]
+
+    def grads(parts: list[torch.Tensor]) -> list[torch.Tensor]:
+        policy.zero_grad()
+        sum((p * torch.linspace(0.5, 1.5, p.numel(), dtype=p.dtype).view_as(p)).sum() for p in parts).backward()
+        return [q.grad.clone() for q in policy.parameters() if q.grad is not None]
+
+    separate = [policy.token_logprobs(rollouts), policy.token_logprobs(demo)]
+    joint = policy.joint_logprobs([rollouts, demo])
+    for a, b, batch in zip(separate, joint, (rollouts, demo)):
+        assert b.shape == batch.masks.completion.shape
+        m = batch.masks.completion.bool()
+        assert torch.allclose(a[m], b[m], atol=1e-10)
+    for ga, gb in zip(grads(separate), grads(policy.joint_logprobs([rollouts, demo]))):
+        assert torch.allclose(ga, gb, atol=1e-9)
+
+
 def test_lora_reference_equals_base_model_logprobs():
     base = tiny_policy(seed=3)
     lora = tiny_policy(seed=3, lora=LoraSettings(r=4, alpha=8))

@@ -87,6 +87,11 @@ class SpeechPolicy(nn.Module, ABC):
 
         reference=True uses the frozen initial policy (LoRA adapters disabled, or a frozen copy) without grad."""
 
+    def joint_logprobs(self, batches: Sequence[SequenceBatch]) -> list[Tensor]:
+        """token_logprobs of several batches (rollouts and demonstrations); a policy that can pad them into one
+        forward and one backward overrides this. The default runs them one by one."""
+        return [self.token_logprobs(b) for b in batches]
+
     @abstractmethod
     def decode(self, batch: SequenceBatch) -> list[Reply]:
         """Text and speech codes of every completion row."""

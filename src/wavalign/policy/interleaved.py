@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from transformers import GenerationConfig
 
-from wavalign.modality import InterleaveLayout, ModalitySpec
+from wavalign.modality import InterleaveLayout, ModalityMasks, ModalitySpec
 from wavalign.policy.decoding import StaticCacheSampler
 from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy
 from wavalign.policy.lora import LoraSettings, apply_lora
@@ -177,6 +177,34 @@ class InterleavedPolicy(SpeechPolicy):
             if next(self._frozen_reference.parameters()).device != self.device:
                 self._frozen_reference.to(self.device)
             return self._forward_logprobs(self._frozen_reference, batch)
+
+    def joint_logprobs(self, batches: Sequence[SequenceBatch]) -> list[Tensor]:
+        """One forward over all rows: prompts re-padded left and completions right to the common lengths (padding
+        changes no log-prob: attention masks and position ids skip it), then split back. On a small model this
+        saves a forward and a backward pass of fixed per-layer overhead."""
+        if len(batches) < 2:
+            return [self.token_logprobs(b) for b in batches]
+        p_len = max(b.prompt_ids.shape[1] for b in batches)
+        t_len = max(b.completion_ids.shape[1] for b in batches)
+        pad = self.spec.pad_id
+
+        def grow(x: Tensor, length: int, value: int | float, left: bool) -> Tensor:
+            extra = length - x.shape[1]
+            return F.pad(x, (extra, 0) if left else (0, extra), value=value)
+
+        masks = [b.masks for b in batches]
+        joint = SequenceBatch(
+            torch.cat([grow(b.prompt_ids, p_len, pad, True) for b in batches]),
+            torch.cat([grow(b.prompt_mask, p_len, 0, True) for b in batches]),
+            torch.cat([grow(b.completion_ids, t_len, pad, False) for b in batches]),
+            ModalityMasks(*(torch.cat([grow(getattr(m, k), t_len, 0.0, False) for m in masks]) for k in ("completion", "text", "speech"))),
+        )  # fmt: skip
+        logp = self.token_logprobs(joint)
+        out, row = [], 0
+        for b in batches:
+            out.append(logp[row : row + b.rows, : b.completion_ids.shape[1]])
+            row += b.rows
+        return out
 
     @property
     def has_reference(self) -> bool:
