@@ -83,9 +83,12 @@ def test_ablations_are_one_config_away(capsys, ablation, rule, po_tokens):
         assert printed["gate"]["rule"]["init_args"]["lam"] == 0.5
 
 
-def test_validate_runs(tmp_path):
+def test_validate_prints_the_benchmark_metrics(tmp_path, capsys):
     cli = run(["validate"], tmp_path, "v")
     assert "val/reward" in cli.trainer.callback_metrics
+    printed = capsys.readouterr().out
+    for name in ("eval/iq", "eval/eq", "eval/wer"):
+        assert name in printed and name in cli.trainer.callback_metrics, name
 
 
 def test_fit_with_lora_and_kl_reference(tmp_path):
