@@ -192,13 +192,15 @@ class InterleavedPolicy(SpeechPolicy):
             extra = length - x.shape[1]
             return F.pad(x, (extra, 0) if left else (0, extra), value=value)
 
-        masks = [b.masks for b in batches]
+        def right(name: str) -> Tensor:
+            return torch.cat([grow(getattr(b.masks, name), t_len, 0.0, False) for b in batches])
+
         joint = SequenceBatch(
             torch.cat([grow(b.prompt_ids, p_len, pad, True) for b in batches]),
             torch.cat([grow(b.prompt_mask, p_len, 0, True) for b in batches]),
             torch.cat([grow(b.completion_ids, t_len, pad, False) for b in batches]),
-            ModalityMasks(*(torch.cat([grow(getattr(m, k), t_len, 0.0, False) for m in masks]) for k in ("completion", "text", "speech"))),
-        )  # fmt: skip
+            ModalityMasks(right("completion"), right("text"), right("speech")),
+        )
         logp = self.token_logprobs(joint)
         out, row = [], 0
         for b in batches:

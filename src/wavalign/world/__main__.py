@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         root = prepare_world(args.out, seed=args.seed, n_train=args.train, n_val=args.val, n_test=args.test,
-                      num_codes=args.num_codes, frame_ms=args.frame_ms, max_fit_utterances=args.max_fit_utterances,
-                      workers=args.workers)  # fmt: skip
+                             num_codes=args.num_codes, frame_ms=args.frame_ms,
+                             max_fit_utterances=args.max_fit_utterances, workers=args.workers)  # fmt: skip
         if not args.no_extras:
             write_world_extras(root)
     except (ValueError, RuntimeError) as e:
