@@ -3,12 +3,11 @@ both architectures. Run from a scratch directory so the relative .cache/ paths o
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from conftest import scalars
 from wavalign.cli import main
 
 SMALL_WORLD = ["--world.n_train=16", "--world.n_val=4", "--world.n_test=4", "--world.num_codes=256"]
@@ -32,10 +31,7 @@ def test_warm_start_then_rl_two_steps_each(scratch: Path, arch: str) -> None:
     cli = main(["fit", "--config", f"configs/{arch}.yaml", *SMALL_WORLD, *QUICK, "--model.sampling.max_new_tokens=48",
                 "--model.eval_sampling.max_new_tokens=48"])  # fmt: skip
     assert cli.trainer.global_step == 2
-    (events,) = glob.glob(str(scratch / "runs" / arch / "version_0" / "events.out.tfevents.*"))
-    ea = EventAccumulator(events)
-    ea.Reload()
-    tags = set(ea.Tags()["scalars"])
+    logs = scalars(scratch / "runs" / arch / "version_0")
     for tag in ("gate/lambda", "reward/mean", "loss/po", "loss/sft", "judge/semantic", "judge/acoustic", "eval/iq"):
-        assert tag in tags, tag
-    assert [e.step for e in ea.Scalars("eval/iq")] == [0]
+        assert tag in logs, tag
+    assert [step for step, _ in logs["eval/iq"]] == [0]

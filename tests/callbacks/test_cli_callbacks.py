@@ -3,12 +3,11 @@ short `fit` writes to TensorBoard."""
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from conftest import scalars
 from wavalign.cli import main
 
 CONFIG = "configs/debug_interleaved.yaml"
@@ -43,15 +42,12 @@ def test_fit_logs_geometry_and_benchmark_every_n_steps(tmp_path):
         "      init_args: {every_n_steps: 1}\n"
     )
     run("fit", tmp_path, "--config", str(every_step), "--trainer.max_steps=2", "--trainer.limit_val_batches=0")
-    (events,) = glob.glob(str(tmp_path / "runs" / "debug_interleaved" / "version_0" / "events.out.tfevents.*"))
-    ea = EventAccumulator(events)
-    ea.Reload()
-    tags = ea.Tags()["scalars"]
+    logs = scalars(tmp_path / "runs" / "debug_interleaved" / "version_0")
     for tag in ("grad/norm_text", "grad/norm_speech", "grad/cos_text_speech"):
-        assert [e.step for e in ea.Scalars(tag)] == [0, 1], tag
+        assert [step for step, _ in logs[tag]] == [0, 1], tag
     for tag in ("eval/iq", "eval/eq", "eval/wer"):
-        assert [e.step for e in ea.Scalars(tag)] == [0, 1], tag  # after the first and the second optimiser step
-    assert "gate/lambda" in tags
+        assert [step for step, _ in logs[tag]] == [0, 1], tag  # after the first and the second optimiser step
+    assert "gate/lambda" in logs
 
 
 def test_at_start_evaluates_before_the_first_update(tmp_path):
@@ -63,9 +59,7 @@ def test_at_start_evaluates_before_the_first_update(tmp_path):
     )
     cli = run("fit", tmp_path, "--config", str(at_start), "--trainer.max_steps=2", "--trainer.limit_val_batches=0")
     (cb,) = [c for c in cli.trainer.callbacks if type(c).__name__ == "BenchmarkCallback"]
-    (events,) = glob.glob(str(tmp_path / "runs" / "debug_interleaved" / "version_0" / "events.out.tfevents.*"))
-    ea = EventAccumulator(events)
-    ea.Reload()
+    logs = scalars(tmp_path / "runs" / "debug_interleaved" / "version_0")
     for tag in ("eval/iq", "eval/eq", "eval/wer"):
-        (event,) = ea.Scalars(tag)  # once, before training; no validation ran afterwards
-        assert event.step == 0 and event.value == pytest.approx(cb.last[tag]), tag
+        ((step, value),) = logs[tag]  # once, before training; no validation ran afterwards
+        assert step == 0 and value == pytest.approx(cb.last[tag]), tag

@@ -9,7 +9,7 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-from conftest import DEBUG_VOCAB
+from conftest import DEBUG_VOCAB, scalars
 from wavalign.callbacks.gating import GateCallback
 from wavalign.cli import main
 from wavalign.data.schema import DialogueExample
@@ -265,18 +265,12 @@ def at_root(root, monkeypatch):
 
 
 def test_cli_fit_on_the_debug_parallel_config(tmp_path, at_root):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     main([
         "fit", "--config", "configs/debug_parallel.yaml", "--trainer.max_steps=2", "--trainer.val_check_interval=2",
         "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.logger.init_args.name", "p",
         "--trainer.logger.init_args.version", "0", "--trainer.enable_progress_bar", "false",
     ])  # fmt: skip
-    tags = set()
-    for events in glob.glob(str(tmp_path / "p" / "**" / "events.out.tfevents.*"), recursive=True):
-        ea = EventAccumulator(events)
-        ea.Reload()
-        tags |= set(ea.Tags()["scalars"])
+    tags = set(scalars(tmp_path / "p"))
     assert {"loss/po", "loss/sft", "gate/lambda", "rollout/len_text", "rollout/len_speech", "val/reward"} <= tags
     assert len(glob.glob(str(tmp_path / "p" / "**" / "*.ckpt"), recursive=True)) == 1
 
