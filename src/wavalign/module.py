@@ -19,7 +19,7 @@ from wavalign.data.buffer import RolloutBuffer, RolloutEntry
 from wavalign.data.schema import DialogueExample
 from wavalign.data.speech import SpeechTokenCache
 from wavalign.judges.base import Judge
-from wavalign.objectives import LOSS_TYPES, dpo_loss, group_advantages, policy_loss, sft_loss
+from wavalign.objectives import LOSS_TYPES, PolicyLossOutput, dpo_loss, group_advantages, policy_loss, sft_loss
 from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy
 from wavalign.scoring import ScoredGroups, build_requests, score_groups
 from wavalign.warm_start import load_policy_weights
@@ -196,7 +196,13 @@ class WavAlignModule(pl.LightningModule):
         mask = rollouts.masks.select(self.po_tokens)
         if self.objective == "dpo":
             return self.dpo_from_group(entry, logp, mask)
-        out = policy_loss(
+        out = self.grpo_loss(entry, logp, mask)
+        self.log_dict({"loss/kl": out.kl, "rollout/clip_ratio": out.clip_ratio}, batch_size=rollouts.rows // self.group_size)
+        return out.loss
+
+    def grpo_loss(self, entry: RolloutEntry, logp: Tensor, mask: Tensor) -> PolicyLossOutput:
+        """The GRPO objective on the entry's rollouts over the tokens in `mask`, with this module's settings."""
+        return policy_loss(
             logp,
             entry.advantages,
             mask,
@@ -207,8 +213,6 @@ class WavAlignModule(pl.LightningModule):
             epsilon_high=self.epsilon_high,
             loss_type=self.loss_type,
         )
-        self.log_dict({"loss/kl": out.kl, "rollout/clip_ratio": out.clip_ratio}, batch_size=rollouts.rows // self.group_size)
-        return out.loss
 
     def dpo_from_group(self, entry: RolloutEntry, logp: Tensor, mask: Tensor) -> Tensor:
         """Online DPO: the best and worst scored sample of each group; groups without a spread are skipped."""

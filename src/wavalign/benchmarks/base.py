@@ -7,13 +7,12 @@ usually converted by hand from another format and the first run is where the mis
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from wavalign.data.schema import AUDIO_PLACEHOLDER, DialogueExample
+from wavalign.data.schema import AUDIO_PLACEHOLDER, DialogueExample, read_jsonl_rows
 from wavalign.judges.rules import ends_with_answer, words
 
 ANSWER_TYPES = ("text", "final", "choice")
@@ -68,22 +67,8 @@ class BenchmarkItem:
 
 # ---- reading ------------------------------------------------------------------------------------------------------
 def read_rows(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, row) per non-empty line of a JSONL file; where = "file:line"."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"benchmark file {path} does not exist")
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise BenchmarkError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise BenchmarkError(f"{where}: each line must be a JSON object")
-            yield where, row
+    """(where, row) per non-empty line of a benchmark JSONL file; where = "file:line"."""
+    return read_jsonl_rows(path, BenchmarkError, "benchmark")
 
 
 def need_str(row: dict[str, Any], key: str, where: str) -> str:

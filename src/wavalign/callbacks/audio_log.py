@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from wavalign.callbacks.rollout_steps import rollouts_due
+
 
 class RolloutAudioLogger(pl.Callback):
     def __init__(self, every_n_steps: int = 50, max_samples: int = 2) -> None:
@@ -34,10 +36,10 @@ class RolloutAudioLogger(pl.Callback):
         return None
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
-        step = trainer.global_step - 1  # the optimiser step these rollouts were used for
-        entry = getattr(pl_module, "last_entry", None)
-        if step < 0 or step % self.every_n_steps or step == self._last_step or entry is None or not entry.replies:
+        due = rollouts_due(trainer, pl_module, self.every_n_steps, self._last_step)
+        if due is None:
             return
+        step, entry = due
         self._last_step = step
         writer = self._writer(trainer)
         if writer is None:

@@ -16,6 +16,7 @@ import lightning.pytorch as pl
 import numpy as np
 from scipy.stats import rankdata
 
+from wavalign.callbacks.rollout_steps import rollouts_due
 from wavalign.judges.base import Judge, JudgeScore
 from wavalign.scoring import build_requests
 
@@ -69,10 +70,10 @@ class JudgeConsistencyCallback(pl.Callback):
         self._last_step = -1
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
-        step = trainer.global_step - 1  # the optimiser step these rollouts were used for
-        entry = getattr(pl_module, "last_entry", None)
-        if step < 0 or step % self.every_n_steps or step == self._last_step or entry is None or not entry.replies:
+        due = rollouts_due(trainer, pl_module, self.every_n_steps, self._last_step)
+        if due is None:
             return
+        step, entry = due
         self._last_step = step
         requests = entry.extras.get("requests")
         if requests is None:

@@ -18,7 +18,6 @@ import torch
 from torch import Tensor
 
 from wavalign.data.buffer import RolloutEntry
-from wavalign.objectives import policy_loss
 
 
 def modality_gradients(pl_module: pl.LightningModule, entry: RolloutEntry) -> dict[str, Tensor]:
@@ -32,17 +31,7 @@ def modality_gradients(pl_module: pl.LightningModule, entry: RolloutEntry) -> di
         out: dict[str, Tensor] = {}
         masks = {"text": rollouts.masks.text, "speech": rollouts.masks.speech}
         for i, (name, mask) in enumerate(masks.items()):
-            loss = policy_loss(
-                logp,
-                entry.advantages,
-                mask,
-                old_logp=entry.old_logp,
-                ref_logp=entry.ref_logp,
-                beta=pl_module.beta,
-                epsilon=pl_module.epsilon,
-                epsilon_high=pl_module.epsilon_high,
-                loss_type=pl_module.loss_type,
-            ).loss
+            loss = pl_module.grpo_loss(entry, logp, mask).loss
             grads = torch.autograd.grad(loss, params, retain_graph=i == 0, allow_unused=True)
             out[name] = torch.cat([(torch.zeros_like(p) if g is None else g).flatten().double() for g, p in zip(grads, params)])
     return out

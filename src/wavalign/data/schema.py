@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 AUDIO_PLACEHOLDER = "<|audio|>"
 
@@ -125,12 +125,13 @@ def parse_plain(row: dict[str, Any], where: str) -> DialogueExample:
     return ex
 
 
-def load_jsonl(path: str | Path) -> list[DialogueExample]:
-    """Read either schema, line by line; the schema is decided per line by its keys."""
+def read_jsonl_rows(
+    path: str | Path, error: type[Exception] = SchemaError, what: str = "data"
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, row) per non-empty line of a JSONL file, where = "file:line"; bad lines raise `error` naming it."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"data file {path} does not exist")
-    out: list[DialogueExample] = []
+        raise FileNotFoundError(f"{what} file {path} does not exist")
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
@@ -139,15 +140,23 @@ def load_jsonl(path: str | Path) -> list[DialogueExample]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise SchemaError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+                raise error(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
             if not isinstance(row, dict):
-                raise SchemaError(f"{where}: each line must be a JSON object")
-            if "messages" in row:
-                out.append(parse_reference(row, path.parent, where))
-            elif "prompt" in row:
-                out.append(parse_plain(row, where))
-            else:
-                raise SchemaError(f"{where}: neither the reference schema ('messages') nor the plain one ('prompt')")
+                raise error(f"{where}: each line must be a JSON object")
+            yield where, row
+
+
+def load_jsonl(path: str | Path) -> list[DialogueExample]:
+    """Read either schema, line by line; the schema is decided per line by its keys."""
+    path = Path(path)
+    out: list[DialogueExample] = []
+    for where, row in read_jsonl_rows(path):
+        if "messages" in row:
+            out.append(parse_reference(row, path.parent, where))
+        elif "prompt" in row:
+            out.append(parse_plain(row, where))
+        else:
+            raise SchemaError(f"{where}: neither the reference schema ('messages') nor the plain one ('prompt')")
     if not out:
         raise SchemaError(f"{path}: no examples")
     return out

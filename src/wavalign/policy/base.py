@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Sequence
@@ -62,7 +63,15 @@ class Reply:
 
 
 class SpeechPolicy(nn.Module, ABC):
-    """A speech LLM behind the operations the recipe needs."""
+    """A speech LLM behind the operations the recipe needs.
+
+    Subclasses set `model` (the trained module, peft-wrapped under LoRA), `uses_lora` and `device`, and implement
+    `_forward_logprobs`; the reference policy for the KL term and DPO is handled here, alike for every architecture.
+    """
+
+    model: nn.Module
+    uses_lora: bool = False
+    _frozen_reference: nn.Module | None = None
 
     @abstractmethod
     def prompt_ids(self, messages: Sequence[dict[str, str]], speech: Sequence[Sequence[int]]) -> list[int] | Tensor:
@@ -82,10 +91,24 @@ class SpeechPolicy(nn.Module, ABC):
         """Sample group_size replies per prompt; rows are grouped: prompt i owns rows i*G .. i*G+G-1."""
 
     @abstractmethod
+    def _forward_logprobs(self, model: nn.Module, batch: SequenceBatch) -> Tensor:
+        """log-probs of the batch's completion tokens under `model` (self.model, or the frozen reference copy)."""
+
     def token_logprobs(self, batch: SequenceBatch, reference: bool = False) -> Tensor:
         """log pi(y_t | y_<t, x) of each completion position, shape like batch.masks.completion.
 
         reference=True uses the frozen initial policy (LoRA adapters disabled, or a frozen copy) without grad."""
+        if not reference:
+            return self._forward_logprobs(self.model, batch)
+        with torch.no_grad():
+            if self.uses_lora:
+                with self.model.disable_adapter():
+                    return self._forward_logprobs(self.model, batch)
+            if self._frozen_reference is None:
+                raise RuntimeError("reference log-probs asked for before setup_reference()")
+            if next(self._frozen_reference.parameters()).device != self.device:
+                self._frozen_reference.to(self.device)
+            return self._forward_logprobs(self._frozen_reference, batch)
 
     def joint_logprobs(self, batches: Sequence[SequenceBatch]) -> list[Tensor]:
         """token_logprobs of several batches (rollouts and demonstrations); a policy that can pad them into one
@@ -97,9 +120,15 @@ class SpeechPolicy(nn.Module, ABC):
         """Text and speech codes of every completion row."""
 
     @property
-    @abstractmethod
-    def has_reference(self) -> bool: ...
+    def has_reference(self) -> bool:
+        return self.uses_lora or self._frozen_reference is not None
 
-    @abstractmethod
     def setup_reference(self) -> None:
-        """Make the reference policy available (called once when beta > 0 or DPO needs it)."""
+        """Make the reference policy available (called once when beta > 0 or DPO needs it): under LoRA it is the
+        same weights with the adapters disabled, otherwise a frozen copy of the initial model."""
+        if self.has_reference:
+            return
+        ref = copy.deepcopy(self.model).eval()
+        for p in ref.parameters():
+            p.requires_grad_(False)
+        object.__setattr__(self, "_frozen_reference", ref)  # outside the module tree: not trained, not checkpointed

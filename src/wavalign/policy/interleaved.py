@@ -6,7 +6,6 @@ same weights with the LoRA adapters disabled (no second copy), or a frozen copy 
 
 from __future__ import annotations
 
-import copy
 from contextlib import nullcontext
 from typing import Sequence
 
@@ -165,19 +164,6 @@ class InterleavedPolicy(SpeechPolicy):
         logits = logits[:, :-1, :].float()
         return torch.gather(F.log_softmax(logits, dim=-1), 2, completion.unsqueeze(-1)).squeeze(-1)
 
-    def token_logprobs(self, batch: SequenceBatch, reference: bool = False) -> Tensor:
-        if not reference:
-            return self._forward_logprobs(self.model, batch)
-        with torch.no_grad():
-            if self.uses_lora:
-                with self.model.disable_adapter():
-                    return self._forward_logprobs(self.model, batch)
-            if self._frozen_reference is None:
-                raise RuntimeError("reference log-probs asked for before setup_reference()")
-            if next(self._frozen_reference.parameters()).device != self.device:
-                self._frozen_reference.to(self.device)
-            return self._forward_logprobs(self._frozen_reference, batch)
-
     def joint_logprobs(self, batches: Sequence[SequenceBatch]) -> list[Tensor]:
         """One forward over all rows: prompts re-padded left and completions right to the common lengths (padding
         changes no log-prob: attention masks and position ids skip it), then split back. On a small model this
@@ -207,19 +193,6 @@ class InterleavedPolicy(SpeechPolicy):
             out.append(logp[row : row + b.rows, : b.completion_ids.shape[1]])
             row += b.rows
         return out
-
-    @property
-    def has_reference(self) -> bool:
-        return self.uses_lora or self._frozen_reference is not None
-
-    def setup_reference(self) -> None:
-        if self.uses_lora or self._frozen_reference is not None:
-            return
-        ref = copy.deepcopy(self.model).eval()
-        for p in ref.parameters():
-            p.requires_grad_(False)
-        # kept outside the module tree so it is neither trained nor saved twice in checkpoints
-        object.__setattr__(self, "_frozen_reference", ref)
 
     # ---- decoding ------------------------------------------------------------------------------------------------
     def decode(self, batch: SequenceBatch) -> list[Reply]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel
 
@@ -17,9 +18,10 @@ class LoraSettings:
     modules_to_save: list[str] | None = None
 
 
-def apply_lora(model: PreTrainedModel, settings: LoraSettings) -> PeftModel:
+def apply_lora(model: PreTrainedModel | torch.nn.Module, settings: LoraSettings, task_type: str | None = "CAUSAL_LM") -> PeftModel:
+    """peft LoRA adapters on `model`; task_type None for a module that is not a transformers causal LM."""
     config = LoraConfig(
-        task_type="CAUSAL_LM",
+        task_type=task_type,
         r=settings.r,
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,

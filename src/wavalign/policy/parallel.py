@@ -17,7 +17,6 @@ blanks; message text on the text stream with audio-stream blanks.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -29,7 +28,7 @@ from wavalign.data.schema import AUDIO_PLACEHOLDER
 from wavalign.modality import ModalityMasks
 from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy
 from wavalign.policy.decoding import sample_next
-from wavalign.policy.lora import LoraSettings
+from wavalign.policy.lora import LoraSettings, apply_lora
 from wavalign.policy.parallel_model import ParallelLM, ParallelSource
 
 TEXT, AUDIO = 0, 1
@@ -208,7 +207,8 @@ class ParallelPolicy(SpeechPolicy):
         if gradient_checkpointing:
             model.gradient_checkpointing_enable()
         self.uses_lora = lora is not None
-        self.model = _apply_lora(model, lora) if lora is not None else model
+        # peft on our own module: no task type, since it is not a transformers causal LM; adapters in every stack
+        self.model = apply_lora(model, lora, task_type=None) if lora is not None else model
         self._frozen_reference: torch.nn.Module | None = None
 
     def _register_head_biases(self, vocab: int, restrict: bool) -> None:
@@ -367,31 +367,6 @@ class ParallelPolicy(SpeechPolicy):
         )
         return out.masked_fill(batch.masks.completion == 0, 0.0)  # restricted heads give -inf beyond the reply
 
-    def token_logprobs(self, batch: SequenceBatch, reference: bool = False) -> Tensor:
-        if not reference:
-            return self._forward_logprobs(self.model, batch)
-        with torch.no_grad():
-            if self.uses_lora:
-                with self.model.disable_adapter():
-                    return self._forward_logprobs(self.model, batch)
-            if self._frozen_reference is None:
-                raise RuntimeError("reference log-probs asked for before setup_reference()")
-            if next(self._frozen_reference.parameters()).device != self.device:
-                self._frozen_reference.to(self.device)
-            return self._forward_logprobs(self._frozen_reference, batch)
-
-    @property
-    def has_reference(self) -> bool:
-        return self.uses_lora or self._frozen_reference is not None
-
-    def setup_reference(self) -> None:
-        if self.uses_lora or self._frozen_reference is not None:
-            return
-        ref = copy.deepcopy(self.model).eval()
-        for p in ref.parameters():
-            p.requires_grad_(False)
-        object.__setattr__(self, "_frozen_reference", ref)  # outside the module tree: not trained, not checkpointed
-
     # ---- decoding ------------------------------------------------------------------------------------------------
     def decode(self, batch: SequenceBatch) -> list[Reply]:
         replies = []
@@ -400,17 +375,3 @@ class ParallelPolicy(SpeechPolicy):
             text = self.tokenizer.decode(text_ids, **self.decode_kwargs).strip()
             replies.append(Reply(text=text, speech_codes=codes))
         return replies
-
-
-def _apply_lora(model: ParallelLM, settings: LoraSettings) -> torch.nn.Module:
-    """peft on our own module (no task type: it is not a transformers causal LM); adapters in every stack."""
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(
-        r=settings.r,
-        lora_alpha=settings.alpha,
-        lora_dropout=settings.dropout,
-        target_modules=list(settings.target_modules),
-        modules_to_save=settings.modules_to_save,
-    )
-    return get_peft_model(model, config)
