@@ -2,7 +2,8 @@
 
 Two optional top-level keys make one command do everything in the embedded world:
 - `world`: prepare (or reuse, cached) the offline spoken-dialogue data before anything is built from it;
-- `warm_start_config`: when `model.init_checkpoint` does not exist yet, run this config first to make it.
+- `warm_start_config`: when `model.init_checkpoint` does not exist yet (or is older than the world it was trained on),
+  run this config first to make it.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class WavAlignCLI(LightningCLI):
             write_world_extras(w.dir)
         checkpoint = cfg.model.get("init_checkpoint")
         if cfg.get("warm_start_config") and checkpoint:
-            ensure_checkpoint(checkpoint, cfg.warm_start_config)
+            stamp = os.path.join(cfg.world.dir, "manifest.json") if cfg.get("world") is not None else None
+            ensure_checkpoint(checkpoint, cfg.warm_start_config, data_stamp=stamp)
 
 
 def main(args: list[str] | None = None) -> WavAlignCLI:

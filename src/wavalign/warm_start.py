@@ -14,15 +14,19 @@ import torch
 from torch import nn
 
 
-def ensure_checkpoint(checkpoint: str | Path, config: str | Path) -> Path:
-    """Run `python -m wavalign fit --config <config>` if `checkpoint` does not exist yet; return its path."""
+def ensure_checkpoint(checkpoint: str | Path, config: str | Path, data_stamp: str | Path | None = None) -> Path:
+    """Run `python -m wavalign fit --config <config>` if `checkpoint` does not exist yet, or is older than
+    `data_stamp` (a file rewritten whenever the data it was trained on is rebuilt); return its path."""
     checkpoint = Path(checkpoint)
+    stamp = Path(data_stamp) if data_stamp is not None else None
     if checkpoint.is_file():
-        print(f"warm start: using {checkpoint}", flush=True)
-        return checkpoint
+        if stamp is None or not stamp.is_file() or checkpoint.stat().st_mtime >= stamp.stat().st_mtime:
+            print(f"warm start: using {checkpoint}", flush=True)
+            return checkpoint
+        print(f"warm start: {checkpoint} is older than {stamp}: the data was rebuilt since, so it is trained again", flush=True)
     if not Path(config).is_file():
         raise FileNotFoundError(f"warm start: checkpoint {checkpoint} is missing and its config {config} does not exist")
-    print(f"warm start: {checkpoint} is missing; running `python -m wavalign fit --config {config}`", flush=True)
+    print(f"warm start: {checkpoint} is missing or stale; running `python -m wavalign fit --config {config}`", flush=True)
     subprocess.run([sys.executable, "-m", "wavalign", "fit", "--config", str(config)], check=True)
     if not checkpoint.is_file():
         raise FileNotFoundError(f"warm start: {config} ran but did not write {checkpoint}; check its ModelCheckpoint dirpath")

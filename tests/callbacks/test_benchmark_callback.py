@@ -94,6 +94,37 @@ def test_open_ended_items_count_toward_iq_only_through_the_iq_judge():
     assert v["eval/qa/iq"] == pytest.approx(100 * 4 / 5) and v["eval/iq"] == pytest.approx(100 * (4 + 2) / 9)
 
 
+class ManySamplesModule(ScriptedModule):
+    """Scripted replies per sample: question -> the k replies the policy gives, in order."""
+
+    def __init__(self, replies: dict[str, list[str]], judge: Judge) -> None:
+        super().__init__({}, judge)
+        self.samples = replies
+
+    def rollout(self, prompts, group_size, sampling):
+        return [(q, j) for q in prompts for j in range(group_size)]  # item i owns rows i*k .. i*k+k-1
+
+    def decode(self, batch):
+        return [Reply(self.samples.get(q, [""] * 3)[j], []) for q, j in batch]
+
+
+def test_iq_samples_average_correctness_over_k_replies_and_score_eq_on_the_first():
+    samples = {
+        "what is two plus three": ["two plus three is five", "it is six", "five"],  # 2 of 3 right
+        "what is four plus four": ["it is eight", "eight", "eight"],  # 3 of 3
+        "name a primary colour": ["green", "grey", "blue"],  # 1 of 3
+        "which planet is closest to the sun? A. Venus B. Mercury C. Mars D. Earth": ["A", "C", "D"],  # 0 of 3
+        "tell me something nice about mornings": ["mornings are lovely", "no", "no"],  # open: first reply, judged
+    }
+    judge = ScriptedJudge({"two plus three is five": 5.0, "it is eight": 1.0, "green": 3.0, "A": 3.0}, default=2.0)
+    cb = BenchmarkCallback([GENERIC], wer="off", iq_samples=3, iq_judge=ScriptedJudge({"mornings are lovely": 4.0}))
+    v = cb.evaluate(None, ManySamplesModule(samples, judge))
+    assert v["eval/iq"] == pytest.approx(100 * (2 / 3 + 1 + 1 / 3 + 0 + 3 / 4) / 5)
+    assert v["eval/eq"] == pytest.approx((5 + 1 + 3 + 3 + 2) / 5)  # the first replies only
+    with pytest.raises(ValueError, match="iq_samples"):
+        BenchmarkCallback([GENERIC], iq_samples=0)
+
+
 def test_speech_text_wer_transcribes_the_decoded_reply_speech():
     codes = {"what is two plus three": [1, 2, 3], "what is four plus four": [4, 5]}  # 3 and 2 frames of audio
     asr = ScriptedASR({3: "two plus three is fine", 2: "it is"})

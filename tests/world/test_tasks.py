@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from wavalign.world.tasks import (
-    FAMILIES, NUMBERS, SPLITS, WORLD_STYLES, all_questions, make_examples, make_splits, sentences, split_questions,
+    FAMILIES, NUMBERS, SKILL_FAMILIES, SPLITS, WORLD_STYLES, all_questions, make_examples, make_splits, sentences, split_questions,
     system_prompt, vocabulary, words,
 )  # fmt: skip
 
@@ -19,7 +19,8 @@ def test_questions_are_unique_and_replies_end_with_the_answer() -> None:
     assert len({q.text for q in qs}) == len(qs) and [q.qid for q in qs] == list(range(len(qs)))
     assert set(Counter(q.family for q in qs)) == set(FAMILIES)
     for q in qs:
-        assert words(q.reply)[-1] == q.answer and len(words(q.answer)) == 1, q
+        n_answer = len(words(q.answer))
+        assert words(q.reply)[-n_answer:] == words(q.answer) and n_answer == (3 if q.family == "repeat" else 1), q
 
 
 def test_arithmetic_and_counting_are_right() -> None:
@@ -36,26 +37,33 @@ def test_arithmetic_and_counting_are_right() -> None:
         m = re.fullmatch(r"what number comes (after|before) (\w+)", q.text)
         if m:
             assert value[q.answer] == value[m.group(2)] + (1 if m.group(1) == "after" else -1)
+        m = re.fullmatch(r"repeat after me (\w+ \w+ \w+)", q.text)
+        if m:
+            assert q.answer == m.group(1) and all(w in value for w in words(q.answer))
 
 
-def test_splits_are_disjoint_by_question_and_cover_every_family() -> None:
+def test_splits_are_disjoint_by_question_and_hold_out_only_skill_families() -> None:
     qs = split_questions(seed=3)
     ids = {s: {q.qid for q in qs[s]} for s in SPLITS}
     assert not (ids["train"] & ids["val"]) and not (ids["train"] & ids["test"]) and not (ids["val"] & ids["test"])
     assert sum(len(v) for v in ids.values()) == len(all_questions())
-    for s in SPLITS:
-        assert {q.family for q in qs[s]} == set(FAMILIES)
+    assert {q.family for q in qs["train"]} == set(FAMILIES)
+    for s in ("val", "test"):  # a held-out fact question would be unanswerable: its words occur nowhere in training
+        assert {q.family for q in qs[s]} == set(SKILL_FAMILIES)
+    heard = {w for q in qs["train"] for w in words(q.text)}
+    assert all(set(words(q.text)) <= heard for s in ("val", "test") for q in qs[s])
     ex = make_splits(seed=3, n_train=200, n_val=40, n_test=40)
     texts = {s: {e.question_text for e in ex[s]} for s in SPLITS}
     assert not (texts["train"] & texts["test"]) and not (texts["train"] & texts["val"])
 
 
 def test_examples_are_deterministic_distinct_and_balanced() -> None:
-    a, b = make_splits(seed=1, n_train=90, n_val=18, n_test=18), make_splits(seed=1, n_train=90, n_val=18, n_test=18)
-    assert a == b and a != make_splits(seed=2, n_train=90, n_val=18, n_test=18)
+    a, b = make_splits(seed=1, n_train=100, n_val=18, n_test=18), make_splits(seed=1, n_train=100, n_val=18, n_test=18)
+    assert a == b and a != make_splits(seed=2, n_train=100, n_val=18, n_test=18)
     train = a["train"]
-    assert len(train) == 90 and len({(e.qid, e.style) for e in train}) == 90
-    assert set(Counter(e.family for e in train).values()) == {10}  # round-robin over the 9 families
+    assert len(train) == 100 and len({(e.qid, e.style) for e in train}) == 100
+    assert set(Counter(e.family for e in train).values()) == {10}  # round-robin over the 10 families
+    assert set(Counter(e.family for e in a["val"]).values()) == {6}  # over the 3 skill families
     assert {e.style for e in train} <= set(WORLD_STYLES) and len({e.style for e in train}) == len(WORLD_STYLES)
     assert train[0].system_prompt == f"style: {train[0].style}"
 

@@ -1,7 +1,9 @@
 """BenchmarkCallback: the paper's IQ / EQ / WER on benchmark suites, at validate and test time and every N steps.
 
 For each item the policy samples one reply (the module's `eval_sampling`) to the item's prompt: its spoken question
-encoded by the module's codec, or its text when it has no audio. Then:
+encoded by the module's codec, or its text when it has no audio; `iq_samples` > 1 samples more replies per item for
+the rule-checked IQ only (a sampled 150-item accuracy moves by several points from sampling noise alone; extra samples
+cost generation time, not ASR or judge calls). Then:
 - IQ (0-100): items with references are checked by rule (`benchmarks.correctness`: the reference's words appear in
   the reply, or the right multiple-choice letter); items without references count only when `iq_judge` is set, as
   (score - 1) / 4 of its reliable scores.
@@ -83,6 +85,7 @@ class BenchmarkCallback(pl.Callback):
         by_category: bool = False,
         seed: int = 0,
         at_start: bool = False,
+        iq_samples: int = 1,
     ) -> None:
         if not suites:
             raise ValueError("BenchmarkCallback needs at least one suite")
@@ -93,12 +96,14 @@ class BenchmarkCallback(pl.Callback):
             raise ValueError(f"BenchmarkCallback wer must be one of {WER_MODES}, got {wer!r}")
         if asr is not None and asr_sentences_file is not None:
             raise ValueError("BenchmarkCallback: give asr or asr_sentences_file, not both")
-        if every_n_steps < 0 or batch_size < 1:
-            raise ValueError(f"every_n_steps must be >= 0 and batch_size >= 1, got {every_n_steps}, {batch_size}")
+        if every_n_steps < 0 or batch_size < 1 or iq_samples < 1:
+            raise ValueError(
+                f"every_n_steps must be >= 0, batch_size and iq_samples >= 1, got {every_n_steps}, {batch_size}, {iq_samples}"
+            )
         self.suites, self.every_n_steps, self.batch_size = suites, every_n_steps, batch_size
         self.eq_judge, self.iq_judge, self.wer, self.asr = eq_judge, iq_judge, wer, asr
         self.asr_sentences_file, self.by_category, self.seed = asr_sentences_file, by_category, seed
-        self.at_start = at_start
+        self.at_start, self.iq_samples = at_start, iq_samples
         self.items: dict[str, list[BenchmarkItem]] = {}
         self.last: dict[str, float] = {}  # the latest evaluation's values, for inspection and tests
         self._last_step = -1
@@ -185,12 +190,16 @@ class BenchmarkCallback(pl.Callback):
         return _Scores(IQ().to(device), EQ().to(device), SpeechTextWER().to(device))
 
     def _score_chunk(self, pl_module: pl.LightningModule, items: Sequence[BenchmarkItem], scores: dict[str, _Scores]) -> None:
-        examples = [it.as_example() for it in items]
-        rollouts = pl_module.policy.rollout(pl_module.prompts(examples), 1, pl_module.eval_sampling)
-        replies = pl_module.policy.decode(rollouts)
+        examples, k = [it.as_example() for it in items], self.iq_samples
+        rollouts = pl_module.policy.rollout(pl_module.prompts(examples), k, pl_module.eval_sampling)
+        all_replies = pl_module.policy.decode(rollouts)  # item i owns replies i*k .. i*k+k-1
+        replies = all_replies[::k]
         requests = build_requests(examples, replies, 1, pl_module.codec)
         eq_scores = (self.eq_judge or pl_module.judge).score(requests)
         correct = self._correctness(items, replies, requests)
+        for i, item in enumerate(items):  # rule-checked items: the mean over all k replies
+            if k > 1 and item.references:
+                correct[i] = sum(correctness(item, r.text) for r in all_replies[i * k : (i + 1) * k]) / k
         wer_pairs = self._wer_pairs(items, replies, requests, pl_module)
         for i, item in enumerate(items):
             for scope in self.scopes(item):

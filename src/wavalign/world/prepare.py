@@ -31,7 +31,7 @@ from wavalign.audio.tts import STYLES, espeak_binary, synthesize
 from wavalign.audio.world_codec import WorldCodec
 from wavalign.world.tasks import SPLITS, WORLD_STYLES, Example, make_splits, system_prompt, vocabulary
 
-WORLD_VERSION = 1  # bump when tables, layout or schema change, so cached worlds are rebuilt
+WORLD_VERSION = 2  # bump when tables, layout or schema change, so cached worlds are rebuilt
 SAMPLE_RATE = 16000  # stored audio rate = WorldCodec.sample_rate, so encoding needs no resampling
 DEFAULT_COUNTS = {"train": 1500, "val": 150, "test": 150}
 DEFAULT_MAX_FIT_UTTERANCES = 600  # WORLD analysis dominates prepare time; 600 utterances give ~10^4 frames per code

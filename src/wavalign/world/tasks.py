@@ -1,14 +1,17 @@
 """The embedded world's task: spoken question answering over a closed vocabulary, with a requested speaking style.
 
-Why this shape: every question has exactly one right one-word answer (so a rule judge can score content), every reply
-is a full sentence that ENDS with that answer (so "last word of the transcript" is a valid answer extractor), numbers
+Why this shape: every question has exactly one right answer (so a rule judge can score content), every reply is a
+full sentence that ENDS with that answer (so "the reply ends with the answer" is a valid check), numbers
 are words from zero to twenty (so the ASR task LM and a word-level tokenizer stay small), and each example asks for
 a speaking style (so expressiveness is something the model can get right or wrong, measurably from audio).
 
 The style request is a text instruction in a system message, ``"style: cheerful"``; the user turn is the spoken
 question (``"<|audio|>"``). The question audio is always neutral; the demonstration reply is spoken in the style.
 
-Splits are by question (never by example): a test question is never seen in training, in any style.
+Splits are by question (never by example): a test question is never seen in training, in any style. Only the
+SKILL_FAMILIES are held out: their unseen questions are new combinations of words heard in training, answerable by a
+skill (copying, comparing, adding). A held-out fact question ("what color is a banana") would be unanswerable by
+construction (its words and its fact occur nowhere in training), so fact families are training-only knowledge.
 """
 
 from __future__ import annotations
@@ -52,8 +55,10 @@ SOUNDS: tuple[tuple[str, str], ...] = (
     ("a horse", "neigh"), ("an owl", "hoot"), ("a snake", "hiss"), ("a bee", "buzz"), ("a lion", "roar"),
     ("a mouse", "squeak"), ("a wolf", "howl"), ("a frog", "croak"), ("a bird", "tweet"), ("a hen", "cluck"),
 )  # fmt: skip
-FAMILIES: tuple[str, ...] = ("arithmetic", "comparison", "counting", "days", "months", "colors", "opposites",
-                             "legs", "sounds")  # fmt: skip
+FAMILIES: tuple[str, ...] = ("arithmetic", "comparison", "repeat", "counting", "days", "months", "colors",
+                             "opposites", "legs", "sounds")  # fmt: skip
+SKILL_FAMILIES: tuple[str, ...] = ("arithmetic", "comparison", "repeat")  # held out in val/test; the rest train only
+N_REPEAT = 300  # "repeat after me" questions: random number triples
 
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -109,6 +114,13 @@ def _generate() -> list[tuple[str, str, str, str]]:
             for word, pick in (("bigger", b), ("smaller", a)):
                 out.append(("comparison", f"which is {word} {n[x]} or {n[y]}",
                             f"the {word} of {n[x]} and {n[y]} is {n[pick]}", n[pick]))  # fmt: skip
+    rng = random.Random("wavalign-world-repeat")
+    triples: dict[tuple[int, int, int], None] = {}
+    while len(triples) < N_REPEAT:
+        triples[(rng.randrange(21), rng.randrange(21), rng.randrange(21))] = None
+    for t in triples:
+        said = " ".join(n[i] for i in t)
+        out.append(("repeat", f"repeat after me {said}", f"you said {said}", said))
     for i in range(20):
         a, b = n[i], n[i + 1]
         out.append(("counting", f"what number comes after {a}", f"the number after {a} is {b}", b))
@@ -142,7 +154,8 @@ def all_questions() -> tuple[Question, ...]:
 
 
 def split_questions(seed: int = 0, val_frac: float = 0.1, test_frac: float = 0.1) -> dict[str, list[Question]]:
-    """Disjoint train/val/test question sets, stratified by family so every split has every family."""
+    """Disjoint train/val/test question sets: each skill family's questions are shuffled and split by fraction (so
+    val and test hold every skill family); fact families go to train whole."""
     if not (0 < val_frac < 1 and 0 < test_frac < 1 and val_frac + test_frac < 1):
         raise ValueError(f"val_frac={val_frac}, test_frac={test_frac}: need each in (0, 1) and their sum below 1")
     rng = random.Random(f"wavalign-world-split-{seed}")
@@ -150,6 +163,9 @@ def split_questions(seed: int = 0, val_frac: float = 0.1, test_frac: float = 0.1
     for family in FAMILIES:
         qs = [q for q in all_questions() if q.family == family]
         rng.shuffle(qs)
+        if family not in SKILL_FAMILIES:
+            out["train"] += qs
+            continue
         n_val, n_test = max(1, round(val_frac * len(qs))), max(1, round(test_frac * len(qs)))
         out["val"] += qs[:n_val]
         out["test"] += qs[n_val : n_val + n_test]
