@@ -25,7 +25,7 @@ def ensure_checkpoint(checkpoint: str | Path, config: str | Path, data_stamp: st
             return checkpoint
         print(f"warm start: {checkpoint} is older than {stamp}: the data was rebuilt since, so it is trained again", flush=True)
     if not Path(config).is_file():
-        raise FileNotFoundError(f"warm start: checkpoint {checkpoint} is missing and its config {config} does not exist")
+        raise FileNotFoundError(f"warm start: checkpoint {checkpoint} is missing or stale and its config {config} does not exist")
     print(f"warm start: {checkpoint} is missing or stale; running `python -m wavalign fit --config {config}`", flush=True)
     subprocess.run([sys.executable, "-m", "wavalign", "fit", "--config", str(config)], check=True)
     if not checkpoint.is_file():

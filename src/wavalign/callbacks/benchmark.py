@@ -196,10 +196,7 @@ class BenchmarkCallback(pl.Callback):
         replies = all_replies[::k]
         requests = build_requests(examples, replies, 1, pl_module.codec)
         eq_scores = (self.eq_judge or pl_module.judge).score(requests)
-        correct = self._correctness(items, replies, requests)
-        for i, item in enumerate(items):  # rule-checked items: the mean over all k replies
-            if k > 1 and item.references:
-                correct[i] = sum(correctness(item, r.text) for r in all_replies[i * k : (i + 1) * k]) / k
+        correct = self._correctness(items, all_replies, requests)
         wer_pairs = self._wer_pairs(items, replies, requests, pl_module)
         for i, item in enumerate(items):
             for scope in self.scopes(item):
@@ -215,9 +212,15 @@ class BenchmarkCallback(pl.Callback):
                     s.wer.update([wer_pairs[i][0]], [wer_pairs[i][1]])
 
     def _correctness(
-        self, items: Sequence[BenchmarkItem], replies: Sequence[Reply], requests: Sequence[JudgeRequest]
+        self, items: Sequence[BenchmarkItem], all_replies: Sequence[Reply], requests: Sequence[JudgeRequest]
     ) -> list[float | None]:
-        out = [correctness(it, r.text) for it, r in zip(items, replies)]
+        """Per item: the mean rule correctness over its iq_samples replies, or the iq_judge's verdict on its first
+        reply (`requests`) when it has no references."""
+        k = self.iq_samples
+        out: list[float | None] = []
+        for i, it in enumerate(items):
+            checks = [correctness(it, r.text) for r in all_replies[i * k : (i + 1) * k]]
+            out.append(None if checks[0] is None else sum(checks) / k)
         open_ended = [i for i, it in enumerate(items) if not it.references]
         if self.iq_judge is not None and open_ended:
             judged = self.iq_judge.score([requests[i] for i in open_ended])
