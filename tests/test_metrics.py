@@ -15,6 +15,19 @@ def test_iq_is_100_times_mean_correctness_over_all_updates():
     assert float(iq.compute()) == pytest.approx(100 * 2.5 / 4)
 
 
+def test_standard_error_is_sample_std_over_sqrt_n_by_hand():
+    iq = IQ()
+    iq.update([1.0, 0.0])
+    iq.update([0.5, 0.5])
+    # mean 0.5, sample variance (0.25 + 0.25 + 0 + 0) / 3, SE = sqrt(var / 4), x 100
+    assert float(iq.standard_error()) == pytest.approx(100 * math.sqrt((0.5 / 3) / 4))
+    eq = EQ()
+    eq.update([3.0])
+    assert math.isnan(float(eq.standard_error()))
+    eq.update([3.0, 3.0])
+    assert float(eq.standard_error()) == 0.0
+
+
 def test_eq_is_mean_score_on_the_judge_scale():
     eq = EQ()
     eq.update([1.0, 5.0, 3.0])

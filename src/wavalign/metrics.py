@@ -6,6 +6,9 @@
   reply's own text), accumulated as total word errors / total reference words (corpus WER), never as a mean of
   per-utterance WERs, which would let a one-word reply weigh as much as a long one.
 
+`IQ.standard_error()` / `EQ.standard_error()` give the standard error of the mean over the counted values (logged as
+eval/.../iq_se), so a difference between two evaluations can be read against sampling noise.
+
 Each `compute()` returns NaN when nothing was counted (e.g. a benchmark without references has no IQ); callers decide
 whether to log it. States are float64 sums, reduced with `sum` across processes.
 """
@@ -50,18 +53,30 @@ class _MeanMetric(Metric):
         super().__init__(**kwargs)
         self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("total_sq", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, values: Tensor | Sequence[float]) -> None:
         t = _as_float64(values)
         if t.numel() and (float(t.min()) < self.low or float(t.max()) > self.high):
             raise ValueError(f"{type(self).__name__} values must lie in [{self.low}, {self.high}], got {t.tolist()}")
         self.total += t.sum().to(self.total.device)
+        self.total_sq += t.square().sum().to(self.total.device)
         self.count += t.numel()
 
     def compute(self) -> Tensor:
         if float(self.count) == 0:
             return torch.tensor(float("nan"), dtype=torch.float64)
         return self.scale * self.total / self.count
+
+    def standard_error(self) -> Tensor:
+        """Standard error of compute(): scale x sample std / sqrt(count), NaN below two values. With one value per
+        item (IQ averages an item's samples first), it is the item-level error of the mean: is a change noise?"""
+        n = float(self.count)
+        if n < 2:
+            return torch.tensor(float("nan"), dtype=torch.float64)
+        mean = self.total / self.count
+        var = torch.clamp((self.total_sq - self.count * mean.square()) / (self.count - 1), min=0.0)
+        return self.scale * torch.sqrt(var / self.count)
 
 
 class IQ(_MeanMetric):

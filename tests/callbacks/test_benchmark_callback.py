@@ -4,6 +4,7 @@ through `python -m wavalign validate` on the debug config."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -120,6 +121,8 @@ def test_iq_samples_average_correctness_over_k_replies_and_score_eq_on_the_first
     cb = BenchmarkCallback([GENERIC], wer="off", iq_samples=3, iq_judge=ScriptedJudge({"mornings are lovely": 4.0}))
     v = cb.evaluate(None, ManySamplesModule(samples, judge))
     assert v["eval/iq"] == pytest.approx(100 * (2 / 3 + 1 + 1 / 3 + 0 + 3 / 4) / 5)
+    per_item = torch.tensor([2 / 3, 1, 1 / 3, 0, 3 / 4], dtype=torch.float64)  # the SE is over items, not replies
+    assert v["eval/iq_se"] == pytest.approx(100 * float(per_item.std() / math.sqrt(5)))
     assert v["eval/eq"] == pytest.approx((5 + 1 + 3 + 3 + 2) / 5)  # the first replies only
     with pytest.raises(ValueError, match="iq_samples"):
         BenchmarkCallback([GENERIC], iq_samples=0)

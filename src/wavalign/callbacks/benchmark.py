@@ -15,7 +15,7 @@ cost generation time, not ASR or judge calls). Then:
   them nothing is logged and a warning says why), 'reference'
   (the reply's text vs the item's first reference answer: a content WER for text-only setups), or 'off'.
 Logged as eval/iq, eval/eq, eval/wer (pooled over all items) and eval/<suite>/iq ... per suite, plus
-eval/<suite>/<category>/... with by_category. Sampling runs under a forked RNG seeded with `seed`: every evaluation
+eval/<suite>/<category>/... with by_category; each IQ comes with iq_se, its standard error over items. Sampling runs under a forked RNG seeded with `seed`: every evaluation
 of a run sees the same noise, and the training RNG stream is left exactly as it would be without the callback.
 """
 
@@ -178,6 +178,9 @@ class BenchmarkCallback(pl.Callback):
                     v = float(metric.compute())
                     if math.isfinite(v):
                         values[f"{scope}/{name}"] = v
+                se = float(s.iq.standard_error())
+                if math.isfinite(se):
+                    values[f"{scope}/iq_se"] = se
         totals = torch.tensor([scores["eval"].eq_unreliable, scores["eval"].eq_total], dtype=torch.float64)
         totals = pl_module.all_gather(totals).reshape(-1, 2).sum(0) if world > 1 else totals
         if totals[1] > 0:
