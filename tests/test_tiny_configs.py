@@ -35,3 +35,17 @@ def test_warm_start_then_rl_two_steps_each(scratch: Path, arch: str) -> None:
     for tag in ("gate/lambda", "reward/mean", "loss/po", "loss/sft", "judge/semantic", "judge/acoustic", "eval/iq"):
         assert tag in logs, tag
     assert [step for step, _ in logs["eval/iq"]] == [0]
+
+
+def test_world_diagnose_reads_a_warm_start_checkpoint(scratch: Path, capsys: pytest.CaptureFixture) -> None:
+    from wavalign.world.__main__ import main as world_main
+
+    main(["fit", "--config", "configs/tiny_sft.yaml", *SMALL_WORLD, *QUICK, "--data.init_args.batch_size=4"])
+    capsys.readouterr()
+    checkpoint = scratch / ".cache" / "checkpoints" / "tiny_sft" / "last.ckpt"
+    assert world_main(["diagnose", "--checkpoint", str(checkpoint), "--samples", "2", *SMALL_WORLD,
+                       "--model.eval_sampling.max_new_tokens=48"]) == 0  # fmt: skip
+    out = capsys.readouterr().out.splitlines()
+    table = out[next(i for i, line in enumerate(out) if line.startswith("family")) :]
+    assert table[0].split()[:4] == ["family", "n", "accuracy", "restated"]
+    assert table[-1].split()[:2] == ["all", "8"]  # 4 validation items x 2 samples

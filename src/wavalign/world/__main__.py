@@ -28,7 +28,19 @@ def main(argv: list[str] | None = None) -> int:
                       help="skip what training needs beside audio and JSONL (vocab, ASR sentences, speech codes, "
                            "style profiles, benchmark files)")  # fmt: skip
     sub.add_parser("info", help="print the question counts per split and the vocabulary size")
-    args = parser.parse_args(argv)
+    diag = sub.add_parser("diagnose", help="per family: accuracy, restatement rate, comparison answer kinds of a "
+                          "checkpoint's sampled replies (further --key=value arguments go to the training config)")
+    diag.add_argument("--checkpoint", required=True, help="a checkpoint of the config's policy (e.g. last.ckpt)")
+    diag.add_argument("--config", default="configs/tiny.yaml", help="the training config that built the checkpoint")
+    diag.add_argument("--split", default="val", choices=("train", "val", "test"))
+    diag.add_argument("--samples", type=int, default=4, help="sampled replies per item")
+    diag.add_argument("--temperature", type=float, default=None, help="default: the config's eval_sampling")
+    args, overrides = parser.parse_known_args(argv)
+    if overrides and args.command != "diagnose":
+        parser.error(f"unrecognized arguments: {' '.join(overrides)}")
+
+    if args.command == "diagnose":
+        return _diagnose(args, overrides)
 
     if args.command == "info":
         splits = split_questions()
@@ -44,6 +56,33 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _diagnose(args: argparse.Namespace, overrides: list[str]) -> int:
+    """Build the module from the training config (world prepared or reused; never a warm-start run), load the
+    checkpoint, print the table."""
+    from pathlib import Path
+
+    from wavalign.cli import WavAlignCLI
+    from wavalign.data.datamodule import WavAlignDataModule
+    from wavalign.module import WavAlignModule
+    from wavalign.world.diagnose import format_table, sample_diagnoses, summarise
+
+    if not Path(args.checkpoint).is_file():
+        print(f"error: checkpoint {args.checkpoint} does not exist", file=sys.stderr)
+        return 2
+    cli = WavAlignCLI(WavAlignModule, WavAlignDataModule, subclass_mode_data=True, run=False,
+                      args=["--config", args.config, "--model.init_checkpoint", args.checkpoint,
+                            "--trainer.logger", "false", "--warm_start_config=null", *overrides])  # fmt: skip
+    world = cli.config.get("world")
+    if world is None:
+        print(f"error: {args.config} has no 'world' key: diagnose reads the embedded world's questions", file=sys.stderr)
+        return 2
+    bench = Path(world.dir) / f"{args.split}.bench.jsonl"
+    diagnoses = sample_diagnoses(cli.model.eval(), str(bench), args.samples, args.temperature)
+    print(f"{args.checkpoint} on {bench}, {args.samples} sampled replies per item")
+    print(format_table(summarise(diagnoses)))
     return 0
 
 
