@@ -1,7 +1,7 @@
 import pytest
 
 from wavalign.judges.base import Judge, JudgeRequest, JudgeScore
-from wavalign.judges.combined import PooledJudge, WeightedJudge
+from wavalign.judges.combined import IntegerJudge, PooledJudge, WeightedJudge
 from wavalign.judges.rules import AnswerJudge
 
 
@@ -60,3 +60,22 @@ def test_answer_judge_final_match_pays_only_the_answer_at_the_end():
     assert not unknown.reliable and unknown.score == 2.5
     with pytest.raises(ValueError, match="match"):
         AnswerJudge(match="last")
+
+
+def test_integer_judge_rounds_half_up_and_keeps_the_raw_score():
+    raws = [1.0, 2.49, 2.5, 3.51, 4.999]
+    scores = [IntegerJudge(Const(r, reliable=r != 2.5)).score([JudgeRequest("q", "a")])[0] for r in raws]
+    assert [s.score for s in scores] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert [s.parts["raw"] for s in scores] == raws and scores[0].parts["x"] == 1.0
+    assert [s.reliable for s in scores] == [True, True, False, True, True]
+
+
+def test_integer_acoustic_part_ties_equally_wrong_replies():
+    """Split mode with a rounded acoustic part: two wrong replies whose acoustic scores differ by noise tie."""
+    judge = WeightedJudge([Const(1.0), IntegerJudge(Const(4.3))], [0.7, 0.3], ["semantic", "acoustic"])
+    other = WeightedJudge([Const(1.0), IntegerJudge(Const(3.8))], [0.7, 0.3], ["semantic", "acoustic"])
+    a, = judge.score([JudgeRequest("q", "a")])
+    b, = other.score([JudgeRequest("q", "a")])
+    assert a.score == b.score == pytest.approx(0.7 * 1 + 0.3 * 4)
+    assert (a.parts["acoustic_raw"], b.parts["acoustic_raw"]) == (4.3, 3.8)
+

@@ -3,6 +3,7 @@ that spreads any picklable judge's work over worker processes."""
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from typing import Sequence
@@ -39,6 +40,28 @@ class WeightedJudge(Judge):
     def close(self) -> None:
         for j in self.judges:
             j.close()
+
+
+class IntegerJudge(Judge):
+    """Rounds another judge's scores to whole points (half up), as an LLM judge rating 1..5 would.
+
+    Why: a continuous score (an ASR WER, an F0 distance) gives every group a non-zero reward spread, so a group of
+    equally wrong replies still gets unit-scale GRPO advantages from measurement noise; whole points leave such a
+    group tied (zero advantage, gate λ = 0: pure SFT anchor), as the paper's integer-scoring judge does. The
+    unrounded score is kept in parts as 'raw'."""
+
+    def __init__(self, judge: Judge) -> None:
+        self.judge = judge
+
+    def score(self, requests: Sequence[JudgeRequest]) -> list[JudgeScore]:
+        out = []
+        for s in self.judge.score(requests):
+            whole = clip_score(math.floor(s.score + 0.5))
+            out.append(JudgeScore(whole, s.reliable, {**s.parts, "raw": s.score}))
+        return out
+
+    def close(self) -> None:
+        self.judge.close()
 
 
 _WORKER_JUDGE: Judge | None = None

@@ -24,7 +24,8 @@ ANSWER_KINDS = ("right", "other_option", "outside")
 class ReplyDiagnosis:
     family: str
     correct: bool  # the reply ends with the answer (the IQ rule)
-    restated: bool  # the reply's words before the answer equal the demonstration's
+    restated: bool  # the reply's words before the answer equal the demonstration's ("you said" alone for repeat,
+    # whose answer is the heard numbers themselves, so there accuracy is the listening measure)
     answer_kind: str | None  # comparison questions only: one of ANSWER_KINDS
 
 
