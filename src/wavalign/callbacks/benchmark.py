@@ -15,8 +15,9 @@ cost generation time, not ASR or judge calls). Then:
   them nothing is logged and a warning says why), 'reference'
   (the reply's text vs the item's first reference answer: a content WER for text-only setups), or 'off'.
 Logged as eval/iq, eval/eq, eval/wer (pooled over all items) and eval/<suite>/iq ... per suite, plus
-eval/<suite>/<category>/... with by_category; each IQ comes with iq_se, its standard error over items. Sampling runs under a forked RNG seeded with `seed`: every evaluation
-of a run sees the same noise, and the training RNG stream is left exactly as it would be without the callback.
+eval/<suite>/<category>/... with by_category; each IQ comes with iq_se, its standard error over items. Sampling
+runs under a forked RNG seeded with `seed`: every evaluation of a run sees the same noise, and the training RNG
+stream is left exactly as it would be without the callback.
 """
 
 from __future__ import annotations

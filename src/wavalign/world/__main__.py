@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(overrides)}")
 
     if args.command == "diagnose":
+        if args.samples < 1:
+            parser.error(f"--samples must be at least 1, got {args.samples}")
         return _diagnose(args, overrides)
 
     if args.command == "info":
