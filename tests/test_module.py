@@ -112,3 +112,18 @@ def test_a_codec_smaller_than_the_policy_speech_vocabulary_fails_at_start_up():
 
     with pytest.raises(ValueError, match="emits 64 speech codes but model.codec .* decodes only 16"):
         WavAlignModule(tiny_policy(), AnswerJudge(), codec=SmallCodec())
+
+
+def test_a_one_cycle_schedule_shorter_than_max_steps_fails_at_start_up():
+    """OneCycleLR raises when stepped past total_steps: say so before training, naming both fields."""
+    from functools import partial
+
+    from lightning.pytorch import Trainer
+
+    module = make_module(lam=0.5)
+    module.scheduler_factory = partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=1e-3, total_steps=800)
+    module.trainer = Trainer(max_steps=801, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    with pytest.raises(ValueError, match=r"total_steps=800 but trainer.max_steps=801"):
+        module.configure_optimizers()
+    module.trainer = Trainer(max_steps=800, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    assert module.configure_optimizers()["lr_scheduler"]["scheduler"].total_steps == 800

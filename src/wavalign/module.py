@@ -112,7 +112,15 @@ class WavAlignModule(pl.LightningModule):
         optimizer = self.optimizer_factory(params)
         if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "step"}}
+        scheduler = self.scheduler_factory(optimizer)
+        total = getattr(scheduler, "total_steps", None)  # OneCycleLR: raises when stepped past it, so check up front
+        max_steps = self._trainer.max_steps if self._trainer is not None else -1
+        if isinstance(total, int) and max_steps > total:
+            raise ValueError(
+                f"model.scheduler ({type(scheduler).__name__}) has total_steps={total} but trainer.max_steps={max_steps}: "
+                f"it would fail at step {total + 1}; set model.scheduler.init_args.total_steps to trainer.max_steps"
+            )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
