@@ -14,6 +14,11 @@ SMALL_WORLD = ["--world.n_train=16", "--world.n_val=4", "--world.n_test=4", "--w
 QUICK = ["--trainer.max_steps=2", "--trainer.log_every_n_steps=1", "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false"]
 
 
+def warm_start(arch: str = "tiny") -> None:
+    """The architecture's SFT warm start, 2 steps on the small world (writes .cache/checkpoints/<arch>_sft/)."""
+    main(["fit", "--config", f"configs/{arch}_sft.yaml", *SMALL_WORLD, *QUICK, "--data.init_args.batch_size=4"])
+
+
 @pytest.fixture
 def scratch(root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "configs").symlink_to(root / "configs")
@@ -23,7 +28,7 @@ def scratch(root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
 
 @pytest.mark.parametrize("arch", ["tiny", "tiny_parallel"])
 def test_warm_start_then_rl_two_steps_each(scratch: Path, arch: str) -> None:
-    main(["fit", "--config", f"configs/{arch}_sft.yaml", *SMALL_WORLD, *QUICK, "--data.init_args.batch_size=4"])
+    warm_start(arch)
     checkpoint = scratch / ".cache" / "checkpoints" / f"{arch}_sft" / "last.ckpt"
     assert checkpoint.is_file()
 
@@ -40,7 +45,7 @@ def test_warm_start_then_rl_two_steps_each(scratch: Path, arch: str) -> None:
 
 def test_split_judge_overlay_rewards_with_the_acoustic_judges(scratch: Path) -> None:
     """configs/ablations/world_split_judge.yaml swaps the main job's semantic reward for the paper's split judge."""
-    main(["fit", "--config", "configs/tiny_sft.yaml", *SMALL_WORLD, *QUICK, "--data.init_args.batch_size=4"])
+    warm_start()
     cli = main(["fit", "--config", "configs/tiny.yaml", "--config", "configs/ablations/world_split_judge.yaml",
                 *SMALL_WORLD, *QUICK, "--model.sampling.max_new_tokens=48", "--model.eval_sampling.max_new_tokens=48",
                 "--trainer.callbacks=[]"])  # fmt: skip
@@ -53,7 +58,7 @@ def test_split_judge_overlay_rewards_with_the_acoustic_judges(scratch: Path) -> 
 def test_world_diagnose_reads_a_warm_start_checkpoint(scratch: Path, capsys: pytest.CaptureFixture) -> None:
     from wavalign.world.__main__ import main as world_main
 
-    main(["fit", "--config", "configs/tiny_sft.yaml", *SMALL_WORLD, *QUICK, "--data.init_args.batch_size=4"])
+    warm_start()
     capsys.readouterr()
     checkpoint = scratch / ".cache" / "checkpoints" / "tiny_sft" / "last.ckpt"
     assert world_main(["diagnose", "--checkpoint", str(checkpoint), "--samples", "2", *SMALL_WORLD,
