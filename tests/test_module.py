@@ -2,20 +2,13 @@ import pytest
 import torch
 
 from conftest import tiny_policy
+from wiring_toys import KeyedJudge, hand_rewards
 from wavalign.callbacks.gating import GateCallback
 from wavalign.data.schema import DialogueExample
 from wavalign.gating import FixedGate
-from wavalign.judges.base import Judge, JudgeScore
 from wavalign.module import WavAlignModule
 from wavalign.objectives import sft_loss
 from wavalign.policy.base import SamplingConfig
-
-
-class LengthJudge(Judge):
-    """Rewards longer text replies: deterministic, with spread inside every group."""
-
-    def score(self, requests):
-        return [JudgeScore(min(5.0, 1.0 + len(r.reply_text.split()) * 0.5 + 0.01 * i)) for i, r in enumerate(requests)]
 
 
 def examples():
@@ -35,7 +28,7 @@ def examples():
 def make_module(lam: float, po_tokens: str = "text") -> WavAlignModule:
     module = WavAlignModule(
         tiny_policy(seed=1),
-        LengthJudge(),
+        KeyedJudge(),
         group_size=4,
         sampling=SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=16),
         po_tokens=po_tokens,
@@ -52,7 +45,7 @@ def test_one_step_lowers_sft_and_raises_best_rollout_text_logprob():
     exs = examples()
     loss = module.training_step({"ids": [0, 1], "examples": exs}, 0)
     entry = module.last_entry
-    best = int(entry.advantages.argmax())
+    best = int(hand_rewards(module, exs).argmax())  # from the judge's own rule, not the module's advantages
     assert entry.advantages[best] > 0
     text_mask = entry.rollouts.masks.text[best]
 

@@ -26,7 +26,8 @@ KEY_ENV = "WAVALIGN_TEST_JUDGE_KEY"
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Scenarios (by model): good, slow, flaky (500 twice per question), always500, garbage, 401, ratelimit."""
+    """Scenarios (by model): good, slow, flaky (500 twice per question), always500, garbage, 401, ratelimit,
+    retryafter (429 asking for 0.6 s once)."""
 
     server: "_Server"
 
@@ -37,7 +38,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         question = body["messages"][1]["content"][0]["text"].splitlines()[0]
         with self.server.lock:
-            self.server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            self.server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body, "t": time.monotonic()})
             nth = self.server.seen[(body["model"], question)] = self.server.seen.get((body["model"], question), 0) + 1
         scenario = body["model"]
         if scenario == "slow":
@@ -46,6 +47,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(500, {"error": {"message": "upstream overloaded"}})
         if scenario == "ratelimit" and nth == 1:
             return self._send(429, {"error": {"message": "slow down"}}, {"Retry-After": "0"})
+        if scenario == "retryafter" and nth == 1:
+            return self._send(429, {"error": {"message": "come back later"}}, {"Retry-After": "0.6"})
         if scenario == "401":  # echoes the header back, as some proxies do: the judge must redact it
             return self._send(401, {"error": {"message": f"invalid key: {self.headers.get('Authorization')}"}})
         if scenario == "garbage":
@@ -163,6 +166,14 @@ def test_flaky_and_rate_limited_calls_are_retried(make_judge, server: _Server) -
     assert server.count("flaky") == 6  # 500, 500, ok per question
     out = make_judge("ratelimit").score([_req(0)])
     assert out[0].score == 4.0 and server.count("ratelimit") == 2
+
+
+def test_a_429_waits_as_long_as_its_retry_after_says(make_judge, server: _Server) -> None:
+    """Our own backoff here is ~10 ms; the server asks for 0.6 s, and the retry must honour it (up to the cap)."""
+    out = make_judge("retryafter", max_backoff_s=5.0).score([_req(0)])
+    assert out[0].score == 4.0 and out[0].reliable and server.count("retryafter") == 2
+    first, second = (r["t"] for r in server.requests if r["body"]["model"] == "retryafter")
+    assert second - first >= 0.55
 
 
 def test_server_errors_end_as_unreliable_fallback(make_judge, server: _Server, caplog) -> None:

@@ -161,7 +161,8 @@ class InterleavedPolicy(SpeechPolicy):
         position_ids = (attn.cumsum(dim=1) - 1).clamp(min=0)
         t = completion.shape[1]
         logits = model(input_ids=ids, attention_mask=attn, position_ids=position_ids, logits_to_keep=t + 1).logits
-        logits = logits[:, :-1, :].float()
+        logits = logits[:, :-1, :]
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 -> fp32; a float64 model stays exact
         return torch.gather(F.log_softmax(logits, dim=-1), 2, completion.unsqueeze(-1)).squeeze(-1)
 
     def joint_logprobs(self, batches: Sequence[SequenceBatch]) -> list[Tensor]:

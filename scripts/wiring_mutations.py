@@ -1,0 +1,117 @@
+"""Apply known wrong wirings one at a time to a copy of the tree and check that the test suite catches each.
+
+    python scripts/wiring_mutations.py [--only NAME] [--tests PATH ...]
+
+Each mutation is one edit that a reviewer found the suite used to miss (issue 20): a sign, an alignment, a grouping
+or an option that silently does nothing. For each, the script copies the tracked files to a temporary folder, applies
+the edit, runs pytest there and prints which tests failed. A mutation that no test notices is a hole in the suite;
+the script exits 1 if there is one. An edit whose text is no longer in the code is reported as stale (update it).
+It takes a few minutes: it is a maintenance tool, not part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TESTS = (
+    "tests/test_module_wiring.py", "tests/test_module.py", "tests/policy", "tests/judges/test_http.py",
+    "tests/test_reference_run.py", "tests/data", "tests/test_objectives.py", "tests/test_gating.py",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str
+    old: str
+    new: str
+
+
+MUTATIONS = (
+    Mutation("advantages negated in the module", "src/wavalign/module.py",
+             "adv = group_advantages(", "adv = -group_advantages("),
+    Mutation("interleaved log-prob gather shifted by one position", "src/wavalign/policy/interleaved.py",
+             "logits = logits[:, :-1, :]", "logits = logits[:, 1:, :]"),
+    Mutation("interleaved rollout rows tiled, not grouped", "src/wavalign/policy/interleaved.py",
+             "ids = base.prompt_ids.repeat_interleave(group_size, dim=0)\n        attn = base.prompt_mask.repeat_interleave(group_size, dim=0)",
+             "ids = base.prompt_ids.repeat(group_size, 1)\n        attn = base.prompt_mask.repeat(group_size, 1)"),
+    Mutation("parallel rollout rows tiled, not grouped", "src/wavalign/policy/parallel.py",
+             "ids, mask = ids.repeat_interleave(group_size, dim=0), mask.repeat_interleave(group_size, dim=0)",
+             "ids, mask = ids.repeat(group_size, 1, 1), mask.repeat(group_size, 1)"),
+    Mutation("judge requests paired with the wrong example", "src/wavalign/scoring.py",
+             "ex = examples[i // group_size]", "ex = examples[i % len(examples)]"),
+    Mutation("PPO old log-probs reset at every epoch", "src/wavalign/module.py",
+             "if entry.old_logp is None:\n            entry.old_logp = logp.detach()", "entry.old_logp = logp.detach()"),
+    Mutation("loss_type ignored", "src/wavalign/module.py", "loss_type=self.loss_type,", 'loss_type="grpo",'),
+    Mutation("epsilon_high ignored", "src/wavalign/module.py", "epsilon_high=self.epsilon_high,", "epsilon_high=None,"),
+    Mutation("scale_rewards ignored", "src/wavalign/module.py", "scale=self.scale_rewards", "scale=True"),
+    Mutation("reference log-probs dropped (KL off)", "src/wavalign/module.py", "ref_logp=entry.ref_logp,", "ref_logp=None,"),
+    Mutation("DPO chosen and rejected swapped", "src/wavalign/module.py",
+             "dpo_loss(logp[best], logp[worst], ref[best], ref[worst], mask[best], mask[worst]",
+             "dpo_loss(logp[worst], logp[best], ref[worst], ref[best], mask[worst], mask[best]"),
+    Mutation("reliability flags dropped before the gate", "src/wavalign/module.py",
+             "self.gate.step(scored.rewards, scored.reliable)", "self.gate.step(scored.rewards)"),
+    Mutation("reliability flags dropped before the advantages", "src/wavalign/module.py",
+             "group_advantages(scored.rewards, scored.reliable,", "group_advantages(scored.rewards, None,"),
+    Mutation("sft_target_codes of the reference schema ignored", "src/wavalign/data/schema.py",
+             "target_speech=None if target_codes is None else", "target_speech=None if True else"),
+    Mutation("Retry-After ignored", "src/wavalign/judges/http.py",
+             'retry_after = _retry_after(e.headers.get("Retry-After") if e.headers else None)', "retry_after = None"),
+    Mutation("the gate's lambda ignored in the mix", "src/wavalign/module.py",
+             "loss = lam * po + (1.0 - lam) * sft", "loss = 0.5 * po + 0.5 * sft"),
+    Mutation("po_tokens ignored (always all tokens)", "src/wavalign/module.py",
+             "mask = rollouts.masks.select(self.po_tokens)", 'mask = rollouts.masks.select("all")'),
+)  # fmt: skip
+
+
+def tracked_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return [f for f in out.stdout.splitlines() if (ROOT / f).is_file()]
+
+
+def run_one(m: Mutation, files: list[str], tests: list[str]) -> tuple[str, list[str]]:
+    """('caught' | 'MISSED' | 'stale', failing test ids) for one mutation applied to a fresh copy of the tree."""
+    with tempfile.TemporaryDirectory(prefix="wavalign-mutant-") as tmp:
+        for f in files:
+            (Path(tmp) / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, Path(tmp) / f)
+        target = Path(tmp) / m.path
+        text = target.read_text()
+        if text.count(m.old) != 1:
+            return "stale", []
+        target.write_text(text.replace(m.old, m.new))
+        env = dict(os.environ, PYTHONPATH=str(Path(tmp) / "src"))
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *tests],
+                              cwd=tmp, env=env, capture_output=True, text=True)  # fmt: skip
+        failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", proc.stdout, flags=re.MULTILINE)
+        return ("caught" if proc.returncode != 0 else "MISSED"), failed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="run only the mutations whose name contains this text")
+    parser.add_argument("--tests", nargs="+", default=list(DEFAULT_TESTS), help="test paths to run per mutation")
+    args = parser.parse_args()
+    files = tracked_files()
+    holes = 0
+    for m in MUTATIONS:
+        if args.only and args.only not in m.name:
+            continue
+        verdict, failed = run_one(m, files, args.tests)
+        holes += verdict != "caught"
+        print(f"{verdict:7s} {m.name}: {', '.join(failed) or '-'}", flush=True)
+    return 1 if holes else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
