@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TESTS = (
     "tests/test_module_wiring.py", "tests/test_module.py", "tests/policy", "tests/judges/test_http.py",
     "tests/test_reference_run.py", "tests/data", "tests/test_objectives.py", "tests/test_gating.py",
+    "tests/test_resume.py",
 )  # fmt: skip
 
 
@@ -70,6 +71,14 @@ MUTATIONS = (
              "loss = lam * po + (1.0 - lam) * sft", "loss = 0.5 * po + 0.5 * sft"),
     Mutation("po_tokens ignored (always all tokens)", "src/wavalign/module.py",
              "mask = rollouts.masks.select(self.po_tokens)", 'mask = rollouts.masks.select("all")'),
+    Mutation("random states not restored on resume", "src/wavalign/resume.py",
+             "set_rng_states(self._pending)", "pass"),
+    Mutation("validation draws from the training random stream", "src/wavalign/resume.py",
+             "set_rng_states(self._outside_validation)", "pass"),
+    Mutation("data position not restored on resume", "src/wavalign/data/datamodule.py",
+             "sampler.skip(self._resume_after)", "pass"),
+    Mutation("PPO rollout buffer not restored on resume", "src/wavalign/module.py",
+             'self.buffer.load_state_dict(checkpoint["rollout_buffer"], self.device)', "pass"),
 )  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from lightning.pytorch.cli import LightningCLI
 from wavalign.callbacks.gating import GateCallback
 from wavalign.data.datamodule import WavAlignDataModule
 from wavalign.module import WavAlignModule
+from wavalign.resume import add_interrupt_checkpoint, find_last_checkpoint
 from wavalign.warm_start import ensure_checkpoint
 
 
@@ -54,6 +55,17 @@ class WavAlignCLI(LightningCLI):
         if cfg.get("warm_start_config") and checkpoint:
             stamp = os.path.join(cfg.world.dir, "manifest.json") if cfg.get("world") is not None else None
             ensure_checkpoint(checkpoint, cfg.warm_start_config, data_stamp=stamp)
+
+    def before_fit(self) -> None:
+        add_interrupt_checkpoint(self.trainer)
+        kwargs = self.config_init[self.subcommand]
+        if kwargs.get("ckpt_path") == "last":
+            path = find_last_checkpoint(self.trainer)
+            if path is None:
+                print("resume: --ckpt_path last, but this run has no checkpoint yet: starting from step 0", flush=True)
+            else:
+                print(f"resume: continuing from {path}", flush=True)
+            kwargs["ckpt_path"] = None if path is None else str(path)
 
 
 def main(args: list[str] | None = None) -> WavAlignCLI:

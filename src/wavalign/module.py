@@ -21,6 +21,7 @@ from wavalign.data.speech import SpeechTokenCache
 from wavalign.judges.base import Judge
 from wavalign.objectives import LOSS_TYPES, PolicyLossOutput, dpo_loss, group_advantages, policy_loss, sft_loss
 from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy
+from wavalign.resume import ResumeStateCallback
 from wavalign.scoring import ScoredGroups, build_requests, score_groups
 from wavalign.warm_start import load_policy_weights
 
@@ -106,6 +107,17 @@ class WavAlignModule(pl.LightningModule):
             raise ValueError("no gate: add wavalign.callbacks.gating.GateCallback to trainer.callbacks (the CLI adds it)")
         if self.beta > 0 or self.objective == "dpo":
             self.policy.setup_reference()
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """Random states and data position in every checkpoint, so a resumed run continues exactly."""
+        return [ResumeStateCallback()]
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rollout_buffer"] = self.buffer.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "rollout_buffer" in checkpoint:
+            self.buffer.load_state_dict(checkpoint["rollout_buffer"], self.device)
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]

@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import Tensor
 
+from wavalign.modality import ModalityMasks
 from wavalign.policy.base import Reply, SequenceBatch
 
 
@@ -49,3 +50,42 @@ class RolloutBuffer:
 
     def mark_used(self, entry: RolloutEntry) -> None:
         entry.uses += 1
+
+    # ---- checkpoint: a run stopped between two PPO epochs resumes on the same rollouts ------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Plain tensors and lists only (loadable with torch.load(weights_only=True)); analysis extras are dropped."""
+        e = self.entry
+        if e is None or e.uses >= self.reuse:
+            return {"entry": None}
+        return {
+            "entry": {
+                "key": list(e.key), "rollouts": _batch_state(e.rollouts), "demonstrations": _batch_state(e.demonstrations),
+                "advantages": e.advantages.cpu(), "lam": e.lam, "replies": [[r.text, list(r.speech_codes)] for r in e.replies],
+                "ref_logp": None if e.ref_logp is None else e.ref_logp.cpu(),
+                "old_logp": None if e.old_logp is None else e.old_logp.cpu(), "uses": e.uses,
+            }  # fmt: skip
+        }
+
+    def load_state_dict(self, state: dict[str, Any], device: Any = "cpu") -> None:
+        s = state.get("entry")
+        if s is None:
+            self.entry = None
+            return
+        opt = lambda t: None if t is None else t.to(device)  # noqa: E731
+        self.entry = RolloutEntry(
+            key=tuple(s["key"]), rollouts=_batch_from_state(s["rollouts"], device),
+            demonstrations=_batch_from_state(s["demonstrations"], device), advantages=s["advantages"].to(device),
+            lam=float(s["lam"]), replies=[Reply(text, codes) for text, codes in s["replies"]],
+            ref_logp=opt(s["ref_logp"]), old_logp=opt(s["old_logp"]), uses=int(s["uses"]),
+        )  # fmt: skip
+
+
+def _batch_state(b: SequenceBatch) -> dict[str, Tensor]:
+    m = b.masks
+    return {"prompt_ids": b.prompt_ids, "prompt_mask": b.prompt_mask, "completion_ids": b.completion_ids,
+            "completion": m.completion, "text": m.text, "speech": m.speech}  # fmt: skip
+
+
+def _batch_from_state(s: dict[str, Tensor], device: Any) -> SequenceBatch:
+    masks = ModalityMasks(s["completion"], s["text"], s["speech"])
+    return SequenceBatch(s["prompt_ids"], s["prompt_mask"], s["completion_ids"], masks).to(device)

@@ -23,19 +23,33 @@ class ExampleDataset(Dataset):
 
 
 class RepeatBatchSampler(Sampler[list[int]]):
-    """Yields each batch of indices `repeat` times in a row, so one rollout batch serves several updates."""
+    """Yields each batch of indices `repeat` times in a row, so one rollout batch serves several updates.
+
+    The order of epoch e is a function of (seed + e) alone, so a resumed run can continue at any batch: `skip(n)`
+    makes the next iteration start n batches into the run (at epoch n // len(self), that many batches in)."""
 
     def __init__(self, n: int, batch_size: int, repeat: int = 1, shuffle: bool = True, seed: int = 0) -> None:
         self.n, self.batch_size, self.repeat, self.shuffle, self.seed = n, batch_size, repeat, shuffle, seed
         self.epoch = 0
+        self._skip_in_epoch = 0
+
+    def skip(self, batches: int) -> None:
+        per_epoch = len(self)
+        if per_epoch == 0:
+            raise ValueError(f"no full batch of {self.batch_size} in {self.n} examples")
+        self.epoch, self._skip_in_epoch = divmod(batches, per_epoch)
 
     def __iter__(self) -> Iterator[list[int]]:
         g = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(self.n, generator=g).tolist() if self.shuffle else list(range(self.n))
         self.epoch += 1
+        skip, self._skip_in_epoch = self._skip_in_epoch, 0
         for s in range(0, self.n - self.batch_size + 1, self.batch_size):  # drop_last: groups stay full size
             batch = order[s : s + self.batch_size]
             for _ in range(self.repeat):
+                if skip:
+                    skip -= 1
+                    continue
                 yield batch
 
     def __len__(self) -> int:
@@ -68,6 +82,7 @@ class WavAlignDataModule(pl.LightningDataModule):
         self.repeat_batches, self.max_eval_examples = repeat_batches, max_eval_examples
         self.shuffle, self.seed = shuffle, seed
         self.splits: dict[str, list[DialogueExample]] = {}
+        self._resume_after = 0
 
     def setup(self, stage: str | None = None) -> None:
         for name, path in (("train", self.train_file), ("val", self.val_file), ("test", self.test_file)):
@@ -77,16 +92,26 @@ class WavAlignDataModule(pl.LightningDataModule):
         if train is not None and len(train) < self.batch_size:
             raise ValueError(f"{self.train_file}: {len(train)} examples, fewer than batch_size={self.batch_size}")
 
+    def resume_after(self, batches: int) -> None:
+        """Continue a resumed run at its next batch: the train loader skips the `batches` already trained on."""
+        self._resume_after = batches
+
     def train_dataloader(self) -> DataLoader:
         data = ExampleDataset(self.splits["train"])
         sampler = RepeatBatchSampler(len(data), self.batch_size, self.repeat_batches, self.shuffle, self.seed)
-        return DataLoader(data, batch_sampler=sampler, collate_fn=collate_examples)
+        if self._resume_after:
+            sampler.skip(self._resume_after)
+        # Its own generator: DataLoader otherwise draws a worker seed from the global stream at every epoch start,
+        # which would tie the rollouts' random numbers to where epochs begin (and break exact resume).
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(data, batch_sampler=sampler, collate_fn=collate_examples, generator=generator)
 
     def _eval_loader(self, split: str) -> DataLoader:
         if split not in self.splits:
             raise ValueError(f"no {split} data: set data.{split}_file in the config")
         examples = self.splits[split][: self.max_eval_examples]
-        return DataLoader(ExampleDataset(examples), batch_size=self.eval_batch_size, collate_fn=collate_examples)
+        generator = torch.Generator().manual_seed(self.seed)  # as for training: no draw from the global stream
+        return DataLoader(ExampleDataset(examples), batch_size=self.eval_batch_size, collate_fn=collate_examples, generator=generator)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val") if self.val_file else []
