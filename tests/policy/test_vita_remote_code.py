@@ -1,0 +1,128 @@
+"""configs/vita_audio.yaml's policy on a tiny remote-code model with VITA-Audio's quirks (see vita_fixtures.py), and on
+a stock transformers Qwen2 of the same layout: log-probs, the reference forward, and which head rollouts come from.
+
+Upstream behaviour pinned here (VITA-MLLM/VITA-Audio, vita_audio/models/qwen2_mtp_v4_48_3/modeling_qwen2.py,
+Qwen2MTPForCausalLM.forward / _prepare_mtp_for_generation; MM-Speech/WavAlign, trainer/vita_audio_rl_sft_trainer_
+clean.py _setup_generation_config and trainer/vita_audio_rl_sft_trainer_masked.py _compute_rl_loss_from_logits)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vita_fixtures import write_quirky_vita_checkpoint, write_vita_tokenizer
+from vita_policy import vita_policy
+from wavalign.policy.base import SamplingConfig
+from wavalign.policy.forward import logits_keep_argument
+from wavalign.policy.generation import rollout_generation_config
+
+MESSAGES = [{"role": "user", "content": "<|audio|>"}]
+
+
+@pytest.fixture(scope="module")
+def quirky(tmp_path_factory):
+    return write_quirky_vita_checkpoint(tmp_path_factory.mktemp("ckpt") / "VITA-quirky")
+
+
+@pytest.fixture(scope="module")
+def stock(tmp_path_factory):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    folder = tmp_path_factory.mktemp("ckpt") / "VITA-stock"
+    tok = write_vita_tokenizer(folder / "tokenizer")
+    config = Qwen2Config(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=512, tie_word_embeddings=False,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    )  # fmt: skip
+    torch.manual_seed(1)
+    Qwen2ForCausalLM(config).save_pretrained(str(folder))
+    return folder
+
+
+def batch_of_two(policy):
+    """Prompts of different lengths (left padding) and replies of different lengths (right padding)."""
+    prompts = [policy.prompt_ids(MESSAGES, [[1, 2, 3]]), policy.prompt_ids(MESSAGES, [list(range(4, 15))])]
+    replies = [policy.reply_ids("two plus two is four", list(range(20))), policy.reply_ids("four", [5])]
+    return prompts, replies, policy.make_batch(prompts, replies)
+
+
+@pytest.mark.parametrize("which, keyword", [("quirky", "num_logits_to_keep"), ("stock", "logits_to_keep")])
+def test_logprobs_equal_a_full_float64_forward_under_either_keyword(which, keyword, request):
+    """Old keyword + swallowed kwargs (VITA, and stock Qwen2 on transformers 4.46-4.48) or the new one (>= 4.49)."""
+    folder = request.getfixturevalue(which)
+    policy = vita_policy(folder, tokenizer=folder / "tokenizer" if which == "stock" else None).double()
+    assert logits_keep_argument(policy.model) == keyword
+    prompts, replies, batch = batch_of_two(policy)
+    got = policy.token_logprobs(batch)
+    model = policy.model.train()  # no dropout in these models: train mode is the same function as eval
+    with torch.no_grad():
+        for row, (p, r) in enumerate(zip(prompts, replies)):
+            logp = torch.log_softmax(model(input_ids=torch.tensor([p + r])).logits[0], dim=-1)
+            assert logp.dtype == torch.float64
+            want = torch.stack([logp[len(p) - 1 + t, tok] for t, tok in enumerate(r)])
+            assert torch.allclose(got[row, : len(r)].detach(), want, atol=1e-12, rtol=0)
+    assert batch.masks.completion[1].sum() == len(replies[1])  # "<|im_end|>\n": the suffix is trained too
+
+
+def test_the_quirk_bites_without_the_old_keyword(quirky):
+    """logits_to_keep is swallowed: all positions come back, and reading them as the reply's is wrong by a lot."""
+    policy = vita_policy(quirky).double()
+    _, _, batch = batch_of_two(policy)
+    ids = torch.cat([batch.prompt_ids, batch.completion_ids], dim=1)
+    t = batch.completion_ids.shape[1]
+    with torch.no_grad():
+        logits = policy.model.train()(input_ids=ids, logits_to_keep=t + 1).logits
+    assert logits.shape[1] == ids.shape[1] != t + 1
+    naive = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, batch.completion_ids.unsqueeze(-1)).squeeze(-1)
+    right = policy.token_logprobs(batch).detach()
+    m = batch.masks.completion.bool()
+    assert (naive[m] - right[m]).abs().mean() > 0.05  # 0.12 nats here, on a near-uniform random model
+
+
+def test_reference_runs_in_train_mode_where_eval_mode_needs_generation_state(quirky):
+    """The official trainer calls ref_model.train() before its reference forward; an eval-mode forward raises."""
+    policy = vita_policy(quirky)  # full fine-tuning: the reference is a frozen copy, kept in eval mode
+    policy.setup_reference()
+    _, _, batch = batch_of_two(policy)
+    with pytest.raises(AttributeError, match="num_prefill_tokens"), torch.no_grad():
+        policy._frozen_reference(input_ids=batch.prompt_ids)
+    ref = policy.token_logprobs(batch, reference=True)
+    assert torch.equal(ref, policy.token_logprobs(batch).detach())
+    assert not policy._frozen_reference.training  # its mode is restored
+    policy.rollout([batch.prompt_ids[0].tolist()], 2, SamplingConfig(max_new_tokens=6))  # leaves generation state
+    assert torch.equal(policy.token_logprobs(batch, reference=True), ref)  # stale state is not read either
+
+    eval_mode = vita_policy(quirky, train_mode_forward=False)
+    eval_mode.setup_reference()
+    with pytest.raises(AttributeError, match="num_prefill_tokens"):
+        eval_mode.token_logprobs(batch, reference=True)
+
+
+def test_rollouts_come_from_the_main_head_starting_from_the_checkpoint_generation_config(quirky):
+    """[8192, 0] is VITA-Audio's main-head-only schedule; the checkpoint's own ([1, 2] here) emits MCTP tokens."""
+    policy = vita_policy(quirky)
+    sampling = SamplingConfig(do_sample=False, max_new_tokens=12)
+    config = rollout_generation_config(policy.model, sampling, policy.spec.eos_id, policy.spec.pad_id, policy.mtp_inference_mode)
+    assert config.mtp_inference_mode == [8192, 0] and config.top_k == 3  # top_k: the checkpoint's
+    assert config.eos_token_id == policy.tokenizer.convert_tokens_to_ids("<|im_end|>") and config.max_new_tokens == 12
+    assert policy.model.generation_config.mtp_inference_mode == [1, 2]  # the model's own config is left alone
+
+    prompt = policy.prompt_ids(MESSAGES, [[7, 8, 9]])
+    rolled = policy.rollout([prompt], 1, sampling).completion_ids[0].tolist()
+    ids = torch.tensor([prompt])
+    with torch.no_grad():
+        main = ids
+        for _ in range(12):  # greedy from the main head, by full train-mode forwards
+            main = torch.cat([main, policy.model.train()(input_ids=main).logits[:, -1:].argmax(-1)], dim=1)
+        own = policy.model.eval().generate(ids, do_sample=False, max_new_tokens=12)
+    main, own = main[0, len(prompt) :].tolist(), own[0, len(prompt) :].tolist()
+    n = len(rolled)
+    assert n == 12 or rolled[-1] == policy.spec.eos_id
+    assert rolled == main[:n]
+    assert own[:n] != main[:n]
+
+
+def test_mctp_models_refuse_the_static_decoders(quirky):
+    with pytest.raises(ValueError, match="MCTP layers"):
+        vita_policy(quirky, decoder="static")
