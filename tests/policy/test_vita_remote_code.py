@@ -10,34 +10,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vita_fixtures import write_quirky_vita_checkpoint, write_vita_tokenizer
+from vita_fixtures import quirky, stock  # noqa: F401 (fixtures)
 from vita_policy import vita_policy
 from wavalign.policy.base import SamplingConfig
 from wavalign.policy.forward import logits_keep_argument
 from wavalign.policy.generation import rollout_generation_config
 
 MESSAGES = [{"role": "user", "content": "<|audio|>"}]
-
-
-@pytest.fixture(scope="module")
-def quirky(tmp_path_factory):
-    return write_quirky_vita_checkpoint(tmp_path_factory.mktemp("ckpt") / "VITA-quirky")
-
-
-@pytest.fixture(scope="module")
-def stock(tmp_path_factory):
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    folder = tmp_path_factory.mktemp("ckpt") / "VITA-stock"
-    tok = write_vita_tokenizer(folder / "tokenizer")
-    config = Qwen2Config(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=512, tie_word_embeddings=False,
-        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-    )  # fmt: skip
-    torch.manual_seed(1)
-    Qwen2ForCausalLM(config).save_pretrained(str(folder))
-    return folder
 
 
 def batch_of_two(policy):

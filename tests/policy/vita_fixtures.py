@@ -22,9 +22,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from tokenizers import Regex, Tokenizer, models, pre_tokenizers
-from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 from conftest import DEBUG_VOCAB
 from wavalign.policy.tiny import read_words
@@ -152,3 +153,26 @@ def write_quirky_vita_checkpoint(folder: Path, seed: int = 0, mtp_scale: float =
     }  # fmt: skip
     (folder / "generation_config.json").write_text(json.dumps(generation))
     return folder
+
+
+def write_stock_vita_checkpoint(folder: Path) -> Path:
+    """A stock transformers Qwen2 (logits_to_keep) of the same layout; its tokenizer in folder/"tokenizer"."""
+    tok = write_vita_tokenizer(folder / "tokenizer")
+    config = Qwen2Config(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=512, tie_word_embeddings=False,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    )  # fmt: skip
+    torch.manual_seed(1)
+    Qwen2ForCausalLM(config).save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def quirky(tmp_path_factory) -> Path:
+    return write_quirky_vita_checkpoint(tmp_path_factory.mktemp("ckpt") / "VITA-quirky")
+
+
+@pytest.fixture(scope="session")
+def stock(tmp_path_factory) -> Path:
+    return write_stock_vita_checkpoint(tmp_path_factory.mktemp("ckpt") / "VITA-stock")
