@@ -9,9 +9,17 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 import torch
+import transformers
+from packaging.version import Version
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
+
+
+def dtype_keyword(transformers_version: str) -> str:
+    """from_pretrained's dtype keyword: `dtype` since transformers 4.56, `torch_dtype` before (VITA-Audio's remote
+    code needs 4.48.3, where `dtype` would be taken for a config attribute and the weights loaded in float32)."""
+    return "dtype" if Version(transformers_version).release >= (4, 56) else "torch_dtype"
 
 
 class ModelSource(ABC):
@@ -43,7 +51,7 @@ class PretrainedCausalLM(ModelSource):
                 raise FileNotFoundError(
                     f"model path {p!r} does not exist: download the checkpoint and set its folder in the config"
                 )
-        kwargs = {"dtype": DTYPES[self.dtype], "trust_remote_code": self.trust_remote_code}
+        kwargs = {dtype_keyword(transformers.__version__): DTYPES[self.dtype], "trust_remote_code": self.trust_remote_code}
         if self.device_map:
             kwargs["device_map"] = self.device_map
         if self.attn_implementation:

@@ -1,0 +1,23 @@
+"""policy/sources.py: the from_pretrained dtype keyword of the installed transformers, and VITA-Audio's pinned one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vita_fixtures import stock  # noqa: F401 (fixture)
+from wavalign.policy.sources import PretrainedCausalLM, dtype_keyword
+
+
+def test_dtype_keyword_follows_the_transformers_version():
+    assert dtype_keyword("4.48.3") == "torch_dtype"  # the vita-audio extra's pin
+    assert dtype_keyword("4.55.4") == "torch_dtype"
+    assert dtype_keyword("4.56.0") == "dtype"
+    assert dtype_keyword("5.24.0") == "dtype"
+
+
+def test_a_local_checkpoint_loads_in_the_asked_dtype(stock):
+    model, _ = PretrainedCausalLM(str(stock), str(stock / "tokenizer"), dtype="bfloat16").build()
+    assert next(model.parameters()).dtype == torch.bfloat16
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        PretrainedCausalLM(str(stock / "missing")).build()
