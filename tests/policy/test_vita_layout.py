@@ -9,6 +9,7 @@ upstream's dataset code:
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from vita_fixtures import quirky  # noqa: F401 (fixture)
@@ -59,3 +60,8 @@ def test_reply_stream_and_masks(quirky):
     assert torch.equal(m.text + m.speech, m.completion)
     decoded = policy.decode(batch)[0]
     assert decoded.text == "two plus two is four" and decoded.speech_codes == list(range(40))
+
+
+def test_an_eos_suffix_that_encodes_to_nothing_is_refused(quirky):
+    with pytest.raises(ValueError, match="eos_suffix ' ' encodes to no tokens"):
+        vita_policy(quirky, eos_suffix=" ")

@@ -47,8 +47,9 @@ class InterleavedPolicy(SpeechPolicy):
     text_speech_separator: appended to the reply's text when it has speech too, tokenized with it ("\n": the
         assistant content is "text\n<|audio|>" upstream).
     eos_suffix: trained after EOS in demonstrations ("\n": upstream supervises "<|im_end|>\n"); never sampled.
-    train_mode_forward: every log-prob forward (policy and reference) in train mode with dropout off, as the
-        official WavAlign trainer runs its reference: VITA-Audio's eval-mode forward needs generation state.
+    train_mode_forward: a log-prob forward of a model in eval mode (the frozen reference, validation) runs in train
+        mode with dropout off, as the official WavAlign trainer runs its reference: VITA-Audio's eval-mode forward
+        needs generation state. A model already in train mode (the policy in a training step) runs as it is.
     mtp_inference_mode: the MCTP schedule of rollouts on models with MCTP layers; [8192, 0] samples from the main
         head only, whose log-probs are the ones trained."""
 
@@ -199,7 +200,8 @@ class InterleavedPolicy(SpeechPolicy):
         ids = torch.cat([batch.prompt_ids, completion], dim=1)
         attn = torch.cat([batch.prompt_mask, batch.masks.completion.long()], dim=1)
         position_ids = (attn.cumsum(dim=1) - 1).clamp(min=0)
-        mode = train_mode_without_dropout(model) if self.train_mode_forward else nullcontext()
+        # a model in train mode (the policy during training) runs as it is, as upstream's policy forward does
+        mode = train_mode_without_dropout(model) if self.train_mode_forward and not model.training else nullcontext()
         with mode:
             logits = completion_logits(model, ids, attn, position_ids, batch.prompt_ids.shape[1])
         return gather_logprobs(logits, completion)
