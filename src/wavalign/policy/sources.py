@@ -56,6 +56,14 @@ class PretrainedCausalLM(ModelSource):
             kwargs["device_map"] = self.device_map
         if self.attn_implementation:
             kwargs["attn_implementation"] = self.attn_implementation
-        model = AutoModelForCausalLM.from_pretrained(self.path, **kwargs)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(self.path, **kwargs)
+        except ImportError as error:
+            if not self.trust_remote_code:
+                raise
+            raise ImportError(
+                f"the remote code of {self.path} does not import under transformers {transformers.__version__}: "
+                f"{error}. VITA-Audio's needs 4.48.3: pip install -e '.[vita-audio]'"
+            ) from error
         tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_path, trust_remote_code=self.trust_remote_code)
         return model, tokenizer
