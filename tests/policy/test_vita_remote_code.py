@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+import transformers
+from packaging.version import Version
 
 from vita_fixtures import quirky, stock  # noqa: F401 (fixtures)
 from vita_policy import vita_policy
@@ -17,6 +19,8 @@ from wavalign.policy.forward import logits_keep_argument
 from wavalign.policy.generation import rollout_generation_config
 
 MESSAGES = [{"role": "user", "content": "<|audio|>"}]
+# stock Qwen2's keyword: the old one up to transformers 4.48 (VITA-Audio's pin), the new one since 4.49
+STOCK_KEYWORD = "logits_to_keep" if Version(transformers.__version__).release >= (4, 49) else "num_logits_to_keep"
 
 
 def batch_of_two(policy):
@@ -26,9 +30,10 @@ def batch_of_two(policy):
     return prompts, replies, policy.make_batch(prompts, replies)
 
 
-@pytest.mark.parametrize("which, keyword", [("quirky", "num_logits_to_keep"), ("stock", "logits_to_keep")])
+@pytest.mark.parametrize("which, keyword", [("quirky", "num_logits_to_keep"), ("stock", STOCK_KEYWORD)])
 def test_logprobs_equal_a_full_float64_forward_under_either_keyword(which, keyword, request):
-    """Old keyword + swallowed kwargs (VITA, and stock Qwen2 on transformers 4.46-4.48) or the new one (>= 4.49)."""
+    """Old keyword + swallowed kwargs (VITA, and stock Qwen2 on transformers 4.46-4.48) or the new one (>= 4.49).
+    Also passes under transformers 4.48.3 (the vita-audio extra), where stock Qwen2 takes the old keyword."""
     folder = request.getfixturevalue(which)
     policy = vita_policy(folder, tokenizer=folder / "tokenizer" if which == "stock" else None).double()
     assert logits_keep_argument(policy.model) == keyword
