@@ -44,9 +44,9 @@ class InterleavedPolicy(SpeechPolicy):
     does (the defaults keep the plain layout of the tiny world):
     merge_chunk_tail: once text or speech runs out of chunks, the rest of both goes into the last chunk pair
         (VITA-Audio's text_audio_interval) instead of following in chunks of its own.
-    text_speech_separator: appended to the reply's text when it has speech too, tokenized with it ("\n": the
-        assistant content is "text\n<|audio|>" upstream).
-    eos_suffix: trained after EOS in demonstrations ("\n": upstream supervises "<|im_end|>\n"); never sampled.
+    text_speech_separator: appended to the reply's text when it has speech too, tokenized with it ("\\n": the
+        assistant content is "text\\n<|audio|>" upstream).
+    eos_suffix: trained after EOS in demonstrations ("\\n": upstream supervises "<|im_end|>\\n"); never sampled.
     train_mode_forward: a log-prob forward of a model in eval mode (the frozen reference, validation) runs in train
         mode with dropout off, as the official WavAlign trainer runs its reference: VITA-Audio's eval-mode forward
         needs generation state. A model already in train mode (the policy in a training step) runs as it is.
