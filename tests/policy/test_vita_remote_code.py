@@ -17,6 +17,7 @@ from vita_policy import vita_policy
 from wavalign.policy.base import SamplingConfig
 from wavalign.policy.forward import logits_keep_argument
 from wavalign.policy.generation import rollout_generation_config
+from wavalign.policy.lora import LoraSettings
 
 MESSAGES = [{"role": "user", "content": "<|audio|>"}]
 # stock Qwen2's keyword: the old one up to transformers 4.48 (VITA-Audio's pin), the new one since 4.49
@@ -110,3 +111,22 @@ def test_rollouts_come_from_the_main_head_starting_from_the_checkpoint_generatio
 def test_mctp_models_refuse_the_static_decoders(quirky):
     with pytest.raises(ValueError, match="MCTP layers"):
         vita_policy(quirky, decoder="static")
+
+
+def test_lora_reference_and_rollouts_through_the_remote_code(quirky):
+    """Under LoRA the reference is the same model with its adapters off; in eval mode (validation) it needs the
+    train-mode forward too, and rollouts still read the generation config through the peft wrapper."""
+    policy = vita_policy(quirky, lora=LoraSettings(r=4, alpha=8))
+    config = rollout_generation_config(policy.model, SamplingConfig(), policy.spec.eos_id, policy.spec.pad_id)
+    assert config.mtp_inference_mode == [8192, 0] and config.top_k == 3
+    _, _, batch = batch_of_two(policy)
+    with torch.no_grad():
+        for name, p in policy.model.named_parameters():
+            if "lora_B" in name:
+                p.add_(0.5)  # adapters that change the outputs, as after training
+    policy.model.eval()
+    ref = policy.token_logprobs(batch, reference=True)
+    assert not torch.allclose(ref, policy.token_logprobs(batch).detach(), atol=1e-4)
+    base = vita_policy(quirky)
+    assert torch.allclose(ref, base.token_logprobs(batch).detach(), atol=1e-6)
+    assert not policy.model.training
