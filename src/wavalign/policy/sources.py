@@ -18,7 +18,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 def dtype_keyword(transformers_version: str) -> str:
     """from_pretrained's dtype keyword: `dtype` since transformers 4.56, `torch_dtype` before (VITA-Audio's remote
-    code needs 4.48.3, where `dtype` would be taken for a config attribute and the weights loaded in float32)."""
+    code needs 4.48.3, where `dtype` reaches the model's __init__ and raises TypeError: measured)."""
     return "dtype" if Version(transformers_version).release >= (4, 56) else "torch_dtype"
 
 
