@@ -40,8 +40,10 @@ class Mutation:
 MUTATIONS = (
     Mutation("advantages negated in the module", "src/wavalign/module.py",
              "adv = group_advantages(", "adv = -group_advantages("),
-    Mutation("interleaved log-prob gather shifted by one position", "src/wavalign/policy/interleaved.py",
-             "logits = logits[:, :-1, :]", "logits = logits[:, 1:, :]"),
+    Mutation("log-prob gather shifted by one position (kept logits)", "src/wavalign/policy/forward.py",
+             "return logits[:, :-1, :]", "return logits[:, 1:, :]"),
+    Mutation("log-prob gather shifted by one position (full logits)", "src/wavalign/policy/forward.py",
+             "return logits[:, prompt_len - 1 : total - 1, :]", "return logits[:, prompt_len: total, :]"),
     Mutation("interleaved rollout rows tiled, not grouped", "src/wavalign/policy/interleaved.py",
              "ids = base.prompt_ids.repeat_interleave(group_size, dim=0)\n        attn = base.prompt_mask.repeat_interleave(group_size, dim=0)",
              "ids = base.prompt_ids.repeat(group_size, 1)\n        attn = base.prompt_mask.repeat(group_size, 1)"),

@@ -65,3 +65,28 @@ def test_layout_follows_chunk_schedule_and_wraps_speech():
 def test_spec_rejects_eos_inside_speech():
     with pytest.raises(ValueError, match="eos_id"):
         ModalitySpec(speech_ranges=((0, 10),), eos_id=3, pad_id=0)
+
+
+def test_merged_tail_layouts_written_by_hand_from_upstream_text_audio_interval():
+    """VITA-MLLM/VITA-Audio vita_audio/data/processor/audio_processor.py text_audio_interval (and the same function in
+    MM-Speech/WavAlign's trainer, _apply_text_audio_interval): cut text by [1, 4, 4...] and speech by [8, 8...] (its
+    ratio [1, 10, 4, 10] less the two markers), alternate the pairs up to the shorter count, merge the rest of both
+    into the last pair; speech alone stays one block, text alone gets no markers."""
+    B, E, EOS = 900, 901, 999
+    layout = InterleaveLayout(text_chunks=(1, 4), speech_chunks=(8,), begin_audio_id=B, end_audio_id=E, merge_tail=True)
+    t = list(range(7))  # t0 .. t6
+    a = list(range(100, 140))  # 40 codes
+    assert layout.layout(t, a, EOS) == (
+        [0] + [B, *a[0:8], E] + [1, 2, 3, 4] + [B, *a[8:16], E] + [5, 6] + [B, *a[16:40], E] + [EOS]
+    )
+    # more text than speech: 3 text chunks, 1 speech chunk -> all the text, then all the speech
+    assert layout.layout(t, a[:5], EOS) == t + [B, *a[:5], E] + [EOS]
+    # 2 text chunks (1 + 4), 3 speech chunks -> t0 [8] t1..t4 [16]
+    assert layout.layout(t[:5], a[:24], EOS) == [0, B, *a[:8], E, 1, 2, 3, 4, B, *a[8:24], E, EOS]
+    assert layout.layout([], a[:20], EOS) == [B, *a[:20], E, EOS]
+    assert layout.layout(t, [], EOS) == t + [EOS]
+    # the plain layout (the tiny world's) is unchanged: leftover speech follows in chunks of its own
+    plain = InterleaveLayout(text_chunks=(1, 4), speech_chunks=(8,), begin_audio_id=B, end_audio_id=E)
+    assert plain.layout(t, a, EOS) == (
+        [0, B, *a[0:8], E, 1, 2, 3, 4, B, *a[8:16], E, 5, 6, B, *a[16:24], E, B, *a[24:32], E, B, *a[32:40], E, EOS]
+    )

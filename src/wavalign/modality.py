@@ -110,19 +110,48 @@ class InterleaveLayout:
     text_chunks / speech_chunks list the chunk sizes in order; the last size repeats. When one modality runs out,
     the rest of the other follows in its own chunk sizes. Each speech chunk is wrapped in begin/end-of-audio markers
     when they are given.
+
+    merge_tail=True lays out as VITA-Audio's text_audio_interval does: both modalities are cut into chunks, the pairs
+    alternate up to the shorter count, and everything left of both goes into the last pair (text 7, speech 40 at
+    [1, 4] / [8]: t0 [8] t1..t4 [8] t5 t6 [24]); speech alone is one block.
     """
 
     text_chunks: tuple[int, ...] = (4,)
     speech_chunks: tuple[int, ...] = (8,)
     begin_audio_id: int | None = None
     end_audio_id: int | None = None
+    merge_tail: bool = False
 
     def __post_init__(self) -> None:
         if not self.text_chunks or not self.speech_chunks or min(self.text_chunks + self.speech_chunks) < 1:
             raise ValueError("text_chunks and speech_chunks must be non-empty lists of positive sizes")
 
+    def _wrap(self, speech: list[int]) -> list[int]:
+        b, e = self.begin_audio_id, self.end_audio_id
+        return ([b] if b is not None else []) + speech + ([e] if e is not None else [])
+
+    @staticmethod
+    def _cut(ids: Sequence[int], sizes: tuple[int, ...]) -> list[list[int]]:
+        chunks, i = [], 0
+        while i < len(ids):
+            n = sizes[min(len(chunks), len(sizes) - 1)]
+            chunks.append(list(ids[i : i + n]))
+            i += n
+        return chunks
+
+    def _merged_tail(self, text_ids: Sequence[int], speech_ids: Sequence[int]) -> list[int]:
+        text, speech = self._cut(text_ids, self.text_chunks), self._cut(speech_ids, self.speech_chunks)
+        if not speech or not text:
+            return list(text_ids) + (self._wrap(list(speech_ids)) if speech else [])
+        n = min(len(text), len(speech))
+        text = text[: n - 1] + [sum(text[n - 1 :], [])]
+        speech = speech[: n - 1] + [sum(speech[n - 1 :], [])]
+        return [t for pair in zip(text, speech) for t in pair[0] + self._wrap(pair[1])]
+
     def layout(self, text_ids: Sequence[int], speech_ids: Sequence[int], eos_id: int) -> list[int]:
         """The reply as the model emits it: interleaved chunks, then EOS."""
+        if self.merge_tail:
+            return self._merged_tail(text_ids, speech_ids) + [eos_id]
         out: list[int] = []
         ti = si = k = 0
         while ti < len(text_ids) or si < len(speech_ids):

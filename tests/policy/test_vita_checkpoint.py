@@ -1,48 +1,19 @@
-"""configs/vita_audio.yaml on a tiny random checkpoint written to disk with VITA-Audio's layout: a Qwen2 causal LM
-whose tokenizer holds GLM-4-Voice's 16384 <|audio_N|> codes and <|begin_of_audio|>/<|end_of_audio|>, and Qwen's chat
-markers. Only the paths (and, on this CPU machine, the trainer's device and precision) are overridden."""
+"""configs/vita_audio.yaml on a tiny random checkpoint written to disk with VITA-Audio's layout and its remote-code
+quirks (vita_fixtures.py: GLM-4-Voice's 16384 <|audio_N|> codes, Qwen's chat markers, MCTP heads, an eval-mode
+forward that needs generation state, the old num_logits_to_keep keyword). Only the paths (and, on this CPU machine,
+the trainer's device and precision) are overridden: rollouts, the frozen reference's KL, the SFT anchor and
+validation all run through the remote code."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
-
-from conftest import DEBUG_VOCAB, scalars
+from conftest import scalars
+from vita_fixtures import write_quirky_vita_checkpoint
 from wavalign.cli import main
-from wavalign.policy.tiny import read_words
-
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|begin_of_audio|>", "<|end_of_audio|>", "[UNK]"]
-NUM_CODES = 16384  # GLM-4-Voice's codebook, as configs/vita_audio.yaml says
-
-
-def write_vita_layout_checkpoint(folder: Path) -> None:
-    words = ["system", "user", "assistant"] + read_words(DEBUG_VOCAB)
-    vocab: dict[str, int] = {}
-    for tok in SPECIALS + words + [f"<|audio_{i}|>" for i in range(NUM_CODES)]:
-        vocab.setdefault(tok, len(vocab))
-    core = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token="[UNK]",
-        additional_special_tokens=SPECIALS[1:5],
-    )  # fmt: skip
-    torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=512, tie_word_embeddings=False,
-        eos_token_id=vocab["<|im_end|>"], pad_token_id=vocab["<|endoftext|>"],
-    )  # fmt: skip
-    Qwen2ForCausalLM(config).save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
 
 
 def test_vita_audio_config_trains_on_a_local_checkpoint(tmp_path, root, monkeypatch):
     monkeypatch.chdir(root)
-    ckpt = tmp_path / "VITA-Audio-tiny"
-    write_vita_layout_checkpoint(ckpt)
+    ckpt = write_quirky_vita_checkpoint(tmp_path / "VITA-Audio-tiny")
     runs = tmp_path / "runs"
     main([
         "fit", "--config", "configs/vita_audio.yaml",
@@ -58,6 +29,7 @@ def test_vita_audio_config_trains_on_a_local_checkpoint(tmp_path, root, monkeypa
         f"--trainer.logger.init_args.save_dir={runs}", "--trainer.logger.init_args.version=0",
     ])  # fmt: skip
     logs = scalars(runs)
-    assert {"loss/po", "loss/sft", "gate/lambda", "reward/mean", "rollout/len_speech"} <= set(logs)
+    assert {"loss/po", "loss/sft", "loss/kl", "gate/lambda", "reward/mean", "rollout/len_speech", "val/loss_sft"} <= set(logs)
     assert len(logs["loss/total"]) == 2
+    assert abs(logs["loss/kl"][0][1]) < 1e-6  # first step: the frozen reference is the policy, so KL is 0
     assert list(runs.rglob("*.ckpt")), "no checkpoint written"

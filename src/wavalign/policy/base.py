@@ -129,6 +129,8 @@ class SpeechPolicy(nn.Module, ABC):
         if self.has_reference:
             return
         ref = copy.deepcopy(self.model).eval()
+        if any(getattr(m, "gradient_checkpointing", False) is True for m in ref.modules()):
+            ref.gradient_checkpointing_disable()  # no gradients flow through it; a train-mode forward must not recompute
         for p in ref.parameters():
             p.requires_grad_(False)
         object.__setattr__(self, "_frozen_reference", ref)  # outside the module tree: not trained, not checkpointed

@@ -1,7 +1,8 @@
 """A single-stream speech LLM (VITA-Audio / GLM-4-Voice style): text and speech tokens interleaved in one vocabulary.
 
-Any transformers causal LM works; sampling is transformers' generate with its KV cache. The reference policy is the
-same weights with the LoRA adapters disabled (no second copy), or a frozen copy under full fine-tuning.
+Any transformers causal LM works, remote code included; sampling is transformers' generate with its KV cache,
+from the checkpoint's own generation config. The reference policy is the same weights with the LoRA adapters
+disabled (no second copy), or a frozen copy under full fine-tuning.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from transformers import GenerationConfig
 
 from wavalign.modality import InterleaveLayout, ModalityMasks, ModalitySpec
 from wavalign.policy.decoding import StaticCacheSampler
 from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy
+from wavalign.policy.forward import completion_logits, gather_logprobs, train_mode_without_dropout
+from wavalign.policy.generation import rollout_generation_config
 from wavalign.policy.lora import LoraSettings, apply_lora
 from wavalign.policy.prompting import ChatTemplate, render_prompt
 from wavalign.policy.sources import ModelSource
+from wavalign.policy.vita_audio import MAIN_HEAD_ONLY, check_discrete_user_audio, check_mtp_inference_mode, mctp_layers
 
 DECODERS = ("generate", "static", "compiled")
 
@@ -35,7 +38,20 @@ class InterleavedPolicy(SpeechPolicy):
     """speech_token: template of the codec tokens' names ("<|s_{}|>", GLM-4-Voice "<|audio_{}|>"), whose ids must
     be contiguous; text_chunks/speech_chunks: the reply's interleave pattern (VITA-Audio: [1, 4] and [8]).
     decoder: 'generate' (transformers' generate, dynamic cache), 'static' (our loop over a reused static cache) or
-    'compiled' (the same with the one-token step compiled: fastest for long runs, compiles once per shape bucket)."""
+    'compiled' (the same with the one-token step compiled: fastest for long runs, compiles once per shape bucket).
+
+    Options that configs/vita_audio.yaml turns on to lay replies out and run the model as VITA-Audio's own code
+    does (the defaults keep the plain layout of the tiny world):
+    merge_chunk_tail: once text or speech runs out of chunks, the rest of both goes into the last chunk pair
+        (VITA-Audio's text_audio_interval) instead of following in chunks of its own.
+    text_speech_separator: appended to the reply's text when it has speech too, tokenized with it ("\\n": the
+        assistant content is "text\\n<|audio|>" upstream).
+    eos_suffix: trained after EOS in demonstrations ("\\n": upstream supervises "<|im_end|>\\n"); never sampled.
+    train_mode_forward: a log-prob forward of a model in eval mode (the frozen reference, validation) runs in train
+        mode with dropout off, as the official WavAlign trainer runs its reference: VITA-Audio's eval-mode forward
+        needs generation state. A model already in train mode (the policy in a training step) runs as it is.
+    mtp_inference_mode: the MCTP schedule of rollouts on models with MCTP layers; [8192, 0] samples from the main
+        head only, whose log-probs are the ones trained."""
 
     def __init__(
         self,
@@ -51,9 +67,15 @@ class InterleavedPolicy(SpeechPolicy):
         lora: LoraSettings | None = None,
         gradient_checkpointing: bool = False,
         decoder: str = "generate",
+        merge_chunk_tail: bool = False,
+        text_speech_separator: str = "",
+        eos_suffix: str = "",
+        train_mode_forward: bool = False,
+        mtp_inference_mode: list[int] = list(MAIN_HEAD_ONLY),
     ) -> None:
         super().__init__()
         model, tokenizer = source.build()
+        check_discrete_user_audio(model)
         self.tokenizer = tokenizer
         self.chat = chat or ChatTemplate()
         self.speech_offset = _token_id(tokenizer, speech_token.format(0), "first speech")
@@ -73,7 +95,13 @@ class InterleavedPolicy(SpeechPolicy):
             pad_id=pad,
             boundary_ids=tuple(b for b in (begin, end) if b is not None),
         )
-        self.layout = InterleaveLayout(tuple(text_chunks), tuple(speech_chunks), begin, end)
+        self.layout = InterleaveLayout(tuple(text_chunks), tuple(speech_chunks), begin, end, merge_chunk_tail)
+        self.text_speech_separator = text_speech_separator
+        self.eos_suffix_ids = tokenizer.encode(eos_suffix, add_special_tokens=False) if eos_suffix else []
+        if eos_suffix and not self.eos_suffix_ids:
+            raise ValueError(f"eos_suffix {eos_suffix!r} encodes to no tokens")
+        self.train_mode_forward = train_mode_forward
+        self.mtp_inference_mode = check_mtp_inference_mode(mtp_inference_mode)
         if gradient_checkpointing:
             model.gradient_checkpointing_enable()
         self.uses_lora = lora is not None
@@ -81,6 +109,11 @@ class InterleavedPolicy(SpeechPolicy):
         self._frozen_reference: torch.nn.Module | None = None
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        if decoder != "generate" and mctp_layers(model) > 0:
+            raise ValueError(
+                f"decoder {decoder!r} cannot run a model with MCTP layers: its forward keeps generation state that only "
+                "its own generate() sets up; use decoder: generate"
+            )
         self.decoder = decoder
         self._sampler: StaticCacheSampler | None = None
 
@@ -100,7 +133,23 @@ class InterleavedPolicy(SpeechPolicy):
 
     def reply_ids(self, text: str, speech_codes: Sequence[int]) -> list[int]:
         speech = [self.speech_offset + int(c) for c in speech_codes]
-        return self.layout.layout(self.encode_text(text), speech, self.spec.eos_id)
+        if text and speech:
+            text += self.text_speech_separator
+        return self.layout.layout(self.encode_text(text), speech, self.spec.eos_id) + self.eos_suffix_ids
+
+    def masks(self, completion: Tensor) -> ModalityMasks:
+        """The spec's masks, with the eos_suffix tokens right after a row's first EOS counted as text."""
+        m = self.spec.masks(completion)
+        n = len(self.eos_suffix_ids)
+        if not n:
+            return m
+        suffix = torch.as_tensor(self.eos_suffix_ids, device=completion.device)
+        for row, ids in enumerate(completion):
+            eos = (ids == self.spec.eos_id).nonzero()
+            if len(eos) and torch.equal(ids[int(eos[0]) + 1 : int(eos[0]) + 1 + n], suffix):
+                m.completion[row, int(eos[0]) + 1 : int(eos[0]) + 1 + n] = 1.0
+                m.text[row, int(eos[0]) + 1 : int(eos[0]) + 1 + n] = 1.0
+        return m
 
     def make_batch(self, prompts: Sequence[Sequence[int]], replies: Sequence[Sequence[int]]) -> SequenceBatch:
         pad = self.spec.pad_id
@@ -114,7 +163,7 @@ class InterleavedPolicy(SpeechPolicy):
             prompt_mask[i, p_len - len(p) :] = 1
         for i, r in enumerate(replies):
             completion[i, : len(r)] = torch.as_tensor(list(r), dtype=torch.long)
-        return SequenceBatch(prompt_ids, prompt_mask, completion, self.spec.masks(completion)).to(self.device)
+        return SequenceBatch(prompt_ids, prompt_mask, completion, self.masks(completion)).to(self.device)
 
     @property
     def device(self) -> torch.device:
@@ -134,22 +183,14 @@ class InterleavedPolicy(SpeechPolicy):
             self.model.train(was_training)
         if completion.shape[1] == 0:
             completion = torch.full((ids.shape[0], 1), self.spec.pad_id, dtype=torch.long, device=ids.device)
-        return SequenceBatch(ids, attn, completion, self.spec.masks(completion))
+        return SequenceBatch(ids, attn, completion, self.masks(completion))
 
     def _sample(self, ids: Tensor, attn: Tensor, sampling: SamplingConfig) -> Tensor:
         if self.decoder != "generate":
             if self._sampler is None:
                 self._sampler = StaticCacheSampler(self.model, compile=self.decoder == "compiled")
             return self._sampler.sample(ids, attn, sampling, self.spec.eos_id, self.spec.pad_id)
-        config = GenerationConfig(
-            do_sample=sampling.do_sample,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            top_k=sampling.top_k or None,
-            max_new_tokens=sampling.max_new_tokens,
-            eos_token_id=self.spec.eos_id,
-            pad_token_id=self.spec.pad_id,
-        )
+        config = rollout_generation_config(self.model, sampling, self.spec.eos_id, self.spec.pad_id, self.mtp_inference_mode)
         out = self.model.generate(input_ids=ids, attention_mask=attn, generation_config=config)
         return out[:, ids.shape[1] :]
 
@@ -159,11 +200,11 @@ class InterleavedPolicy(SpeechPolicy):
         ids = torch.cat([batch.prompt_ids, completion], dim=1)
         attn = torch.cat([batch.prompt_mask, batch.masks.completion.long()], dim=1)
         position_ids = (attn.cumsum(dim=1) - 1).clamp(min=0)
-        t = completion.shape[1]
-        logits = model(input_ids=ids, attention_mask=attn, position_ids=position_ids, logits_to_keep=t + 1).logits
-        logits = logits[:, :-1, :]
-        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 -> fp32; a float64 model stays exact
-        return torch.gather(F.log_softmax(logits, dim=-1), 2, completion.unsqueeze(-1)).squeeze(-1)
+        # a model in train mode (the policy during training) runs as it is, as upstream's policy forward does
+        mode = train_mode_without_dropout(model) if self.train_mode_forward and not model.training else nullcontext()
+        with mode:
+            logits = completion_logits(model, ids, attn, position_ids, batch.prompt_ids.shape[1])
+        return gather_logprobs(logits, completion)
 
     def joint_logprobs(self, batches: Sequence[SequenceBatch]) -> list[Tensor]:
         """One forward over all rows: prompts re-padded left and completions right to the common lengths (padding

@@ -14,11 +14,15 @@ from wavalign.data.schema import AUDIO_PLACEHOLDER
 
 @dataclass
 class ChatTemplate:
-    """turn: one message, with {role} and {content}; generation_prefix: what opens the assistant's reply."""
+    """turn: one message, with {role} and {content}; generation_prefix: what opens the assistant's reply.
+
+    speech_system: the system message put first when a conversation with speech in it has none (VITA-Audio's
+    speech-to-speech prompts always start with one; its inference script and the WavAlign trainer add it)."""
 
     turn: str = "<|{role}|> {content} "
     generation_prefix: str = "<|assistant|>"
     bos: str = ""
+    speech_system: str | None = None
 
     def __post_init__(self) -> None:
         if "{content}" not in self.turn:
@@ -33,6 +37,9 @@ def render_prompt(
     encode_speech: Callable[[Sequence[int]], list[int]],
 ) -> list[int]:
     """Token ids of the prompt; speech[i] fills the i-th placeholder in message order."""
+    has_speech = any(AUDIO_PLACEHOLDER in m["content"] for m in messages)
+    if template.speech_system and has_speech and (not messages or messages[0]["role"] != "system"):
+        messages = [{"role": "system", "content": template.speech_system}, *messages]
     text = template.bos + "".join(template.turn.format(role=m["role"], content=m["content"]) for m in messages)
     text += template.generation_prefix
     pieces = text.split(AUDIO_PLACEHOLDER)

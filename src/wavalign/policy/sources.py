@@ -9,9 +9,17 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 import torch
+import transformers
+from packaging.version import Version
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
+
+
+def dtype_keyword(transformers_version: str) -> str:
+    """from_pretrained's dtype keyword: `dtype` since transformers 4.56, `torch_dtype` before (VITA-Audio's remote
+    code needs 4.48.3, where `dtype` reaches the model's __init__ and raises TypeError: measured)."""
+    return "dtype" if Version(transformers_version).release >= (4, 56) else "torch_dtype"
 
 
 class ModelSource(ABC):
@@ -43,11 +51,19 @@ class PretrainedCausalLM(ModelSource):
                 raise FileNotFoundError(
                     f"model path {p!r} does not exist: download the checkpoint and set its folder in the config"
                 )
-        kwargs = {"dtype": DTYPES[self.dtype], "trust_remote_code": self.trust_remote_code}
+        kwargs = {dtype_keyword(transformers.__version__): DTYPES[self.dtype], "trust_remote_code": self.trust_remote_code}
         if self.device_map:
             kwargs["device_map"] = self.device_map
         if self.attn_implementation:
             kwargs["attn_implementation"] = self.attn_implementation
-        model = AutoModelForCausalLM.from_pretrained(self.path, **kwargs)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(self.path, **kwargs)
+        except ImportError as error:
+            if not self.trust_remote_code:
+                raise
+            raise ImportError(
+                f"the remote code of {self.path} does not import under transformers {transformers.__version__}: "
+                f"{error}. VITA-Audio's needs 4.48.3: pip install -e '.[vita-audio]'"
+            ) from error
         tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_path, trust_remote_code=self.trust_remote_code)
         return model, tokenizer

@@ -1,0 +1,91 @@
+"""The log-prob forward of a causal LM, right whatever its forward's signature and its eval-mode quirks.
+
+Why: transformers renamed the "keep only the last n logits" argument (`num_logits_to_keep` up to 4.4x,
+`logits_to_keep` since), and remote-code models (VITA-Audio) take the old name and swallow unknown keywords, so
+passing the wrong one silently returns logits for every position; reading those as the reply's shifts every
+log-prob onto a prompt position. Here the argument the forward accepts is passed, and the returned length is
+checked: the last n positions, or all of them (then sliced by prompt length), or an error.
+
+VITA-Audio's forward in eval mode also reads generation state (prefill length, MCTP schedule) that only its
+`generate` sets up; the official WavAlign trainer runs its reference forward in train mode, so
+`train_mode_without_dropout` does that with dropout off, which makes it the same function as eval mode.
+"""
+
+from __future__ import annotations
+
+import inspect
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import Tensor, nn
+
+KEEP_ARGUMENTS = ("logits_to_keep", "num_logits_to_keep")  # transformers >= 4.49, and the older name
+
+
+def _unwrapped(model: nn.Module) -> nn.Module:
+    """The transformers model under a peft wrapper (whose forward takes **kwargs and passes them on)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def logits_keep_argument(model: nn.Module) -> str | None:
+    """The keyword this model's forward takes to return only the last n positions' logits, or None."""
+    params = inspect.signature(_unwrapped(model).forward).parameters
+    return next((name for name in KEEP_ARGUMENTS if name in params), None)
+
+
+def completion_logits(model: nn.Module, ids: Tensor, attention_mask: Tensor, position_ids: Tensor, prompt_len: int) -> Tensor:
+    """Logits predicting each token after the first `prompt_len` of `ids`: shape (rows, T, vocab), T = len - prompt_len.
+
+    Raises RuntimeError when the model returns neither the asked last T + 1 positions nor all of them."""
+    total = ids.shape[1]
+    t = total - prompt_len
+    if prompt_len < 1 or t < 1:
+        raise ValueError(f"need a prompt and a completion, got {prompt_len} prompt and {t} completion positions")
+    keep = logits_keep_argument(model)
+    kwargs = {keep: t + 1} if keep else {}
+    logits = model(input_ids=ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False, **kwargs).logits
+    if logits.shape[:2] == (ids.shape[0], t + 1) and keep:
+        return logits[:, :-1, :]
+    if logits.shape[:2] == (ids.shape[0], total):
+        return logits[:, prompt_len - 1 : total - 1, :]
+    raise RuntimeError(
+        f"the model returned logits for {tuple(logits.shape[:2])} (rows, positions); expected the last {t + 1} "
+        f"positions{f' (asked with {keep}={t + 1})' if keep else ''} or all {total}: its forward neither keeps the "
+        "asked logits nor returns them all"
+    )
+
+
+@contextmanager
+def train_mode_without_dropout(model: nn.Module) -> Iterator[nn.Module]:
+    """Run `model` in train mode with every dropout off, then restore each module's mode and rates.
+
+    Dropout modules are put in eval mode; float `attention_dropout` / `dropout` attributes that modules pass to
+    their attention kernels (Qwen2 does) are set to 0 for the duration."""
+    modes = {m: m.training for m in model.modules()}
+    rates: list[tuple[nn.Module, str, float]] = []
+    model.train()
+    try:
+        for m in model.modules():
+            if isinstance(m, nn.modules.dropout._DropoutNd):
+                m.eval()
+            for name in ("attention_dropout", "dropout"):
+                value = getattr(m, name, None)
+                if isinstance(value, float) and value > 0:
+                    rates.append((m, name, value))
+                    setattr(m, name, 0.0)
+        yield model
+    finally:
+        for m, name, value in rates:
+            setattr(m, name, value)
+        for m, mode in modes.items():
+            m.training = mode
+
+
+def gather_logprobs(logits: Tensor, targets: Tensor) -> Tensor:
+    """log-softmax of (rows, T, vocab) logits in at least float32, read at (rows, T) targets."""
+    if logits.dtype not in (torch.float32, torch.float64):
+        logits = logits.float()
+    logp = torch.log_softmax(logits, dim=-1)
+    return torch.gather(logp, 2, targets.unsqueeze(-1)).squeeze(-1)
