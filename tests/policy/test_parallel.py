@@ -20,7 +20,7 @@ from wavalign.objectives import group_advantages, policy_loss
 from wavalign.policy.base import SamplingConfig, SequenceBatch
 from wavalign.policy.lora import LoraSettings
 from wavalign.policy.parallel import ParallelPolicy
-from wavalign.policy.parallel_model import KimiAudioCheckpoint, kimi_weight_name
+from wavalign.policy.kimi_checkpoint import KimiAudioCheckpoint, kimi_weight_name
 from wavalign.policy.tiny_parallel import TinyParallel
 
 DELAY = 2
@@ -315,7 +315,8 @@ def test_kimi_checkpoint_loads_through_the_weight_map(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(raw))
     tokenizer.save_pretrained(str(tmp_path))
 
-    loaded = ParallelPolicy(KimiAudioCheckpoint(str(tmp_path), dtype="float32"), num_speech_tokens=64, audio_delay=DELAY)
+    source = KimiAudioCheckpoint(str(tmp_path), dtype="float32", whisper_features=False)  # the discrete-only input
+    loaded = ParallelPolicy(source, num_speech_tokens=64, audio_delay=DELAY)
     original = ParallelPolicy(source, num_speech_tokens=64, audio_delay=DELAY)
     batch = original.make_batch([original.prompt_ids(USER_AUDIO, [[1, 2]])], [original.reply_ids("two is two", [7, 8])])
     assert torch.equal(loaded.token_logprobs(batch), original.token_logprobs(batch))
