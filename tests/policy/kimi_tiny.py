@@ -48,9 +48,11 @@ def kimi_name(ours: str, split: int) -> str:
     }[ours]  # fmt: skip
 
 
-def write_tokenizer(folder: Path) -> dict[str, int]:
+def write_tokenizer(folder: Path, offset: int) -> dict[str, int]:
+    """Words, Kimi's specials, then reserved specials up to the speech offset (every text id decodes, as in Kimi's)."""
     words = read_words(DEBUG_VOCAB)
-    special = {tok: len(words) + i for i, tok in enumerate(KIMI_SPECIALS)}
+    names = KIMI_SPECIALS + [f"<|reserved_token_{i}|>" for i in range(offset - len(words) - len(KIMI_SPECIALS))]
+    special = {tok: len(words) + i for i, tok in enumerate(names)}
     (folder / "standin_vocab.json").write_text(json.dumps({"words": words, "special": special}))
     shutil.copy(Path(__file__).with_name("kimi_standin_tokenizer.py"), folder / "tokenization_standin.py")
     auto = {"AutoTokenizer": ["tokenization_standin.KimiStandInTokenizer", None]}
@@ -73,8 +75,8 @@ def write_whisper(folder: Path) -> None:
 def write_tiny_kimi(folder: Path, seed: int = 0) -> dict:
     """Write the checkpoint; returns {offset, specials, split}."""
     folder.mkdir(parents=True, exist_ok=True)
-    special = write_tokenizer(folder)
     offset = 64  # kimia_token_offset: text ids (and specials) below, speech codes from here
+    special = write_tokenizer(folder, offset)
     config = Qwen2Config(
         vocab_size=offset + NUM_CODES, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
         num_key_value_heads=1, max_position_embeddings=512, rms_norm_eps=1e-6, pad_token_id=None, bos_token_id=None,

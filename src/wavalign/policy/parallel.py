@@ -239,9 +239,10 @@ class ParallelPolicy(SpeechPolicy):
         return SequenceBatch(ids, mask, completion, self.layout.masks(completion), features)
 
     def _head_logprobs(self, text_logits: Tensor, audio_logits: Tensor) -> tuple[Tensor, Tensor]:
+        up = torch.promote_types(text_logits.dtype, torch.float32)  # bf16 -> float32; float64 stays float64
         return (
-            F.log_softmax(text_logits.float() + self.text_bias, dim=-1),
-            F.log_softmax(audio_logits.float() + self.audio_bias, dim=-1),
+            F.log_softmax(text_logits.to(up) + self.text_bias, dim=-1),
+            F.log_softmax(audio_logits.to(up) + self.audio_bias, dim=-1),
         )
 
     @torch.no_grad()
