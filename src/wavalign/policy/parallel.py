@@ -66,7 +66,10 @@ class ParallelPolicy(SpeechPolicy):
     speech_offset + code: give speech_offset (Kimi-Audio: 152064, its codes have no token names) or speech_token,
     a name template whose ids must be contiguous. restrict_heads keeps each head to its stream's tokens (the text
     head never emits speech codes; the audio head emits codes, end-of-audio markers and its blank), in sampling and
-    in log-probs alike. encode_kwargs / decode_kwargs go to the tokenizer (Kimi-Audio: {bos: false, eos: false} / {})."""
+    in log-probs alike. encode_kwargs / decode_kwargs go to the tokenizer (Kimi-Audio: {bos: false, eos: false} / {}).
+    stop_on: "both" (a reply ends when both streams have ended) or "audio" (when its audio stream ends, Kimi-Audio's
+    rule); chat.merge_turns: Kimi-Audio's turn merging. A source whose continuous_encoder() is not None makes the
+    prompts of data rows carry its features (example_prompt), and plain prompt_ids refuse prompt speech."""
 
     def __init__(
         self,
