@@ -279,9 +279,16 @@ def test_kimi_audio_config_resolves(capsys, at_root):
     with pytest.raises(SystemExit) as e:
         main(["fit", "--config", "configs/kimi_audio.yaml", "--print_config"])
     assert e.value.code == 0
-    policy = yaml.safe_load(capsys.readouterr().out)["model"]["policy"]
+    model = yaml.safe_load(capsys.readouterr().out)["model"]
+    policy = model["policy"]
     assert policy["class_path"] == "wavalign.policy.parallel.ParallelPolicy"
     assert policy["init_args"]["source"]["class_path"] == "wavalign.policy.parallel_model.KimiAudioCheckpoint"
+    # Kimi-Audio's own inference behaviour is on: Whisper input, turn merging, audio-end stop, infer.py's sampling
+    assert policy["init_args"]["source"]["init_args"]["whisper_features"] is True
+    assert policy["init_args"]["chat"]["merge_turns"] is True and policy["init_args"]["stop_on"] == "audio"
+    assert model["sampling"]["audio"] == {"temperature": 0.8, "top_k": 10, "top_p": 1.0}
+    assert model["eval_sampling"]["audio"] == {"temperature": 0.8, "top_k": 10, "top_p": 1.0}
+    assert model["eval_sampling"]["text"] == {"temperature": 0.0, "top_k": 5, "top_p": 1.0}
 
 
 # ---- Kimi-Audio checkpoints: the weight map, on a tiny checkpoint written under Kimi-Audio's tensor names ---------
