@@ -31,7 +31,8 @@ class StreamSampling:
 @dataclass
 class SamplingConfig:
     """Rollout sampling (paper: G = 4, temperature 0.9, top-p 0.9). text / audio: per-stream settings that replace
-    temperature, top_k and top_p for that stream of a parallel-stream policy (None: the shared settings)."""
+    temperature, top_k and top_p for that stream of a parallel-stream policy (None: the shared settings; single-stream
+    policies have one stream and use the shared settings only)."""
 
     temperature: float = 0.9
     top_p: float = 0.9
