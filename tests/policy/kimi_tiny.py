@@ -11,11 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from safetensors.torch import save_file
 from transformers import Qwen2Config, WhisperConfig, WhisperFeatureExtractor, WhisperModel
 
-from conftest import DEBUG_VOCAB
+from conftest import DEBUG_VOCAB, ROOT
 from wavalign.audio.io import write_wav
+from wavalign.policy.kimi_checkpoint import KimiAudioCheckpoint
+from wavalign.policy.parallel import ParallelChatTemplate, ParallelPolicy
 from wavalign.policy.parallel_model import ParallelLM
 from wavalign.policy.tiny import read_words
 
@@ -104,3 +107,12 @@ def write_noise(path: Path, seconds: float, seed: int = 0, sample_rate: int = 16
     rng = np.random.default_rng(seed)
     write_wav(path, (0.1 * rng.standard_normal(int(seconds * sample_rate))).astype(np.float32), sample_rate)
     return path
+
+
+def kimi_policy(folder: Path, whisper_features: bool = True, dtype: str = "float32") -> ParallelPolicy:
+    """The policy exactly as configs/kimi_audio.yaml sets it up, on the tiny checkpoint (codebook and offset resized)."""
+    args = yaml.safe_load((ROOT / "configs" / "kimi_audio.yaml").read_text())["model"]["policy"]["init_args"]
+    source = KimiAudioCheckpoint(str(folder), dtype=dtype, trust_remote_code=True, whisper_features=whisper_features)
+    kwargs = {k: v for k, v in args.items() if k not in ("source", "chat", "gradient_checkpointing")}
+    kwargs.update(num_speech_tokens=NUM_CODES, speech_offset=64)
+    return ParallelPolicy(source, chat=ParallelChatTemplate(**args["chat"]), **kwargs)

@@ -1,6 +1,6 @@
 """configs/kimi_audio.yaml's policy on a tiny random Kimi-Audio checkpoint on disk (kimi_tiny.py): prompt streams,
 stop rule and per-stream sampling as Kimi-Audio's own inference code (MoonshotAI/Kimi-Audio, kimia_infer/) runs them.
-The Whisper input path is pinned in test_kimi_whisper_input.py."""
+The Whisper input path is pinned in test_kimi_whisper.py."""
 
 from __future__ import annotations
 
@@ -8,23 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-from conftest import ROOT
-from kimi_tiny import NUM_CODES, write_tiny_kimi
+from kimi_tiny import NUM_CODES, kimi_policy, write_tiny_kimi
 from wavalign.policy.base import SamplingConfig, StreamSampling
-from wavalign.policy.kimi_checkpoint import KimiAudioCheckpoint
-from wavalign.policy.parallel import ParallelChatTemplate, ParallelPolicy
+from wavalign.policy.parallel import ParallelPolicy
 from wavalign.policy.parallel_layout import AUDIO, TEXT
-
-
-def kimi_policy(folder: Path, whisper_features: bool = True, dtype: str = "float32") -> ParallelPolicy:
-    """The policy exactly as configs/kimi_audio.yaml sets it up, on the tiny checkpoint (codebook and offset resized)."""
-    args = yaml.safe_load((ROOT / "configs" / "kimi_audio.yaml").read_text())["model"]["policy"]["init_args"]
-    source = KimiAudioCheckpoint(str(folder), dtype=dtype, trust_remote_code=True, whisper_features=whisper_features)
-    kwargs = {k: v for k, v in args.items() if k not in ("source", "chat", "gradient_checkpointing")}
-    kwargs.update(num_speech_tokens=NUM_CODES, speech_offset=64)
-    return ParallelPolicy(source, chat=ParallelChatTemplate(**args["chat"]), **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,7 @@ from safetensors.torch import load_file
 from transformers import WhisperFeatureExtractor, WhisperModel
 
 from conftest import scalars
-from kimi_tiny import FEATURE_DIM, NUM_CODES, write_noise, write_tiny_kimi
-from test_kimi_audio import kimi_policy
+from kimi_tiny import FEATURE_DIM, NUM_CODES, kimi_policy, write_noise, write_tiny_kimi
 from wavalign.audio.io import read_wav
 from wavalign.cli import main
 from wavalign.policy.base import SamplingConfig, SequenceBatch
