@@ -1,7 +1,8 @@
 """A tiny random Kimi-Audio checkpoint on disk, with every part upstream's folder has: config.json with the kimia_*
 fields, model.safetensors under Kimi-Audio's tensor names (model.layers, model.mimo_layers, model.vq_adaptor, lm_head,
 mimo_output), a whisper-large-v3 folder (a tiny Whisper saved with save_pretrained, its feature extractor with 128
-mel bins as large-v3) and a custom-code tokenizer with Kimi's interface (kimi_standin_tokenizer.py)."""
+mel bins as large-v3) and a custom-code tokenizer with Kimi's interface (kimi_standin_tokenizer.py); and the
+policy configs/kimi_audio.yaml builds on such a folder (kimi_policy)."""
 
 from __future__ import annotations
 
