@@ -144,7 +144,7 @@ class WavAlignModule(pl.LightningModule):
 
     # ---- tokens --------------------------------------------------------------------------------------------------
     def prompts(self, examples: Sequence[DialogueExample]) -> list[list[int]]:
-        return [self.policy.prompt_ids(ex.messages, self.speech.prompt_speech(ex)) for ex in examples]
+        return [self.policy.example_prompt(ex.messages, self.speech.prompt_speech(ex), ex.audios) for ex in examples]
 
     def demonstrations(self, examples: Sequence[DialogueExample], prompts: list[list[int]]) -> SequenceBatch:
         replies = [self.policy.reply_ids(ex.target_text, self.speech.target_speech(ex)) for ex in examples]

@@ -20,7 +20,7 @@ from wavalign.objectives import group_advantages, policy_loss
 from wavalign.policy.base import SamplingConfig, SequenceBatch
 from wavalign.policy.lora import LoraSettings
 from wavalign.policy.parallel import ParallelPolicy
-from wavalign.policy.parallel_model import KimiAudioCheckpoint, kimi_weight_name
+from wavalign.policy.kimi_checkpoint import KimiAudioCheckpoint, kimi_weight_name
 from wavalign.policy.tiny_parallel import TinyParallel
 
 DELAY = 2
@@ -279,9 +279,16 @@ def test_kimi_audio_config_resolves(capsys, at_root):
     with pytest.raises(SystemExit) as e:
         main(["fit", "--config", "configs/kimi_audio.yaml", "--print_config"])
     assert e.value.code == 0
-    policy = yaml.safe_load(capsys.readouterr().out)["model"]["policy"]
+    model = yaml.safe_load(capsys.readouterr().out)["model"]
+    policy = model["policy"]
     assert policy["class_path"] == "wavalign.policy.parallel.ParallelPolicy"
     assert policy["init_args"]["source"]["class_path"] == "wavalign.policy.parallel_model.KimiAudioCheckpoint"
+    # Kimi-Audio's own inference behaviour is on: Whisper input, turn merging, audio-end stop, infer.py's sampling
+    assert policy["init_args"]["source"]["init_args"]["whisper_features"] is True
+    assert policy["init_args"]["chat"]["merge_turns"] is True and policy["init_args"]["stop_on"] == "audio"
+    assert model["sampling"]["audio"] == {"temperature": 0.8, "top_k": 10, "top_p": 1.0}
+    assert model["eval_sampling"]["audio"] == {"temperature": 0.8, "top_k": 10, "top_p": 1.0}
+    assert model["eval_sampling"]["text"] == {"temperature": 0.0, "top_k": 5, "top_p": 1.0}
 
 
 # ---- Kimi-Audio checkpoints: the weight map, on a tiny checkpoint written under Kimi-Audio's tensor names ---------
@@ -315,7 +322,8 @@ def test_kimi_checkpoint_loads_through_the_weight_map(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(raw))
     tokenizer.save_pretrained(str(tmp_path))
 
-    loaded = ParallelPolicy(KimiAudioCheckpoint(str(tmp_path), dtype="float32"), num_speech_tokens=64, audio_delay=DELAY)
+    source = KimiAudioCheckpoint(str(tmp_path), dtype="float32", whisper_features=False)  # the discrete-only input
+    loaded = ParallelPolicy(source, num_speech_tokens=64, audio_delay=DELAY)
     original = ParallelPolicy(source, num_speech_tokens=64, audio_delay=DELAY)
     batch = original.make_batch([original.prompt_ids(USER_AUDIO, [[1, 2]])], [original.reply_ids("two is two", [7, 8])])
     assert torch.equal(loaded.token_logprobs(batch), original.token_logprobs(batch))

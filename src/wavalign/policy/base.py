@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -14,18 +15,65 @@ from wavalign.modality import ModalityMasks
 
 
 @dataclass
+class StreamSampling:
+    """One stream's own sampling settings (parallel-stream policies); temperature 0 = greedy, as in Kimi-Audio's
+    sampler (kimia_infer/utils/sampler.py), whose infer.py uses audio: 0.8 / top-k 10, text: 0.0 / top-k 5."""
+
+    temperature: float
+    top_k: int = 0
+    top_p: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
+            raise ValueError(f"invalid stream sampling settings {self}")
+
+
+@dataclass
 class SamplingConfig:
-    """Rollout sampling (paper: G = 4, temperature 0.9, top-p 0.9)."""
+    """Rollout sampling (paper: G = 4, temperature 0.9, top-p 0.9). text / audio: per-stream settings that replace
+    temperature, top_k and top_p for that stream of a parallel-stream policy (None: the shared settings; single-stream
+    policies have one stream and use the shared settings only)."""
 
     temperature: float = 0.9
     top_p: float = 0.9
     top_k: int = 0
     max_new_tokens: int = 64
     do_sample: bool = True  # False: greedy decoding (evaluation)
+    text: StreamSampling | None = None
+    audio: StreamSampling | None = None
 
     def __post_init__(self) -> None:
         if self.temperature <= 0 or not 0 < self.top_p <= 1 or self.max_new_tokens < 1:
             raise ValueError(f"invalid sampling settings {self}")
+
+    def stream(self, name: str) -> "SamplingConfig":
+        """The settings one stream samples with ('text' or 'audio'): its own when given, else these."""
+        own = getattr(self, name)
+        if own is None:
+            return self
+        return SamplingConfig(
+            temperature=own.temperature or 1.0, top_p=own.top_p, top_k=own.top_k, max_new_tokens=self.max_new_tokens,
+            do_sample=self.do_sample and own.temperature > 0,
+        )  # fmt: skip
+
+
+@dataclass
+class PromptFeatures:
+    """Continuous inputs at some prompt positions (Kimi-Audio: Whisper features at the prompt's speech codes):
+    mask (N, P) marks the positions, values holds one row per marked position in row-major order of the mask."""
+
+    mask: Tensor
+    values: Tensor
+
+    def to(self, device: torch.device | str) -> "PromptFeatures":
+        return PromptFeatures(self.mask.to(device), self.values.to(device))
+
+    def repeat_rows(self, times: int) -> "PromptFeatures":
+        """Each row repeated `times` times in place (prompt i -> rows i*G .. i*G+G-1), features shared, not recomputed."""
+        counts = self.mask.sum(dim=1).tolist()
+        chunks = self.values.split([int(c) for c in counts])
+        values = torch.cat([c for c in chunks for _ in range(times)]) if chunks else self.values
+        return PromptFeatures(self.mask.repeat_interleave(times, dim=0), values)
 
 
 @dataclass
@@ -39,6 +87,7 @@ class SequenceBatch:
     prompt_mask: Tensor  # (N, P), 1 on real prompt tokens
     completion_ids: Tensor  # (N, T) single stream, or (N, T, streams) for parallel heads
     masks: ModalityMasks  # each (N, T')
+    features: PromptFeatures | None = None  # continuous prompt inputs, for policies that read them
 
     @property
     def rows(self) -> int:
@@ -51,6 +100,7 @@ class SequenceBatch:
             self.prompt_mask.to(device),
             self.completion_ids.to(device),
             ModalityMasks(m.completion.to(device), m.text.to(device), m.speech.to(device)),
+            None if self.features is None else self.features.to(device),
         )
 
 
@@ -77,6 +127,11 @@ class SpeechPolicy(nn.Module, ABC):
     def prompt_ids(self, messages: Sequence[dict[str, str]], speech: Sequence[Sequence[int]]) -> list[int] | Tensor:
         """Token ids of a chat prompt, ending where the assistant's reply starts; speech fills <|audio|> slots.
         A list for single-stream policies, a (P, streams) tensor for parallel heads."""
+
+    def example_prompt(self, messages: Sequence[dict[str, str]], speech: Sequence[Sequence[int]], audios: Sequence[Path]) -> Any:
+        """The prompt of a data row: prompt_ids, unless the policy also reads the raw prompt audio (one file per
+        <|audio|> slot, Kimi-Audio's Whisper input), in which case it overrides this."""
+        return self.prompt_ids(messages, speech)
 
     @abstractmethod
     def reply_ids(self, text: str, speech_codes: Sequence[int]) -> list[int] | Tensor:

@@ -12,117 +12,35 @@ marker, then blanks if the text is the longer. A reply ends at the step where bo
 what Kimi-Audio's decode loop forces: blanks in the text stream after its EOS, blanks in the audio stream during the
 delay and after its end marker. Those forced steps stay in the completion (as the demonstrations teach them).
 Prompt layout (Kimi-Audio's): role markers, media begin/end and speech codes on the audio stream with text-stream
-blanks; message text on the text stream with audio-stream blanks.
+blanks; message text on the text stream with audio-stream blanks (parallel_layout.py; chat.merge_turns as Kimi-Audio).
+stop_on="audio" ends a reply at its end-of-audio step, as Kimi-Audio's decode loop does when it outputs speech.
+A source with a continuous encoder (KimiAudioCheckpoint with whisper_features) adds Whisper features of the raw prompt
+audio at the speech-code steps; they are computed once per prompt (example_prompt), ride the batch (SequenceBatch.
+features) through rollouts, the KV-cache prefill, training and reference log-probs, and are never recomputed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from wavalign.data.schema import AUDIO_PLACEHOLDER
-from wavalign.modality import ModalityMasks
-from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy
+from wavalign.policy.base import PromptFeatures, Reply, SamplingConfig, SequenceBatch, SpeechPolicy
 from wavalign.policy.decoding import sample_next
 from wavalign.policy.lora import LoraSettings, apply_lora
+from wavalign.policy.parallel_layout import (  # noqa: F401  (StreamLayout, ParallelChatTemplate: public here too)
+    AUDIO,
+    TEXT,
+    ParallelChatTemplate,
+    ParallelPrompt,
+    PromptIds,
+    StreamLayout,
+    build_prompt,
+)
 from wavalign.policy.parallel_model import ParallelLM, ParallelSource
-
-TEXT, AUDIO = 0, 1
-
-
-@dataclass(frozen=True)
-class StreamLayout:
-    """Token ids of a two-stream reply and the masks they imply, from ids only (rollouts and demonstrations alike)."""
-
-    text_eos_id: int
-    end_audio_ids: tuple[int, ...]  # any of them ends the audio stream; the first one ends demonstrations
-    filler_id: int  # text-stream blank
-    audio_filler_id: int  # audio-stream blank (Kimi-Audio: the same id)
-    pad_id: int  # beyond a reply's end; never read
-    speech_offset: int
-    num_speech_tokens: int
-    audio_delay: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.end_audio_ids or self.audio_delay < 0:
-            raise ValueError("a stream layout needs >= 1 end-of-audio id and audio_delay >= 0")
-        if self.text_eos_id == self.filler_id or self.audio_filler_id in self.end_audio_ids:
-            raise ValueError("the text EOS must differ from the blank, and the audio blank from the end-of-audio ids")
-        markers = (self.text_eos_id, self.filler_id, self.audio_filler_id, *self.end_audio_ids)
-        if bool(self.is_speech(torch.tensor(markers)).any()):
-            raise ValueError(f"EOS, blank and end-of-audio ids {markers} must lie outside the speech codes")
-
-    def is_speech(self, ids: Tensor) -> Tensor:
-        return (ids >= self.speech_offset) & (ids < self.speech_offset + self.num_speech_tokens)
-
-    def reply(self, text_ids: Sequence[int], codes: Sequence[int]) -> Tensor:
-        """(T, 2) ids of a reply as the model emits it."""
-        if any(not 0 <= c < self.num_speech_tokens for c in codes):
-            raise ValueError(f"speech codes must lie in [0, {self.num_speech_tokens})")
-        text = [int(t) for t in text_ids] + [self.text_eos_id]
-        audio = [self.audio_filler_id] * self.audio_delay + [self.speech_offset + int(c) for c in codes] + [self.end_audio_ids[0]]
-        steps = max(len(text), len(audio))
-        text += [self.filler_id] * (steps - len(text))
-        audio += [self.audio_filler_id] * (steps - len(audio))
-        return torch.tensor([text, audio], dtype=torch.long).T.contiguous()
-
-    def ends(self, ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Per row of (N, T, 2): first text-EOS step, first end-of-audio step (T when absent) and the last step of
-        the reply (the later of the two; a row lacking either was cut at max_new_tokens and runs to T - 1)."""
-        n, t = ids.shape[:2]
-        pos = torch.arange(t, device=ids.device).expand(n, t)
-        never = torch.full_like(pos, t)
-        text_end = torch.where(ids[..., TEXT] == self.text_eos_id, pos, never).min(dim=1).values
-        is_end = torch.isin(ids[..., AUDIO], torch.tensor(self.end_audio_ids, device=ids.device))
-        audio_end = torch.where(is_end, pos, never).min(dim=1).values
-        last = torch.where((text_end < t) & (audio_end < t), torch.maximum(text_end, audio_end), torch.full_like(text_end, t - 1))
-        return text_end, audio_end, last
-
-    def masks(self, ids: Tensor) -> ModalityMasks:
-        """(N, T, 2) ids -> masks of shape (N, 2T) over [text stream | audio stream]."""
-        text_end, _, last = self.ends(ids)
-        pos = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
-        valid = (pos <= last.unsqueeze(1)).float()
-        real = valid * (pos <= text_end.unsqueeze(1)).float() * (ids[..., TEXT] != self.filler_id).float()
-        return ModalityMasks(
-            completion=torch.cat([valid, valid], dim=1),
-            text=torch.cat([real, torch.zeros_like(real)], dim=1),
-            speech=torch.cat([valid - real, valid], dim=1),
-        )
-
-    def split(self, ids: Tensor, skip_ids: frozenset[int] = frozenset()) -> tuple[list[int], list[int]]:
-        """A (T, 2) reply's text ids (before EOS; blanks, codes and `skip_ids` dropped) and its speech codes."""
-        text_end, audio_end, _ = (int(x) for x in self.ends(ids.unsqueeze(0)))
-        text, audio = ids[:text_end, TEXT], ids[:audio_end, AUDIO]
-        drop = torch.tensor(sorted(skip_ids | {self.filler_id, self.pad_id}), dtype=torch.long)
-        text = text[~torch.isin(text, drop) & ~self.is_speech(text)]
-        return text.tolist(), (audio[self.is_speech(audio)] - self.speech_offset).tolist()
-
-
-@dataclass
-class ParallelChatTemplate:
-    """Prompt markup on the audio stream (Kimi-Audio puts role and media markers there, the text stream holds blanks).
-
-    role_tokens: the marker opening each role's message (Kimi-Audio has no system role: map it to the user marker);
-    message_end: audio-stream tokens closing every message; speech_begin/speech_end: around prompt speech;
-    speech_suffix: after each prompt speech segment (Kimi-Audio: <|im_kimia_speech_ctd_id|>, "reply with speech").
-    The assistant's role marker opens the reply."""
-
-    role_tokens: dict[str, str] = field(
-        default_factory=lambda: {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
-    )
-    message_end: list[str] = field(default_factory=lambda: ["<|msg_end|>"])
-    speech_begin: str | None = "<|begin_audio|>"
-    speech_end: str | None = "<|end_audio|>"
-    speech_suffix: list[str] = field(default_factory=lambda: ["<|speech_ctd|>"])
-
-    def __post_init__(self) -> None:
-        if "assistant" not in self.role_tokens:
-            raise ValueError("chat.role_tokens needs an 'assistant' marker: it opens the reply")
 
 
 def _lookup(tokenizer: Any, token: str, what: str) -> int:
@@ -136,8 +54,8 @@ def _lookup(tokenizer: Any, token: str, what: str) -> int:
     return int(tid)
 
 
-def _pairs(x: Sequence[Sequence[int]] | Tensor) -> Tensor:
-    out = torch.as_tensor(x, dtype=torch.long)
+def _pairs(x: Sequence[Sequence[int]] | Tensor | ParallelPrompt) -> Tensor:
+    out = torch.as_tensor(x.ids if isinstance(x, ParallelPrompt) else x, dtype=torch.long)
     if out.dim() != 2 or out.shape[1] != 2:
         raise ValueError(f"a parallel-stream sequence must have shape (steps, 2), got {tuple(out.shape)}")
     return out.cpu()
@@ -148,7 +66,10 @@ class ParallelPolicy(SpeechPolicy):
     speech_offset + code: give speech_offset (Kimi-Audio: 152064, its codes have no token names) or speech_token,
     a name template whose ids must be contiguous. restrict_heads keeps each head to its stream's tokens (the text
     head never emits speech codes; the audio head emits codes, end-of-audio markers and its blank), in sampling and
-    in log-probs alike. encode_kwargs / decode_kwargs go to the tokenizer (Kimi-Audio: {bos: false, eos: false} / {})."""
+    in log-probs alike. encode_kwargs / decode_kwargs go to the tokenizer (Kimi-Audio: {bos: false, eos: false} / {}).
+    stop_on: "both" (a reply ends when both streams have ended) or "audio" (when its audio stream ends, Kimi-Audio's
+    rule); chat.merge_turns: Kimi-Audio's turn merging. A source whose continuous_encoder() is not None makes the
+    prompts of data rows carry its features (example_prompt), and plain prompt_ids refuse prompt speech."""
 
     def __init__(
         self,
@@ -162,6 +83,7 @@ class ParallelPolicy(SpeechPolicy):
         audio_filler_token: str | None = None,
         pad_token: str | None = None,
         audio_delay: int = 6,
+        stop_on: str = "both",
         chat: ParallelChatTemplate | None = None,
         restrict_heads: bool = True,
         lora: LoraSettings | None = None,
@@ -194,15 +116,23 @@ class ParallelPolicy(SpeechPolicy):
             speech_offset=speech_offset,
             num_speech_tokens=num_speech_tokens,
             audio_delay=audio_delay,
+            stop_on=stop_on,
         )
-        self.role_ids = {role: ids(tok, f"{role} role") for role, tok in self.chat.role_tokens.items()}
-        self.message_end_ids = [ids(t, "message end") for t in self.chat.message_end]
-        self.speech_wrap = (
-            [ids(self.chat.speech_begin, "speech begin")] if self.chat.speech_begin else [],
-            ([ids(self.chat.speech_end, "speech end")] if self.chat.speech_end else [])
-            + [ids(t, "speech suffix") for t in self.chat.speech_suffix],
+        chat = self.chat
+        self.prompt_tokens = PromptIds(
+            roles={role: ids(tok, f"{role} role") for role, tok in chat.role_tokens.items()},
+            message_end=[ids(t, "message end") for t in chat.message_end],
+            speech_open=[ids(chat.speech_begin, "speech begin")] if chat.speech_begin else [],
+            speech_close=[ids(chat.speech_end, "speech end")] if chat.speech_end else [],
+            suffix=[ids(t, "speech suffix") for t in chat.speech_suffix],
+            merge_turns=chat.merge_turns,
         )
-        self.skip_ids = frozenset(self.role_ids.values()) | frozenset(self.message_end_ids) | frozenset(self.layout.end_audio_ids)
+        self.role_ids = self.prompt_tokens.roles
+        self.skip_ids = frozenset(self.role_ids.values()) | frozenset(self.prompt_tokens.message_end) | frozenset(self.layout.end_audio_ids)
+        # outside the module tree: frozen, never checkpointed (WhisperFeatures for Kimi-Audio)
+        object.__setattr__(self, "features_encoder", source.continuous_encoder())
+        if self.features_encoder is not None and getattr(model, "vq_adaptor", None) is None:
+            raise ValueError("the source gives a continuous encoder but its model has no feature adaptor (vq_adaptor)")
         self._register_head_biases(model.vocab_size, restrict_heads)
         if gradient_checkpointing:
             model.gradient_checkpointing_enable()
@@ -237,91 +167,103 @@ class ParallelPolicy(SpeechPolicy):
     def encode_text(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, **self.encode_kwargs))
 
+    def build_prompt(self, messages: Sequence[dict[str, str]], speech: Sequence[Sequence[int]]) -> ParallelPrompt:
+        """The prompt's two streams, which steps hold speech codes, and where each speech segment starts."""
+        return build_prompt(messages, speech, self.prompt_tokens, self.layout, self.encode_text)
+
     def prompt_ids(self, messages: Sequence[dict[str, str]], speech: Sequence[Sequence[int]]) -> Tensor:
-        """(P, 2) ids: a role marker per message, then its text (text stream) and speech (audio stream)."""
-        lay = self.layout
-        text: list[int] = []
-        audio: list[int] = []
+        """(P, 2) ids: role markers, message text (text stream) and speech (audio stream), see parallel_layout."""
+        if self.features_encoder is not None and speech:
+            raise ValueError("this policy feeds Whisper features with prompt speech: build the prompt with example_prompt(messages, speech, audios)")
+        return self.build_prompt(messages, speech).ids
 
-        def on_audio(tokens: Sequence[int]) -> None:
-            audio.extend(int(t) for t in tokens)
-            text.extend([lay.filler_id] * len(tokens))
-
-        n_slots = sum(m["content"].count(AUDIO_PLACEHOLDER) for m in messages)
-        if n_slots != len(speech):
-            raise ValueError(f"prompt has {n_slots} audio placeholders but {len(speech)} speech segments")
-        segments = iter(speech)
-        for m in messages:
-            if m["role"] not in self.role_ids:
-                raise ValueError(f"no role marker for role {m['role']!r}: add it to chat.role_tokens")
-            on_audio([self.role_ids[m["role"]]])
-            pieces = m["content"].split(AUDIO_PLACEHOLDER)
-            for i, piece in enumerate(pieces):
-                if piece.strip():
-                    words = self.encode_text(piece)
-                    text.extend(words)
-                    audio.extend([lay.audio_filler_id] * len(words))
-                if i < len(pieces) - 1:
-                    codes = list(next(segments))
-                    if any(not 0 <= c < lay.num_speech_tokens for c in codes):
-                        raise ValueError(f"speech codes must lie in [0, {lay.num_speech_tokens})")
-                    on_audio(self.speech_wrap[0] + [lay.speech_offset + int(c) for c in codes] + self.speech_wrap[1])
-            on_audio(self.message_end_ids)
-        on_audio([self.role_ids["assistant"]])
-        return torch.tensor([text, audio], dtype=torch.long).T.contiguous()
+    def example_prompt(self, messages: Sequence[dict[str, str]], speech: Sequence[Sequence[int]], audios: Sequence[Path]) -> Tensor | ParallelPrompt:
+        """prompt_ids, plus (with a continuous encoder) the features of each prompt audio file at its codes' steps:
+        Kimi-Audio keeps a segment's first n feature rows for its n codes (MoonshotKimiaModel.forward)."""
+        if self.features_encoder is None or not speech:
+            return self.build_prompt(messages, speech).ids
+        if len(audios) != len(speech):
+            raise ValueError(f"Whisper features need the raw audio of every prompt speech segment ('audios'): got {len(audios)} files for {len(speech)} segments")
+        prompt = self.build_prompt(messages, speech)
+        rows = []
+        for path, (_, n) in zip(audios, prompt.spans):
+            feats = self.features_encoder.file(path, self.device)
+            if feats.shape[0] < n:
+                raise ValueError(f"audio {path}: {feats.shape[0]} Whisper steps (12.5 Hz) but {n} speech codes: the codes do not come from this audio")
+            rows.append(feats[:n])
+        prompt.features = torch.cat(rows) if rows else None
+        return prompt
 
     def reply_ids(self, text: str, speech_codes: Sequence[int]) -> Tensor:
         return self.layout.reply(self.encode_text(text), speech_codes)
 
-    def _left_pad(self, prompts: Sequence[Sequence[Sequence[int]] | Tensor]) -> tuple[Tensor, Tensor]:
+    def _left_pad(self, prompts: Sequence[Any]) -> tuple[Tensor, Tensor]:
+        ids, mask, _ = self._pad_prompts(prompts)
+        return ids, mask
+
+    def _pad_prompts(self, prompts: Sequence[Any]) -> tuple[Tensor, Tensor, PromptFeatures | None]:
+        """Left-padded (N, P, 2) ids and (N, P) mask, and the prompts' continuous features (None when none has any)."""
         rows = [_pairs(p) for p in prompts]
         length = max(len(p) for p in rows)
         ids = torch.full((len(rows), length, 2), self.layout.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), length), dtype=torch.long)
-        for i, p in enumerate(rows):
+        where = torch.zeros((len(rows), length), dtype=torch.bool)
+        values = []
+        for i, (p, prompt) in enumerate(zip(rows, prompts)):
             ids[i, length - len(p) :] = p
             mask[i, length - len(p) :] = 1
-        return ids.to(self.device), mask.to(self.device)
+            if isinstance(prompt, ParallelPrompt) and prompt.features is not None:
+                where[i, length - len(p) :] = prompt.continuous
+                values.append(prompt.features)
+        features = PromptFeatures(where, torch.cat(values)).to(self.device) if values else None
+        return ids.to(self.device), mask.to(self.device), features
 
     def make_batch(self, prompts: Sequence[Sequence[Sequence[int]] | Tensor], replies: Sequence[Sequence[Sequence[int]] | Tensor]) -> SequenceBatch:
-        prompt_ids, prompt_mask = self._left_pad(prompts)
+        prompt_ids, prompt_mask, features = self._pad_prompts(prompts)
         rows = [_pairs(r) for r in replies]
         completion = torch.full((len(rows), max(len(r) for r in rows), 2), self.layout.pad_id, dtype=torch.long)
         for i, r in enumerate(rows):
             completion[i, : len(r)] = r
         completion = completion.to(self.device)
-        return SequenceBatch(prompt_ids, prompt_mask, completion, self.layout.masks(completion))
+        return SequenceBatch(prompt_ids, prompt_mask, completion, self.layout.masks(completion), features)
 
     # ---- sampling ------------------------------------------------------------------------------------------------
     @torch.no_grad()
     def rollout(self, prompts: Sequence[Sequence[Sequence[int]] | Tensor], group_size: int, sampling: SamplingConfig) -> SequenceBatch:
-        ids, mask = self._left_pad(prompts)
+        ids, mask, features = self._pad_prompts(prompts)
         ids, mask = ids.repeat_interleave(group_size, dim=0), mask.repeat_interleave(group_size, dim=0)
+        features = None if features is None else features.repeat_rows(group_size)
         was_training = self.model.training
         self.model.eval()
         try:
-            completion, _ = self.generate(ids, mask, sampling)
+            completion, _ = self.generate(ids, mask, sampling, features)
         finally:
             self.model.train(was_training)
-        return SequenceBatch(ids, mask, completion, self.layout.masks(completion))
+        return SequenceBatch(ids, mask, completion, self.layout.masks(completion), features)
 
     def _head_logprobs(self, text_logits: Tensor, audio_logits: Tensor) -> tuple[Tensor, Tensor]:
+        up = torch.promote_types(text_logits.dtype, torch.float32)  # bf16 -> float32; float64 stays float64
         return (
-            F.log_softmax(text_logits.float() + self.text_bias, dim=-1),
-            F.log_softmax(audio_logits.float() + self.audio_bias, dim=-1),
+            F.log_softmax(text_logits.to(up) + self.text_bias, dim=-1),
+            F.log_softmax(audio_logits.to(up) + self.audio_bias, dim=-1),
         )
 
     @torch.no_grad()
-    def generate(self, prompt_ids: Tensor, prompt_mask: Tensor, sampling: SamplingConfig) -> tuple[Tensor, Tensor]:
-        """Sample both streams step by step over KV caches. (R, P, 2) left-padded prompts -> completions (R, T, 2)
-        and each emitted token's log-prob under the model, (R, 2T) like token_logprobs (0 outside the reply)."""
+    def generate(
+        self, prompt_ids: Tensor, prompt_mask: Tensor, sampling: SamplingConfig, features: PromptFeatures | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Sample both streams step by step over KV caches (features enter with the prompt's prefill). (R, P, 2)
+        left-padded prompts -> completions (R, T, 2) and each emitted token's log-prob under the model, (R, 2T) like
+        token_logprobs (0 outside the reply). Each stream samples with its own settings (sampling.stream)."""
         lay, rows, dev = self.layout, prompt_ids.shape[0], prompt_ids.device
+        text_sampling, audio_sampling = sampling.stream("text"), sampling.stream("audio")
         cache = self.core.new_cache()
         attention = prompt_mask.clone()
         position = (attention.cumsum(dim=1) - 1).clamp(min=0)
         logits = self.model(
             text_ids=prompt_ids[..., TEXT], audio_ids=prompt_ids[..., AUDIO], attention_mask=attention,
             position_ids=position, cache=cache, logits_to_keep=1,
+            continuous=None if features is None else features.mask, features=None if features is None else features.values,
         )  # fmt: skip
         position = position[:, -1:] + 1
         ends = torch.tensor(lay.end_audio_ids, device=dev)
@@ -330,15 +272,15 @@ class ParallelPolicy(SpeechPolicy):
         steps, logps = [], []
         for step in range(sampling.max_new_tokens):
             text_lp, audio_lp = self._head_logprobs(logits[0][:, -1], logits[1][:, -1])
-            text = sample_next(text_lp, sampling).squeeze(1).masked_fill(text_done, lay.filler_id)
-            audio = sample_next(audio_lp, sampling).squeeze(1).masked_fill(audio_done | (step < lay.audio_delay), lay.audio_filler_id)
+            text = sample_next(text_lp, text_sampling).squeeze(1).masked_fill(text_done, lay.filler_id)
+            audio = sample_next(audio_lp, audio_sampling).squeeze(1).masked_fill(audio_done | (step < lay.audio_delay), lay.audio_filler_id)
             text, audio = text.masked_fill(finished, lay.pad_id), audio.masked_fill(finished, lay.pad_id)
             lp = torch.stack([text_lp.gather(1, text[:, None]), audio_lp.gather(1, audio[:, None])], dim=-1).squeeze(1)
             steps.append(torch.stack([text, audio], dim=-1))
             logps.append(lp.masked_fill(finished[:, None], 0.0))
             text_done |= text == lay.text_eos_id
             audio_done |= torch.isin(audio, ends)
-            finished = text_done & audio_done
+            finished = audio_done if lay.stop_on == "audio" else text_done & audio_done
             if bool(finished.all()) or step == sampling.max_new_tokens - 1:
                 break
             attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
@@ -356,9 +298,13 @@ class ParallelPolicy(SpeechPolicy):
         ids = torch.cat([batch.prompt_ids, completion], dim=1)
         attention = torch.cat([batch.prompt_mask, batch.masks.completion[:, :t].long()], dim=1)
         position = (attention.cumsum(dim=1) - 1).clamp(min=0)
+        continuous = values = None
+        if batch.features is not None:  # the prompt's feature positions, none in the completion
+            continuous = torch.cat([batch.features.mask, torch.zeros_like(completion[..., TEXT], dtype=torch.bool)], dim=1)
+            values = batch.features.values
         text_logits, audio_logits = model(
             text_ids=ids[..., TEXT], audio_ids=ids[..., AUDIO], attention_mask=attention, position_ids=position,
-            logits_to_keep=t + 1,
+            logits_to_keep=t + 1, continuous=continuous, features=values,
         )  # fmt: skip
         text_lp, audio_lp = self._head_logprobs(text_logits[:, :-1], audio_logits[:, :-1])
         out = torch.cat(

@@ -12,19 +12,17 @@ transformers' own, and the same module serves a tiny random model and the real c
 from __future__ import annotations
 
 import inspect
-import json
-import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
-from transformers import AutoTokenizer, DynamicCache, PreTrainedTokenizerBase, Qwen2Config, Qwen2Model
-from transformers.models.qwen2.modeling_qwen2 import Qwen2RMSNorm, Qwen2RotaryEmbedding
+from transformers import DynamicCache, PreTrainedTokenizerBase, Qwen2Config, Qwen2Model
+from transformers.models.qwen2.modeling_qwen2 import Qwen2RMSNorm
 from transformers.utils import logging as hf_logging
 
-from wavalign.policy.sources import DTYPES
 
 # transformers renamed the cache argument (past_key_values -> cache); pass whichever this version takes
 _CACHE_KW = "cache" if "cache" in inspect.signature(Qwen2Model.forward).parameters else "past_key_values"
@@ -65,15 +63,31 @@ class ParallelCache:
     audio: DynamicCache | None
 
 
+class FeatureAdaptor(nn.Module):
+    """Kimi-Audio's vq_adaptor: continuous features (Whisper states, 4 frames concatenated) -> hidden size, by
+    Linear, SiLU, Linear, LayerNorm (modeling_kimia.py, VQAdaptor; its dropout has p = 0 and is left out)."""
+
+    def __init__(self, input_dim: int, hidden_size: int, eps: float) -> None:
+        super().__init__()
+        self.in_proj = nn.Linear(input_dim, hidden_size)
+        self.out_proj = nn.Linear(hidden_size, hidden_size)
+        self.norm = nn.LayerNorm(hidden_size, eps=eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(self.out_proj(F.silu(self.in_proj(x))))
+
+
 class ParallelLM(nn.Module):
     """config describes the backbone (num_hidden_layers = shared layers); text_layers / audio_layers are the
-    branch-specific decoder layers (0 = the head reads the backbone's output through its norm)."""
+    branch-specific decoder layers (0 = the head reads the backbone's output through its norm); feature_dim > 0
+    adds the adaptor for continuous inputs (Kimi-Audio: kimia_adaptor_input_dim = 5120)."""
 
-    def __init__(self, config: Qwen2Config, text_layers: int = 0, audio_layers: int = 0) -> None:
+    def __init__(self, config: Qwen2Config, text_layers: int = 0, audio_layers: int = 0, feature_dim: int = 0) -> None:
         super().__init__()
-        if text_layers < 0 or audio_layers < 0 or config.num_hidden_layers < 1:
-            raise ValueError("the backbone needs >= 1 layer and the branches >= 0 layers")
+        if text_layers < 0 or audio_layers < 0 or config.num_hidden_layers < 1 or feature_dim < 0:
+            raise ValueError("the backbone needs >= 1 layer, the branches >= 0 layers and feature_dim >= 0")
         self.config = config
+        self.vq_adaptor = FeatureAdaptor(feature_dim, config.hidden_size, config.rms_norm_eps) if feature_dim else None
         self.backbone = _stack(config, config.num_hidden_layers, embeddings=True)
         self.text_branch = _stack(config, text_layers, embeddings=False) if text_layers else None
         self.audio_branch = _stack(config, audio_layers, embeddings=False) if audio_layers else None
@@ -113,11 +127,36 @@ class ParallelLM(nn.Module):
         finally:
             hf_logging.set_verbosity(verbosity)
 
+    def gradient_checkpointing_disable(self) -> None:
+        """Off in every stack (the frozen reference copy: nothing to recompute for)."""
+        for stack in self.stacks:
+            if hasattr(stack, "activation_checkpointing_disable"):
+                stack.activation_checkpointing_disable()
+            else:
+                stack.gradient_checkpointing_disable()
+
     @staticmethod
     def _run(stack: Qwen2Model, x: Tensor, attention_mask: Tensor, position_ids: Tensor, cache: DynamicCache | None) -> Tensor:
         kwargs = {_CACHE_KW: cache} if cache is not None else {}
         out = stack(inputs_embeds=x, attention_mask=attention_mask, position_ids=position_ids, use_cache=cache is not None, **kwargs)
         return out.last_hidden_state
+
+    def embed(self, text_ids: Tensor, audio_ids: Tensor, continuous: Tensor | None = None, features: Tensor | None = None) -> Tensor:
+        """The input of step t: embed(audio_t) + embed(text_t); at continuous steps (a (rows, steps) bool mask, with
+        `features` holding one row per marked step in row-major order) the audio part becomes
+        (embed(audio_t) + adaptor(feature_t)) * sqrt(2), as Kimi-Audio's MoonshotKimiaModel.forward feeds it."""
+        table = self.backbone.embed_tokens
+        audio = table(audio_ids)
+        if continuous is not None and bool(continuous.any()):
+            if self.vq_adaptor is None:
+                raise ValueError("continuous features given, but this model has no feature adaptor (vq_adaptor)")
+            if features is None or features.shape[0] != int(continuous.sum()):
+                raise ValueError(f"{int(continuous.sum())} continuous steps need as many feature rows, got {None if features is None else features.shape[0]}")
+            added = torch.zeros_like(audio)
+            added[continuous] = self.vq_adaptor(features.to(audio.dtype))
+            scale = torch.sqrt(torch.tensor(2.0, dtype=audio.dtype, device=audio.device))
+            audio = torch.where(continuous.unsqueeze(-1), (audio + added) * scale, audio)
+        return audio + table(text_ids)
 
     def forward(
         self,
@@ -127,11 +166,14 @@ class ParallelLM(nn.Module):
         position_ids: Tensor,
         cache: ParallelCache | None = None,
         logits_to_keep: int = 0,
+        continuous: Tensor | None = None,
+        features: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """(rows, steps) token ids of both streams -> text and audio logits of the last `logits_to_keep` steps
-        (all when 0), each (rows, kept, vocab). attention_mask covers cached + new steps."""
-        embed = self.backbone.embed_tokens
-        h = self._run(self.backbone, embed(text_ids) + embed(audio_ids), attention_mask, position_ids, cache and cache.backbone)
+        (all when 0), each (rows, kept, vocab). attention_mask covers cached + new steps; continuous/features:
+        see embed()."""
+        x = self.embed(text_ids, audio_ids, continuous, features)
+        h = self._run(self.backbone, x, attention_mask, position_ids, cache and cache.backbone)
         h_text, h_audio = h, h
         if self.text_branch is not None:
             h_text = self._run(self.text_branch, h, attention_mask, position_ids, cache and cache.text)
@@ -142,124 +184,21 @@ class ParallelLM(nn.Module):
 
 
 class ParallelSource(ABC):
-    """Where a parallel policy's model and tokenizer come from (YAML-reachable, one method)."""
+    """Where a parallel policy's model and tokenizer come from (YAML-reachable)."""
 
     @abstractmethod
     def build(self) -> tuple[ParallelLM, PreTrainedTokenizerBase]: ...
 
-
-# ---- Kimi-Audio checkpoints ------------------------------------------------------------------------------------------
-# Checkpoint tensor name -> ours. `split` = kimia_mimo_transformer_from_layer_index + 1 (22 for Kimi-Audio-7B).
-#   model.embed_tokens.*          -> backbone.embed_tokens.*        (one table for both streams)
-#   model.layers.{i<split}.*      -> backbone.layers.{i}.*
-#   model.layers.{i>=split}.*     -> text_branch.layers.{i-split}.*
-#   model.norm.*                  -> text_norm.*
-#   model.mimo_layers.{j}.*       -> audio_branch.layers.{j}.*
-#   model.mimo_norm.*             -> audio_norm.*
-#   lm_head.*                     -> text_head.*
-#   mimo_output.*                 -> audio_head.*
-#   model.vq_adaptor.*            -> unused: Kimi-Audio adds Whisper features over the user's audio through this
-#                                    adaptor; here prompt speech enters as discrete tokens only.
-KIMI_UNUSED_PREFIXES = ("model.vq_adaptor.",)
-
-
-def kimi_weight_name(name: str, split: int) -> str | None:
-    """Our parameter name for a Kimi-Audio checkpoint tensor; None for tensors the policy does not use."""
-    if name.startswith(KIMI_UNUSED_PREFIXES) or name.endswith("rotary_emb.inv_freq"):
+    def continuous_encoder(self) -> Any:
+        """The encoder of continuous prompt-audio features (Kimi-Audio: Whisper), or None for discrete input only.
+        Called after build(); see wavalign.policy.kimi_whisper.WhisperFeatures for the interface."""
         return None
-    if m := re.fullmatch(r"model\.layers\.(\d+)\.(.+)", name):
-        i, rest = int(m.group(1)), m.group(2)
-        return f"backbone.layers.{i}.{rest}" if i < split else f"text_branch.layers.{i - split}.{rest}"
-    if m := re.fullmatch(r"model\.mimo_layers\.(\d+)\.(.+)", name):
-        return f"audio_branch.layers.{m.group(1)}.{m.group(2)}"
-    fixed = {
-        "model.embed_tokens.weight": "backbone.embed_tokens.weight",
-        "model.norm.weight": "text_norm.weight",
-        "model.mimo_norm.weight": "audio_norm.weight",
-        "lm_head.weight": "text_head.weight",
-        "mimo_output.weight": "audio_head.weight",
-    }
-    if name not in fixed:
-        raise KeyError(f"unknown Kimi-Audio checkpoint tensor {name!r}: the weight map in parallel_model.py is out of date")
-    return fixed[name]
 
 
-def kimi_config(raw: dict, attn_implementation: str | None = None) -> tuple[Qwen2Config, int, int]:
-    """The backbone config and the text/audio branch depths from a Kimi-Audio config.json."""
-    for key in ("num_hidden_layers", "kimia_mimo_layers", "kimia_mimo_transformer_from_layer_index"):
-        if key not in raw:
-            raise ValueError(f"config.json has no {key!r}: is this a Kimi-Audio checkpoint?")
-    split = int(raw["kimia_mimo_transformer_from_layer_index"]) + 1
-    values = {k: v for k, v in raw.items() if k not in ("architectures", "auto_map", "model_type", "torch_dtype", "dtype")}
-    values.update(num_hidden_layers=split, tie_word_embeddings=False)
-    if attn_implementation:
-        values["attn_implementation"] = attn_implementation
-    return Qwen2Config(**values), int(raw["num_hidden_layers"]) - split, int(raw["kimia_mimo_layers"])
+def __getattr__(name: str):
+    """The Kimi-Audio loader lives in kimi_checkpoint.py; its names stay reachable here (configs name this module)."""
+    if name in ("KimiAudioCheckpoint", "kimi_weight_name", "kimi_config"):
+        from wavalign.policy import kimi_checkpoint
 
-
-def _checkpoint_files(path: Path) -> list[Path]:
-    index = path / "model.safetensors.index.json"
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        return [path / s for s in shards]
-    if (path / "model.safetensors").is_file():
-        return [path / "model.safetensors"]
-    raise FileNotFoundError(f"{path} holds no model.safetensors(.index.json): download the full Kimi-Audio checkpoint")
-
-
-def _resolve_device(device_map: str | None) -> torch.device:
-    if device_map in (None, "cpu"):
-        return torch.device("cpu")
-    if device_map == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device_map)
-
-
-class KimiAudioCheckpoint(ParallelSource):
-    """Kimi-Audio weights from a local folder (e.g. moonshotai/Kimi-Audio-7B-Instruct downloaded with
-    `huggingface-cli download`), read straight from its safetensors with the explicit name map above, so the model
-    code is ours (no remote code for the transformer). trust_remote_code only affects the tokenizer, which Kimi-Audio
-    ships as custom code. device_map: None/'cpu' (Lightning moves the model), 'cuda', 'cuda:N' or 'auto' (the
-    first GPU); sharding over several GPUs is the Lightning strategy's job (FSDP/DeepSpeed), not the loader's."""
-
-    def __init__(
-        self,
-        path: str,
-        tokenizer_path: str | None = None,
-        dtype: str = "bfloat16",
-        trust_remote_code: bool = False,
-        device_map: str | None = None,
-        attn_implementation: str | None = None,
-    ) -> None:
-        if dtype not in DTYPES or dtype == "auto":
-            raise ValueError(f"dtype must be one of {sorted(set(DTYPES) - {'auto'})}, got {dtype!r}")
-        self.path, self.tokenizer_path = Path(path), Path(tokenizer_path or path)
-        self.dtype, self.trust_remote_code = DTYPES[dtype], trust_remote_code
-        self.device_map, self.attn_implementation = device_map, attn_implementation
-
-    def build(self) -> tuple[ParallelLM, PreTrainedTokenizerBase]:
-        from safetensors import safe_open
-
-        for p in {self.path, self.tokenizer_path}:
-            if not p.exists():
-                raise FileNotFoundError(f"model path {str(p)!r} does not exist: download the checkpoint and set its folder in the config")
-        config, text_layers, audio_layers = kimi_config(json.loads((self.path / "config.json").read_text()), self.attn_implementation)
-        split = config.num_hidden_layers
-        device = _resolve_device(self.device_map)
-        with torch.device("meta"):
-            model = ParallelLM(config, text_layers, audio_layers)
-        state: dict[str, Tensor] = {}
-        for file in _checkpoint_files(self.path):
-            with safe_open(str(file), framework="pt", device=str(device)) as f:
-                for name in f.keys():
-                    ours = kimi_weight_name(name, split)
-                    if ours is not None:
-                        state[ours] = f.get_tensor(name).to(self.dtype)
-        missing = set(model.state_dict()) - state.keys()
-        if missing:
-            raise ValueError(f"{self.path}: {len(missing)} weights missing from the checkpoint, e.g. {sorted(missing)[:3]}")
-        model.load_state_dict(state, strict=True, assign=True)
-        for stack in model.stacks:  # non-persistent rotary buffers are not in the checkpoint: build them for real
-            stack.rotary_emb = Qwen2RotaryEmbedding(config=stack.config).to(device)
-        tokenizer = AutoTokenizer.from_pretrained(str(self.tokenizer_path), trust_remote_code=self.trust_remote_code)
-        return model, tokenizer
+        return getattr(kimi_checkpoint, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

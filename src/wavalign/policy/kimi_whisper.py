@@ -1,0 +1,75 @@
+"""Kimi-Audio's continuous prompt-audio features: Whisper encoder states, four 50 Hz frames per 12.5 Hz audio step.
+
+Kimi-Audio feeds every prompt speech code together with a Whisper-large-v3 feature of the same 80 ms (its prompt
+manager's extract_whisper_feat and WhisperEncoder.tokenize_waveform): the audio is cut into 30 s pieces, each piece
+padded to 30 s for the log-mel front end, encoded, and the first 4 * ((samples - 1) // 1280 + 1) encoder frames kept;
+four consecutive frames are concatenated into one 5120-wide row per code. Here transformers' WhisperFeatureExtractor
+and WhisperModel encoder, loaded from the checkpoint's `whisper-large-v3` folder, do that work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from wavalign.audio.io import read_wav, resample
+
+
+class WhisperFeatures:
+    """Frozen Whisper feature extractor and encoder from a local folder (save_pretrained layout). feature_dim: the
+    width of one step's row (Kimi-Audio's kimia_adaptor_input_dim, 5120 = 4 frames of d_model 1280).
+    Not an nn.Module on purpose: it is never trained nor checkpointed; calls move it to the device they ask for."""
+
+    def __init__(self, path: str | Path, feature_dim: int, dtype: torch.dtype = torch.float32) -> None:
+        from transformers import WhisperFeatureExtractor, WhisperModel
+
+        folder = Path(path)
+        if not (folder / "config.json").is_file() or not (folder / "preprocessor_config.json").is_file():
+            raise FileNotFoundError(
+                f"{folder} is not a Whisper folder (config.json + preprocessor_config.json): Kimi-Audio ships it as "
+                "<checkpoint>/whisper-large-v3; set the source's whisper_path"
+            )
+        self.extractor = WhisperFeatureExtractor.from_pretrained(str(folder))
+        self.encoder = WhisperModel.from_pretrained(str(folder), dtype=dtype).get_encoder().eval()
+        for p in self.encoder.parameters():
+            p.requires_grad_(False)
+        d_model = int(self.encoder.config.d_model)
+        if feature_dim < d_model or feature_dim % d_model:
+            raise ValueError(f"the feature width {feature_dim} (kimia_adaptor_input_dim) is not a multiple of the Whisper width {d_model}")
+        self.frames_per_step = feature_dim // d_model
+        self.sample_rate = int(self.extractor.sampling_rate)
+        # the encoder's two convolutions halve the mel frame rate once: one encoder frame per 2 hops
+        self.samples_per_step = int(self.extractor.hop_length) * 2 * self.frames_per_step
+        self.calls = 0  # encoder forwards run so far (features are computed once per prompt, not per rollout)
+
+    @property
+    def dim(self) -> int:
+        return int(self.encoder.config.d_model) * self.frames_per_step
+
+    @torch.no_grad()
+    def waveform(self, wav: np.ndarray, sample_rate: int, device: torch.device | str = "cpu") -> Tensor:
+        """Mono waveform -> (steps, dim) features, one row per 12.5 Hz step (Kimi-Audio: per speech code)."""
+        wav = resample(np.asarray(wav, dtype=np.float32), sample_rate, self.sample_rate)
+        if wav.size == 0:
+            raise ValueError("cannot compute Whisper features of an empty waveform")
+        self.encoder.to(device)
+        chunk = int(self.extractor.n_samples)
+        rows = []
+        for start in range(0, wav.size, chunk):
+            piece = wav[start : start + chunk]
+            steps = (piece.size - 1) // self.samples_per_step + 1
+            mel = self.extractor(piece, sampling_rate=self.sample_rate, return_tensors="pt").input_features
+            states = self.encoder(mel.to(device=device, dtype=self.encoder.dtype)).last_hidden_state[0]
+            self.calls += 1
+            kept = states[: steps * self.frames_per_step]
+            if kept.shape[0] < steps * self.frames_per_step:
+                raise ValueError(f"the Whisper encoder gave {kept.shape[0]} frames for {steps} steps of audio")
+            rows.append(kept.reshape(steps, self.dim))
+        return torch.cat(rows, dim=0)
+
+    def file(self, path: str | Path, device: torch.device | str = "cpu") -> Tensor:
+        wav, sr = read_wav(path)
+        return self.waveform(wav, sr, device)

@@ -1,0 +1,162 @@
+"""configs/kimi_audio.yaml's policy on a tiny random Kimi-Audio checkpoint on disk (kimi_tiny.py): prompt streams,
+stop rule and per-stream sampling as Kimi-Audio's own inference code (MoonshotAI/Kimi-Audio, kimia_infer/) runs them.
+The Whisper input path is pinned in test_kimi_whisper.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from kimi_tiny import NUM_CODES, kimi_policy, write_tiny_kimi
+from wavalign.policy.base import SamplingConfig, StreamSampling
+from wavalign.policy.parallel import ParallelPolicy
+from wavalign.policy.parallel_layout import AUDIO, TEXT
+
+
+@pytest.fixture(scope="module")
+def kimi_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("kimi") / "Kimi-Audio-tiny"
+    write_tiny_kimi(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def discrete(kimi_folder) -> ParallelPolicy:
+    return kimi_policy(kimi_folder, whisper_features=False)
+
+
+def special(policy: ParallelPolicy, name: str) -> int:
+    return policy.tokenizer.special_tokens[name]
+
+
+def test_the_custom_tokenizer_is_used_through_kimis_interface(discrete):
+    tok = discrete.tokenizer
+    assert type(tok).__name__ == "KimiStandInTokenizer"  # loaded as remote code from the checkpoint folder
+    assert discrete.encode_text("one plus one") == tok.encode("one plus one", bos=False, eos=False)
+    assert discrete.layout.text_eos_id == tok.special_tokens["<|im_kimia_text_eos|>"]
+    reply = discrete.reply_ids("two is two", [3, 4])
+    batch = discrete.make_batch([discrete.prompt_ids([{"role": "user", "content": "two"}], [])], [reply])
+    assert discrete.decode(batch)[0].text == "two is two"
+
+
+def layouts(policy: ParallelPolicy) -> dict[str, int]:
+    names = {
+        "U": "<|im_kimia_user_msg_start|>", "A": "<|im_kimia_assistant_msg_start|>", "MB": "<|im_media_begin|>",
+        "ME": "<|im_media_end|>", "CTD": "<|im_kimia_speech_ctd_id|>", "END": "<|im_msg_end|>", "B": "<|im_kimia_text_blank|>",
+    }  # fmt: skip
+    return {k: special(policy, v) for k, v in names.items()}
+
+
+def test_prompt_streams_match_kimis_prompt_manager(discrete):
+    """Hand-written from kimia_infer/api/prompt_manager.py (get_prompt, tokenize_message): one role marker per run of
+    same-role messages; media_begin, codes, media_end per audio message; the speech-continue token (ctd with speech
+    output) and msg_end only on a run's last message, the former only when that message is audio; text on the text
+    stream against audio-stream blanks; then the assistant marker (with a text blank) opens the reply."""
+    t = layouts(discrete)
+    U, A, MB, ME, CTD, END, B = (t[k] for k in ("U", "A", "MB", "ME", "CTD", "END", "B"))
+    one, plus, two = discrete.tokenizer.encode("one plus two", bos=False, eos=False)
+    s = lambda c: 64 + c  # noqa: E731  kimia_token_offset + code
+    cases = [
+        (  # infer.py's ASR example: a text instruction, then the audio, both from the user
+            [{"role": "user", "content": "one plus one"}, {"role": "user", "content": "<|audio|>"}], [[0, 1, 2]],
+            [U, B, B, B, MB, s(0), s(1), s(2), ME, CTD, END, A],
+            [B, one, plus, one, B, B, B, B, B, B, B, B],
+        ),
+        (  # audio then text in one message: the run ends in text, so no speech-continue token
+            [{"role": "user", "content": "<|audio|> one plus one"}], [[5]],
+            [U, MB, s(5), ME, B, B, B, END, A],
+            [B, B, B, B, one, plus, one, B, B],
+        ),
+        (  # system (mapped to the user marker) merges with the next user message; a multi-turn history
+            [{"role": "system", "content": "one"}, {"role": "user", "content": "<|audio|>"},
+             {"role": "assistant", "content": "two"}, {"role": "user", "content": "<|audio|>"}], [[7, 8], [9]],
+            [U, B, MB, s(7), s(8), ME, CTD, END, A, B, END, U, MB, s(9), ME, CTD, END, A],
+            [B, one, B, B, B, B, B, B, B, two, B, B, B, B, B, B, B, B],
+        ),
+    ]  # fmt: skip
+    for messages, speech, audio, text in cases:
+        prompt = discrete.build_prompt(messages, speech)
+        assert prompt.ids[:, AUDIO].tolist() == audio
+        assert prompt.ids[:, TEXT].tolist() == text
+        assert prompt.continuous.tolist() == [64 <= a < 64 + NUM_CODES for a in audio]  # is_continuous_mask
+
+
+def test_rollout_stops_as_soon_as_the_audio_stream_ends(discrete):
+    """kimia_infer/api/kimia.py _generate_loop with output_type="both": it returns at the step whose audio token is
+    msg_end or media_end, the first possible one being step kimia_text_audiodelaytokens (6); the text stream may not
+    have ended. Here the audio head may only emit msg_end and the text head never its EOS."""
+    lay = discrete.layout
+    saved = discrete.text_bias.clone(), discrete.audio_bias.clone()
+    try:
+        discrete.audio_bias.fill_(float("-inf"))
+        discrete.audio_bias[special(discrete, "<|im_msg_end|>")] = 0.0
+        discrete.text_bias[lay.text_eos_id] = float("-inf")
+        prompt = discrete.prompt_ids([{"role": "user", "content": "one plus one"}], [])
+        out = discrete.rollout([prompt], 2, SamplingConfig(max_new_tokens=20))
+        assert out.completion_ids.shape == (2, lay.audio_delay + 1, 2)
+        assert out.completion_ids[:, : lay.audio_delay, AUDIO].eq(lay.audio_filler_id).all()
+        assert out.completion_ids[:, -1, AUDIO].eq(special(discrete, "<|im_msg_end|>")).all()
+        assert not out.completion_ids[..., TEXT].eq(lay.text_eos_id).any()
+        assert out.masks.completion.eq(1).all()
+        discrete.layout = type(lay)(**{**lay.__dict__, "stop_on": "both"})  # the old rule runs on to the limit
+        assert discrete.rollout([prompt], 2, SamplingConfig(max_new_tokens=20)).completion_ids.shape[1] == 20
+    finally:
+        discrete.layout = lay
+        discrete.text_bias.copy_(saved[0])
+        discrete.audio_bias.copy_(saved[1])
+
+
+def test_demonstrations_end_on_the_audio_end_step(discrete):
+    """Under the audio stop rule a demonstration whose text outlasts its speech keeps the audio stream open with
+    blanks, so its end marker is the last step and no text is cut."""
+    lay = discrete.layout
+    words = discrete.encode_text("one plus one is two")
+    reply = discrete.reply_ids("one plus one is two", [1])  # 5 words + EOS = 6 steps; audio: 6 blanks, 1 code, end
+    assert reply[:, TEXT].tolist() == words + [lay.text_eos_id] + [lay.filler_id] * 2
+    assert reply[:, AUDIO].tolist() == [lay.audio_filler_id] * 6 + [64 + 1, lay.end_audio_ids[0]]
+    long_text = discrete.reply_ids("one plus one is two two two two", [1])
+    assert long_text[-1].tolist() == [lay.text_eos_id, lay.end_audio_ids[0]]  # both end on the last step
+    assert lay.split(long_text, discrete.skip_ids) == (discrete.encode_text("one plus one is two two two two"), [1])
+
+
+def test_stream_sampling_settings_default_to_the_shared_ones():
+    shared = SamplingConfig(temperature=0.9, top_p=0.9, max_new_tokens=7)
+    assert shared.stream("audio") is shared
+    kimi = SamplingConfig(max_new_tokens=7, audio=StreamSampling(0.8, top_k=10), text=StreamSampling(0.0, top_k=5))
+    audio, text = kimi.stream("audio"), kimi.stream("text")
+    assert (audio.temperature, audio.top_k, audio.top_p, audio.do_sample, audio.max_new_tokens) == (0.8, 10, 1.0, True, 7)
+    assert not text.do_sample  # temperature 0: greedy, as KimiASampler
+    with pytest.raises(ValueError, match="invalid stream sampling"):
+        StreamSampling(-1.0)
+
+
+def test_each_stream_samples_with_its_own_settings(discrete):
+    """KimiASampler (kimia_infer/utils/sampler.py) samples text and audio logits separately; with greedy text and
+    top-1 audio every freely chosen token is its head's argmax, while a hot text stream is not."""
+    lay = discrete.layout
+    prompt = discrete.prompt_ids([{"role": "user", "content": "one plus one"}], [])
+
+    def free_choices_are_argmax(sampling: SamplingConfig) -> tuple[bool, bool]:
+        torch.manual_seed(0)
+        out = discrete.rollout([prompt], 3, sampling)
+        ids = torch.cat([out.prompt_ids, out.completion_ids], dim=1)
+        attention = torch.cat([out.prompt_mask, out.masks.completion[:, : ids.shape[1] - out.prompt_ids.shape[1]].long()], dim=1)
+        position = (attention.cumsum(1) - 1).clamp(min=0)
+        with torch.no_grad():
+            logits = discrete.model(text_ids=ids[..., TEXT], audio_ids=ids[..., AUDIO], attention_mask=attention, position_ids=position)
+        t = out.completion_ids.shape[1]
+        text_lp, audio_lp = discrete._head_logprobs(logits[0][:, -t - 1 : -1], logits[1][:, -t - 1 : -1])
+        text_end, audio_end, _ = lay.ends(out.completion_ids)
+        steps = torch.arange(t).unsqueeze(0)
+        text_free = steps <= text_end.unsqueeze(1)
+        audio_free = (steps >= lay.audio_delay) & (steps <= audio_end.clamp(max=t - 1).unsqueeze(1))
+        text_ok = (text_lp.argmax(-1) == out.completion_ids[..., TEXT])[text_free].all()
+        audio_ok = (audio_lp.argmax(-1) == out.completion_ids[..., AUDIO])[audio_free].all()
+        return bool(text_ok), bool(audio_ok)
+
+    greedy = SamplingConfig(max_new_tokens=16, text=StreamSampling(0.0, top_k=5), audio=StreamSampling(0.8, top_k=1))
+    assert free_choices_are_argmax(greedy) == (True, True)
+    hot_text = SamplingConfig(max_new_tokens=16, text=StreamSampling(5.0), audio=StreamSampling(0.8, top_k=1))
+    assert free_choices_are_argmax(hot_text) == (False, True)
