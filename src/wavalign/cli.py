@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from lightning.pytorch.cli import LightningCLI
 
 from wavalign.callbacks.gating import GateCallback
+from wavalign.callbacks.guards import RunGuards
 from wavalign.data.datamodule import WavAlignDataModule
 from wavalign.module import WavAlignModule
 from wavalign.resume import add_interrupt_checkpoint, find_last_checkpoint
@@ -37,6 +38,8 @@ class WavAlignCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         # The gate is part of the method, not an optional extra: `gate.rule` in YAML picks the rule.
         parser.add_lightning_class_args(GateCallback, "gate")
+        # Judge-outage and non-finite guards are on for every run; `--guards.max_failed_judge_steps N` tunes them.
+        parser.add_lightning_class_args(RunGuards, "guards")
         parser.link_arguments("model.ppo_epochs", "data.init_args.repeat_batches")
         parser.add_argument("--world", type=WorldSettings | None, default=None, help="prepare the embedded world first")
         parser.add_argument("--warm_start_config", type=str | None, default=None, help="config that makes model.init_checkpoint")
