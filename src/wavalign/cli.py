@@ -9,6 +9,7 @@ Two optional top-level keys make one command do everything in the embedded world
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 from lightning.pytorch.cli import LightningCLI
@@ -71,8 +72,13 @@ class WavAlignCLI(LightningCLI):
             kwargs["ckpt_path"] = None if path is None else str(path)
 
 
-def main(args: list[str] | None = None) -> WavAlignCLI:
+def main(args: list[str] | None = None) -> WavAlignCLI | None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    argv = sys.argv[1:] if args is None else args
+    if argv[:1] == ["check-data"]:  # not a Trainer command: validate datasets before a long run
+        from wavalign.data.check import main as check_data
+
+        raise SystemExit(check_data(argv[1:]))
     return WavAlignCLI(
         WavAlignModule,
         WavAlignDataModule,
