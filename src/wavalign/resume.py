@@ -92,7 +92,10 @@ class ResumeStateCallback(pl.Callback):
 
     # ---- checkpoint ----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"trained_batches": self.trained_batches, "rng": rng_states()}
+        """The training stream's state: during validation, the one validation will hand back; right after a
+        restore, the one still to be put back."""
+        rng = self._outside_validation or self._pending or rng_states()
+        return {"trained_batches": self.trained_batches, "rng": rng}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.trained_batches = int(state_dict.get("trained_batches", 0))
@@ -132,9 +135,10 @@ class InterruptCheckpoint(Checkpoint):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if trainer.state.fn != "fit" or trainer.sanity_checking:
             return
-        trainer.save_checkpoint(self.path)
-        print(f"interrupted at step {trainer.global_step} ({type(exception).__name__}): saved {self.path}; "
-              "run the same command with --ckpt_path last to continue", flush=True)  # fmt: skip
+        trainer.save_checkpoint(self.path)  # on every rank: saving is collective under sharded strategies
+        if trainer.is_global_zero:
+            print(f"interrupted at step {trainer.global_step} ({type(exception).__name__}): saved {self.path}; "
+                  "run the same command with --ckpt_path last to continue", flush=True)  # fmt: skip
 
 
 def add_interrupt_checkpoint(trainer: pl.Trainer) -> None:
