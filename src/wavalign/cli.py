@@ -1,4 +1,7 @@
-"""`python -m wavalign fit|validate|test --config configs/X.yaml`: LightningCLI with the gate as a top-level key.
+"""`python -m wavalign fit|validate|test|predict --config configs/X.yaml`: LightningCLI with the gate as a top-level key.
+
+`predict` answers the prompts of `data.predict_file` and writes replies, WAVs and a listening page to the folder
+of the top-level `listen:` key (wavalign.callbacks.predict_writer.ReplyWriter).
 
 Two optional top-level keys make one command do everything in the embedded world:
 - `world`: prepare (or reuse, cached) the offline spoken-dialogue data before anything is built from it;
@@ -14,8 +17,10 @@ from dataclasses import dataclass
 from lightning.pytorch.cli import LightningCLI
 
 from wavalign.callbacks.gating import GateCallback
+from wavalign.callbacks.predict_writer import ReplyWriter
 from wavalign.data.datamodule import WavAlignDataModule
 from wavalign.module import WavAlignModule
+from wavalign.prediction import check_checkpoint_fits
 from wavalign.resume import add_interrupt_checkpoint, find_last_checkpoint
 from wavalign.warm_start import ensure_checkpoint
 
@@ -37,6 +42,7 @@ class WavAlignCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         # The gate is part of the method, not an optional extra: `gate.rule` in YAML picks the rule.
         parser.add_lightning_class_args(GateCallback, "gate")
+        parser.add_lightning_class_args(ReplyWriter, "listen")  # acts in `predict` only
         parser.link_arguments("model.ppo_epochs", "data.init_args.repeat_batches")
         parser.add_argument("--world", type=WorldSettings | None, default=None, help="prepare the embedded world first")
         parser.add_argument("--warm_start_config", type=str | None, default=None, help="config that makes model.init_checkpoint")
@@ -66,6 +72,12 @@ class WavAlignCLI(LightningCLI):
             else:
                 print(f"resume: continuing from {path}", flush=True)
             kwargs["ckpt_path"] = None if path is None else str(path)
+
+
+    def before_predict(self) -> None:
+        checkpoint = self.config_init[self.subcommand].get("ckpt_path")
+        if checkpoint:
+            check_checkpoint_fits(self.model, checkpoint)
 
 
 def main(args: list[str] | None = None) -> WavAlignCLI:
