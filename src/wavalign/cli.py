@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from wavalign.callbacks.gating import GateCallback
 from wavalign.callbacks.predict_writer import ReplyWriter
@@ -75,6 +75,12 @@ class WavAlignCLI(LightningCLI):
 
 
     def before_predict(self) -> None:
+        # The gate plays no part in predict: a checkpoint of another stage (the SFT warm start under the RL config)
+        # must not fail on its saved gate rule. Nothing is logged either: everything goes to listen.output_dir, and
+        # no empty logger version (with its config.yaml) is left among the training runs.
+        drop = (GateCallback, SaveConfigCallback)
+        self.trainer.callbacks = [c for c in self.trainer.callbacks if not isinstance(c, drop)]
+        self.trainer.loggers = []
         checkpoint = self.config_init[self.subcommand].get("ckpt_path")
         if checkpoint:
             check_checkpoint_fits(self.model, checkpoint)
