@@ -28,6 +28,23 @@ def scratch(root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     return tmp_path
 
 
+@pytest.fixture(scope="module")
+def checkpoint(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-step checkpoint of the interleaved debug config (made in its own scratch directory)."""
+    where = tmp_path_factory.mktemp("fit")
+    (where / "configs").symlink_to(root / "configs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(where)
+        main(["fit", "--config", "configs/debug_interleaved.yaml", *ONE_STEP])
+    (ckpt,) = where.glob("runs/**/*.ckpt")
+    return ckpt
+
+
+@pytest.fixture(scope="module")
+def root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
 def predict(config: str, out: str, *extra: str):
     return main(["predict", "--config", config, "--data.predict_file", PROMPTS, "--listen.output_dir", out, *QUIET, *extra])
 
@@ -54,18 +71,17 @@ def parse_page(path: Path) -> Links:
     return page
 
 
-@pytest.mark.parametrize("config", ["configs/debug_interleaved.yaml", "configs/debug_parallel.yaml"])
-def test_predict_writes_one_line_per_prompt(scratch: Path, config: str, capsys: pytest.CaptureFixture) -> None:
-    """G = 2 replies per prompt, each scored by the config's AnswerJudge ('contains': 5 when the reference word is in
+def test_predict_writes_one_line_per_prompt(scratch: Path, capsys: pytest.CaptureFixture) -> None:
+    """(The parallel layout: tests/test_predict_world.py.) G = 2 replies per prompt, each scored by the config's AnswerJudge ('contains': 5 when the reference word is in
     the reply, else 1 + 4 * 0 * 0.5 = 1; wavalign.judges.rules.AnswerJudge), with model.eval_sampling."""
-    cli = predict(config, "out", "--listen.replies_per_prompt=2")
+    cli = predict("configs/debug_interleaved.yaml", "out", "--listen.replies_per_prompt=2")
     out = scratch / "out"
     rows = read_jsonl(out / "replies.jsonl")
     questions = [json.loads(line)["question_text"] for line in (scratch / PROMPTS).read_text().splitlines()]
     assert [r["id"] for r in rows] == list(range(len(questions)))
     assert [r["question"] for r in rows] == questions
     assert rows[0]["source"] == f"{PROMPTS}:1" and rows[0]["reference"] == "eight"
-    emits = 64  # the configs' num_speech_tokens
+    emits = 64  # the config's num_speech_tokens
     for row in rows:
         assert set(row) == {"id", "source", "question", "reference", "demonstration", "style", "question_audio", "replies"}
         assert len(row["replies"]) == 2
@@ -86,12 +102,11 @@ def test_predict_writes_one_line_per_prompt(scratch: Path, config: str, capsys: 
     assert not (scratch / "runs").exists()  # predict leaves no logger version behind
 
 
-def test_side_by_side_page_of_two_checkpoints(scratch: Path) -> None:
+def test_side_by_side_page_of_two_checkpoints(scratch: Path, checkpoint: Path) -> None:
     """Untrained weights, then a 1-step checkpoint on the same prompts: one page, both columns, every link resolves."""
     config = "configs/debug_interleaved.yaml"
     predict(config, "listen/before")
-    main(["fit", "--config", config, *ONE_STEP])
-    (ckpt,) = scratch.glob("runs/**/*.ckpt")
+    ckpt = checkpoint
     predict(config, "listen/after", "--ckpt_path", str(ckpt), "--listen.compare_with=[listen/before]")
     after = json.loads((scratch / "listen/after/meta.json").read_text())
     assert after["checkpoint"] == str(ckpt)
@@ -125,10 +140,9 @@ def test_prompts_without_demonstrations_are_answered(scratch: Path) -> None:
     assert "what is &lt;b&gt;one&lt;/b&gt; plus one" in html and "<b>one</b>" not in html
 
 
-def test_checkpoint_of_another_model_fails_clearly(scratch: Path) -> None:
+def test_checkpoint_of_another_model_fails_clearly(scratch: Path, checkpoint: Path) -> None:
     """An interleaved checkpoint under the parallel config: named file, missing/unexpected weights, no predict run."""
-    main(["fit", "--config", "configs/debug_interleaved.yaml", *ONE_STEP])
-    (ckpt,) = scratch.glob("runs/**/*.ckpt")
+    ckpt = checkpoint
     with pytest.raises(ValueError, match=rf"--ckpt_path {re.escape(str(ckpt))} does not match this config's model"):
         predict("configs/debug_parallel.yaml", "out", "--ckpt_path", str(ckpt))
     assert not (scratch / "out").exists()
