@@ -85,6 +85,12 @@ class WavAlignCLI(LightningCLI):
         if checkpoint:
             check_checkpoint_fits(self.model, checkpoint)
 
+    def after_predict(self) -> None:
+        """The output folder, printed after Lightning's progress bar has finished."""
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, ReplyWriter) and callback.summary:
+                print(callback.summary, flush=True)
+
 
 def main(args: list[str] | None = None) -> WavAlignCLI:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -33,6 +33,7 @@ class ReplyWriter(pl.Callback):
         self.compare_with = [Path(d) for d in compare_with or []]
         self._file = None
         self._scores: list[float] = []
+        self.summary = ""
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.world_size > 1:
@@ -80,5 +81,5 @@ class ReplyWriter(pl.Callback):
         page = write_page(self.output_dir, [self.output_dir, *self.compare_with])
         pl_module.judge.close()
         n = len(self._scores) // self.replies_per_prompt
-        print(f"predict: {n} prompts x {self.replies_per_prompt} replies (mean score {meta['mean_score']:.3f}) in "
-              f"{self.output_dir}; listen: {page}", flush=True)  # fmt: skip
+        self.summary = (f"predict: {n} prompts x {self.replies_per_prompt} replies (mean score {meta['mean_score']:.3f}) "
+                        f"in {self.output_dir}; listen: {page}")  # fmt: skip  (the CLI prints it last)
