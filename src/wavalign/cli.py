@@ -12,11 +12,13 @@ Two optional top-level keys make one command do everything in the embedded world
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from wavalign.callbacks.gating import GateCallback
+from wavalign.callbacks.guards import RunGuards
 from wavalign.callbacks.predict_writer import ReplyWriter
 from wavalign.data.datamodule import WavAlignDataModule
 from wavalign.module import WavAlignModule
@@ -42,6 +44,8 @@ class WavAlignCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         # The gate is part of the method, not an optional extra: `gate.rule` in YAML picks the rule.
         parser.add_lightning_class_args(GateCallback, "gate")
+        # Judge-outage and non-finite guards are on for every run; `--guards.max_failed_judge_steps N` tunes them.
+        parser.add_lightning_class_args(RunGuards, "guards")
         parser.add_lightning_class_args(ReplyWriter, "listen")  # acts in `predict` only
         parser.link_arguments("model.ppo_epochs", "data.init_args.repeat_batches")
         parser.add_argument("--world", type=WorldSettings | None, default=None, help="prepare the embedded world first")
@@ -92,8 +96,13 @@ class WavAlignCLI(LightningCLI):
                 print(callback.summary, flush=True)
 
 
-def main(args: list[str] | None = None) -> WavAlignCLI:
+def main(args: list[str] | None = None) -> WavAlignCLI | None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    argv = sys.argv[1:] if args is None else args
+    if argv[:1] == ["check-data"]:  # not a Trainer command: validate datasets before a long run
+        from wavalign.data.check import main as check_data
+
+        raise SystemExit(check_data(argv[1:]))
     return WavAlignCLI(
         WavAlignModule,
         WavAlignDataModule,

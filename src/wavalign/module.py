@@ -16,6 +16,7 @@ from torch import Tensor
 
 from wavalign.audio.codec import SpeechCodec
 from wavalign.data.buffer import RolloutBuffer, RolloutEntry
+from wavalign.data.check import check_speech_codes
 from wavalign.data.schema import DialogueExample
 from wavalign.data.speech import SpeechTokenCache
 from wavalign.judges.base import Judge
@@ -108,6 +109,7 @@ class WavAlignModule(pl.LightningModule):
             raise ValueError("no gate: add wavalign.callbacks.gating.GateCallback to trainer.callbacks (the CLI adds it)")
         if stage != "predict" and (self.beta > 0 or self.objective == "dpo"):
             self.policy.setup_reference()
+        check_speech_codes(self.policy, getattr(self._trainer, "datamodule", None))
 
     def configure_callbacks(self) -> list[pl.Callback]:
         """Random states and data position in every checkpoint, so a resumed run continues exactly."""

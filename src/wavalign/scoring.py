@@ -11,7 +11,7 @@ from torch import Tensor
 
 from wavalign.audio.codec import SpeechCodec
 from wavalign.data.schema import DialogueExample
-from wavalign.judges.base import Judge, JudgeRequest, JudgeScore
+from wavalign.judges.base import MIN_SCORE, Judge, JudgeRequest, JudgeScore
 from wavalign.policy.base import Reply
 
 
@@ -56,4 +56,11 @@ def score_groups(judge: Judge, requests: list[JudgeRequest], group_size: int) ->
         raise RuntimeError(f"{type(judge).__name__} returned {len(scores)} scores for {len(requests)} replies")
     rewards = torch.tensor([s.score for s in scores], dtype=torch.float64).view(-1, group_size)
     reliable = torch.tensor([s.reliable for s in scores], dtype=torch.bool).view(-1, group_size)
+    finite = torch.isfinite(rewards)
+    if not bool(finite.all()):  # a NaN/inf score must not reach the gate's EMA or the advantages: uninformative
+        reliable &= finite
+        rewards = torch.where(finite, rewards, torch.full_like(rewards, MIN_SCORE))
+        for s, ok in zip(scores, finite.flatten().tolist()):
+            if not ok:
+                s.score, s.reliable, s.error = MIN_SCORE, False, s.error or f"non-finite score from {type(judge).__name__}"
     return ScoredGroups(rewards, reliable, scores, requests)

@@ -8,7 +8,8 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from wavalign.data.schema import DialogueExample, load_jsonl
+from wavalign.data.check import check_files
+from wavalign.data.schema import DialogueExample, SchemaError, load_jsonl
 
 
 class ExampleDataset(Dataset):
@@ -62,8 +63,10 @@ def collate_examples(items: list[tuple[int, DialogueExample]]) -> dict:
 
 class WavAlignDataModule(pl.LightningDataModule):
     """train_file / val_file / test_file: JSONL in the reference or plain schema. repeat_batches is linked to the
-    model's ppo_epochs by the CLI. predict_file: the prompts `wavalign predict` answers (either schema; the
-    demonstration may be left out), all of them, in file order."""
+    model's ppo_epochs by the CLI. setup checks every line of every file first and reports all problems at once;
+    check_audio also decodes every audio file (slower; `python -m wavalign check-data` does it on its own).
+    predict_file: the prompts `wavalign predict` answers (either schema; the demonstration may be left out), all of
+    them, in file order."""
 
     def __init__(
         self,
@@ -77,13 +80,14 @@ class WavAlignDataModule(pl.LightningDataModule):
         max_eval_examples: int | None = None,
         shuffle: bool = True,
         seed: int = 0,
+        check_audio: bool = False,
     ) -> None:
         super().__init__()
         self.train_file, self.val_file, self.test_file = train_file, val_file, test_file
         self.predict_file = predict_file
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.repeat_batches, self.max_eval_examples = repeat_batches, max_eval_examples
-        self.shuffle, self.seed = shuffle, seed
+        self.shuffle, self.seed, self.check_audio = shuffle, seed, check_audio
         self.splits: dict[str, list[DialogueExample]] = {}
         self._resume_after = 0
 
@@ -94,9 +98,14 @@ class WavAlignDataModule(pl.LightningDataModule):
             if "predict" not in self.splits:
                 self.splits["predict"] = load_jsonl(self.predict_file, need_target=False)
             return
-        for name, path in (("train", self.train_file), ("val", self.val_file), ("test", self.test_file)):
-            if path and name not in self.splits:
-                self.splits[name] = load_jsonl(path)
+        todo = [(name, path) for name, path in (("train", self.train_file), ("val", self.val_file), ("test", self.test_file))
+                if path and name not in self.splits]  # fmt: skip
+        if todo:  # every problem of every file at once, before any training (audio decoding: check_audio)
+            report = check_files([p for _, p in todo], decode_audio=self.check_audio)
+            if not report.ok:
+                raise SchemaError(report.summary([p for _, p in todo]))
+        for name, path in todo:
+            self.splits[name] = load_jsonl(path)
         train = self.splits.get("train")
         if train is not None and len(train) < self.batch_size:
             raise ValueError(f"{self.train_file}: {len(train)} examples, fewer than batch_size={self.batch_size}")

@@ -55,7 +55,9 @@ def _opt(row: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return _need(row, key, kind, where) if row.get(key) is not None else None
 
 
-def _path(base: Path, rel: str, where: str, key: str) -> Path:
+def _path(base: Path, rel: Any, where: str, key: str) -> Path:
+    if not isinstance(rel, str) or not rel:
+        raise SchemaError(f"{where}: field '{key}' must hold non-empty file paths (strings), got {rel!r}")
     p = (base / rel).resolve()
     if not p.is_file():
         raise SchemaError(f"{where}: field '{key}' names {rel!r}, which does not exist (looked at {p})")

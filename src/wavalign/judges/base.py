@@ -60,6 +60,7 @@ class JudgeScore:
     score: float
     reliable: bool = True
     parts: dict[str, float] = field(default_factory=dict)  # sub-scores (semantic, acoustic, wer, ...) for logging
+    error: str | None = None  # why an unreliable score is one (no secrets: judges redact), for the outage stop
 
 
 class Judge(ABC):

@@ -169,9 +169,10 @@ class HttpJudge(Judge):
         for i in range(len(requests)):
             got = outcomes[i * len(modes) : (i + 1) * len(modes)]
             parts = {m: s for m, (s, _) in zip(modes, got) if s is not None}
-            errors.update(e for _, e in got if e is not None)
+            failed = [e for _, e in got if e is not None]
+            errors.update(failed)
             if len(parts) < len(modes):
-                scores.append(JudgeScore(self.fallback_score, reliable=False, parts={**parts, "error": 1.0}))
+                scores.append(JudgeScore(self.fallback_score, reliable=False, parts={**parts, "error": 1.0}, error=failed[0]))
             elif self.mode == "split":
                 w = self.semantic_weight
                 total = w * parts["semantic"] + (1.0 - w) * parts["acoustic"]

@@ -1,0 +1,171 @@
+"""Validate a dataset before a long run: every problem of every line, not just the first, as file:line: field: what.
+
+`python -m wavalign check-data FILE [FILE ...] [--config CFG] [--no-audio]` prints them and exits 1 if any;
+`fit` runs the cheap checks on its data at start-up (and decodes every audio file with `data.check_audio: true`), so
+a corrupt file fails before step 1, not hours in. A sample rate other than the codec's is a note, not a problem:
+the codec resamples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from wavalign.data.schema import DialogueExample, SchemaError, parse_plain, parse_reference
+
+MIN_SECONDS, MAX_SECONDS = 0.05, 120.0
+
+
+@dataclass
+class DataReport:
+    examples: int = 0
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self, paths: Sequence[str | Path]) -> str:
+        head = f"check-data: {self.examples} examples in {', '.join(map(str, paths))}: {len(self.problems)} problem(s)"
+        return "\n".join([head, *self.problems, *(f"note: {n}" for n in self.notes)])
+
+
+def _audio_problems(path: Path, where: str, key: str, decode: bool, sample_rate: int | None, notes: list[str]) -> list[str]:
+    """A file's header (cheap: format, rate, length) or, with decode, every sample."""
+    import soundfile as sf
+
+    from wavalign.audio.io import read_wav
+
+    try:
+        if decode:
+            wav, sr = read_wav(path)
+            seconds = len(wav) / sr if sr else 0.0
+        else:
+            info = sf.info(str(path))
+            sr, seconds = int(info.samplerate), float(info.duration)
+    except (ValueError, FileNotFoundError, RuntimeError, sf.LibsndfileError) as e:
+        why = str(e) if str(e).startswith(("cannot read", "audio file")) else f"cannot read audio file {path}: {e}"
+        return [f"{where}: {key}: {why}"]
+    out = []
+    if not MIN_SECONDS <= seconds <= MAX_SECONDS:
+        out.append(f"{where}: {key}: {path.name} lasts {seconds:.2f} s, outside [{MIN_SECONDS}, {MAX_SECONDS}] s")
+    if sample_rate is not None and sr != sample_rate:
+        notes.append(f"{where}: {key}: {path.name} is {sr} Hz; it is resampled to the codec's {sample_rate} Hz")
+    return out
+
+
+def example_problems(ex: DialogueExample, num_speech_tokens: int | None = None) -> list[str]:
+    """What is wrong with one parsed example beyond its schema: empty texts, codes outside the vocabulary."""
+    where, out = ex.source, []
+    if not ex.target_text.strip():
+        out.append(f"{where}: sft_target_text: empty demonstration text")
+    if not any(m["content"].strip() for m in ex.messages):
+        out.append(f"{where}: messages: every message is empty")
+    if num_speech_tokens is not None:
+        code_lists = [("audio_codes", c) for c in ex.prompt_speech or []]
+        code_lists += [("sft_target_codes", ex.target_speech)] if ex.target_speech is not None else []
+        for key, codes in code_lists:
+            bad = [c for c in codes if not 0 <= c < num_speech_tokens]
+            if bad:
+                out.append(f"{where}: {key}: code {bad[0]} outside the policy's {num_speech_tokens} speech tokens")
+    return out
+
+
+def check_speech_codes(policy: object, datamodule: object) -> None:
+    """At start-up: every pre-tokenized code of the loaded splits must be a speech token of the policy (else it
+    would fail mid-run, at the first batch that holds it). Raises SchemaError naming each example."""
+    tokens = getattr(policy, "num_speech_tokens", None) or getattr(getattr(policy, "layout", None), "num_speech_tokens", None)
+    splits = getattr(datamodule, "splits", None)
+    if tokens is None or not splits:
+        return
+    problems = [p for examples in splits.values() for ex in examples for p in example_problems(ex, tokens) if ": code " in p]
+    if problems:
+        raise SchemaError(f"{len(problems)} example(s) hold speech codes the policy cannot emit:\n" + "\n".join(problems[:20]))
+
+
+def _rows(path: Path, problems: list[str]) -> Iterable[tuple[str, dict]]:
+    """(file:line, row) for every line that is a JSON object; the others become problems and reading goes on
+    (schema.read_jsonl_rows stops at the first, as a loader should)."""
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                problems.append(f"{where}: not valid JSON ({e.msg} at column {e.colno})")
+                continue
+            if not isinstance(row, dict):
+                problems.append(f"{where}: each line must be a JSON object")
+                continue
+            yield where, row
+
+
+def check_file(path: str | Path, decode_audio: bool = True, num_speech_tokens: int | None = None,
+               sample_rate: int | None = None, report: DataReport | None = None) -> DataReport:  # fmt: skip
+    """Every line of one JSONL file in either schema; problems are collected, never raised. Audio files always
+    have their header read; decode_audio reads every sample too."""
+    report = report or DataReport()
+    path = Path(path)
+    if not path.is_file():
+        report.problems.append(f"{path}: file does not exist")
+        return report
+    for where, row in _rows(path, report.problems):
+        try:
+            ex = parse_reference(row, path.parent, where) if "messages" in row else parse_plain(row, where) if "prompt" in row else None
+        except SchemaError as e:
+            report.problems.append(str(e))
+            continue
+        if ex is None:
+            report.problems.append(f"{where}: neither the reference schema ('messages') nor the plain one ('prompt')")
+            continue
+        report.examples += 1
+        report.problems += example_problems(ex, num_speech_tokens)
+        files = [("audios", a) for a in ex.audios] + [("sft_target_audio", ex.target_audio)] * (ex.target_audio is not None)
+        for key, audio in files:
+            report.problems += _audio_problems(audio, where, key, decode_audio, sample_rate, report.notes)
+    if report.examples == 0 and not report.problems:
+        report.problems.append(f"{path}: no examples")
+    return report
+
+
+def check_files(paths: Iterable[str | Path], **kwargs) -> DataReport:
+    report = DataReport()
+    for p in paths:
+        check_file(p, report=report, **kwargs)
+    return report
+
+
+def _policy_settings(config: str | None) -> tuple[int | None, int | None]:
+    """(num_speech_tokens, codec sample rate) read from a training config's YAML, where it says them."""
+    if config is None:
+        return None, None
+    import yaml
+
+    with open(config, encoding="utf-8") as f:
+        cfg = yaml.safe_load(f) or {}
+    model = cfg.get("model") or {}
+    policy_args = (model.get("policy") or {}).get("init_args") or {}
+    codec_args = (model.get("codec") or {}).get("init_args") or {}
+    return policy_args.get("num_speech_tokens"), codec_args.get("sample_rate")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wavalign check-data", description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", help="JSONL files in the reference or plain schema")
+    parser.add_argument("--config", help="a training config: speech codes are checked against its policy's vocabulary")
+    parser.add_argument("--no-audio", action="store_true", help="read only the audio files' headers, not every sample")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    tokens, rate = _policy_settings(args.config)
+    report = check_files(args.files, decode_audio=not args.no_audio, num_speech_tokens=tokens, sample_rate=rate)
+    if args.json:
+        print(json.dumps({"examples": report.examples, "problems": report.problems, "notes": report.notes}, indent=1))
+    else:
+        print(report.summary(args.files))
+    return 0 if report.ok else 1
