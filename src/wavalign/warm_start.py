@@ -6,6 +6,7 @@ checkpoint is produced by running its own config (in a child process: a clean Tr
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,13 @@ def ensure_checkpoint(checkpoint: str | Path, config: str | Path, data_stamp: st
 
 def load_policy_weights(module: nn.Module, checkpoint: str | Path, prefix: str = "policy.") -> None:
     """Copy the `prefix` weights of a Lightning checkpoint into `module`; every policy weight must be present."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    try:  # tensors and plain values only: a checkpoint from elsewhere cannot run code while it loads
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"{checkpoint} holds objects beyond tensors and plain values, so it is not loaded (weights_only): "
+            f"{str(e).splitlines()[-1] if str(e) else e}"
+        ) from None
     if "state_dict" not in state:
         raise ValueError(f"{checkpoint} is not a Lightning checkpoint (no 'state_dict')")
     weights = {k: v for k, v in state["state_dict"].items() if k.startswith(prefix)}

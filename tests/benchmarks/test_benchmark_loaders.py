@@ -50,17 +50,27 @@ def test_voicebench_multiple_choice_subset():
 
 
 def test_vstyle_sample():
+    """Rows as in alibaba/vstyle's metadata.jsonl (id, instruct_id, ability, instruct_text), the audio as the
+    Hugging Face audio folder's file_name (or instruct_audio / audio)."""
     items = load_benchmark("vstyle", DATA / "vstyle_metadata.jsonl", "vstyle")
-    assert len(items) == 5 and all(it.references == () for it in items)
-    assert items[0].category == "acoustic/speed" and items[0].audio.name == "cheerful.wav"
-    assert items[2].audio.name == "hamlet.wav"  # the "audio" key is accepted too
+    assert len(items) == 5 and all(it.references == () and it.kind == "vstyle" for it in items)
+    assert items[0].category == "acoustic_attributes/speed" and items[0].audio.name == "cheerful.wav"
+    assert items[1].audio.name == "two_plus_three.wav" and items[2].audio.name == "hamlet.wav"
+    assert items[3].audio.name == "cheerful.wav" and items[0].row_id == "711"  # {"path": ...} form
     assert items[1].style == items[1].question == "Say 'good morning' as cheerfully as you can."
     english = load_benchmark("vstyle", DATA / "vstyle_metadata.jsonl", "vstyle", language="en")
-    assert [it.category for it in english] == ["acoustic/speed", "instruction/emotion", "role_play/character", "empathy/sadness"]
+    assert [it.category for it in english] == ["acoustic_attributes/speed", "instruction/emotion", "role_play/character",
+                                               "empathy/sadness_disappointment"]  # fmt: skip
+
+
+def test_voicebench_rows_keep_what_their_scorer_needs(tmp_path):
+    bbh = write(tmp_path, '{"prompt": "p", "reference": "(B)", "id": "hyperbaton_12"}')
+    item = load_benchmark("voicebench", bbh, "b", subset="bbh")[0]
+    assert item.row_id == "hyperbaton_12" and item.subset == "bbh" and item.kind == "voicebench"
 
 
 def test_max_items_keeps_file_order():
-    items = load_benchmark("voicebench", DATA / "voicebench_sd-qa.jsonl", "sdqa", max_items=2)
+    items = load_benchmark("voicebench", DATA / "voicebench_sd-qa.jsonl", "sdqa", max_items=2, subset="sd-qa")
     assert [it.question for it in items] == ["Who wrote Hamlet?", "What is the capital of France?"]
 
 
@@ -73,6 +83,10 @@ def write(tmp_path: Path, *lines: str) -> Path:
 @pytest.mark.parametrize(
     "kind, lines, message",
     [
+        ("vstyle", ['{"id": 1, "ability": "instruction/style", "instruct_text": "t", "wav": "a.wav"}'],
+         r"bench.jsonl:1: give the instruction audio in one of \['file_name', 'instruct_audio', 'audio'\] \(the row has fields"),
+        ("vstyle", ['{"id": 1, "ability": "acoustic/speed", "instruct_text": "t", "file_name": "a.wav"}'],
+         r"bench.jsonl:1: field 'ability' must be one of VStyle's"),
         ("generic", ['{"question": "q", "answer": "a"}', '{"answer": "a"}'], r"bench.jsonl:2: missing field 'question'"),
         ("generic", ['{"question": "q", "audio": "nope.wav"}'], r"bench.jsonl:1: field 'audio' names 'nope.wav'"),
         ("generic", ['{"question": "q", "answer": "a", "answers": ["b"]}'], r"bench.jsonl:1: give either field 'answer'"),
@@ -80,21 +94,40 @@ def write(tmp_path: Path, *lines: str) -> Path:
         ("generic", ['{"question": "q", "answer_type": "number"}'], r"bench.jsonl:1: field 'answer_type'"),
         ("generic", ['{"question": "q"', ], r"bench.jsonl:1: not valid JSON"),
         ("voicebench", ['{"prompt": "p", "reference": 3}'], r"bench.jsonl:1: field 'reference' must be a string"),
-        ("vstyle", ['{"instruct_text": "t", "ability": "emotion"}'], r"bench.jsonl:1: field 'ability' must be 'category/subcategory'"),
-        ("vstyle", ['{"ability": "a/b"}'], r"bench.jsonl:1: missing field 'instruct_text'"),
+        ("vstyle", ['{"id": 1, "ability": "role_play/scenario", "file_name": "a.wav"}'], r"bench.jsonl:1: missing field 'instruct_text'"),
     ],
 )
 def test_errors_name_file_line_and_field(tmp_path, kind, lines, message):
     with pytest.raises(BenchmarkError, match=message):
-        load_benchmark(kind, write(tmp_path, *lines), "b")
+        load_benchmark(kind, write(tmp_path, *lines), "b", subset="sd-qa" if kind == "voicebench" else None)
+
+
+@pytest.mark.parametrize(
+    "subset, line, message",
+    [
+        ("bbh", '{"prompt": "p", "reference": "no", "id": "date_understanding_3"}', r"bench.jsonl:1: field 'id' must name a bbh task"),
+        ("bbh", '{"prompt": "p", "reference": "maybe", "id": "navigate_3"}', r"field 'reference' must be yes, no, \(A\) or \(B\)"),
+        ("mmsu", '{"prompt": "p", "reference": "b"}', r"bench.jsonl:1: field 'reference' must be one choice letter A-D"),
+        ("ifeval", '{"prompt": "p", "instruction_id_list": ["change_case:capital_word_frequency"], "kwargs": [{}]}',
+         r"bench.jsonl:1: ifeval instruction 'change_case:capital_word_frequency' is not checked here"),
+        ("sd-qa", '{"prompt": "p"}', r"bench.jsonl:1: missing field 'reference' \(subset sd-qa\)"),
+    ],
+)
+def test_voicebench_rows_its_scorer_could_not_score_are_refused(tmp_path, subset, line, message):
+    with pytest.raises(BenchmarkError, match=message):
+        load_benchmark("voicebench", write(tmp_path, line), "b", subset=subset)
 
 
 def test_configuration_errors(tmp_path):
     path = write(tmp_path, '{"prompt": "p", "reference": "Paris"}')
     with pytest.raises(BenchmarkError, match="bench.jsonl:1: field 'reference' must be one choice letter"):
         load_benchmark("voicebench", path, "b", subset="mmsu")
-    with pytest.raises(BenchmarkError, match="unknown VoiceBench subset 'sdqa'"):
+    with pytest.raises(BenchmarkError, match=r"VoiceBench needs 'subset', one of .*; got 'sdqa'"):
         load_benchmark("voicebench", path, "b", subset="sdqa")
+    with pytest.raises(BenchmarkError, match="VoiceBench needs 'subset'"):
+        load_benchmark("voicebench", path, "b")
+    with pytest.raises(BenchmarkError, match="subset 'mtbench' is not supported: VoiceBench has no evaluator"):
+        load_benchmark("voicebench", path, "b", subset="mtbench")
     with pytest.raises(BenchmarkError, match="kind must be one of"):
         load_benchmark("librispeech", path, "b")
     with pytest.raises(BenchmarkError, match="'subset' only applies to kind 'voicebench'"):

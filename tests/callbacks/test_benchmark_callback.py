@@ -5,22 +5,28 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from chat_server import chat_server, user_text, write_prompts
 from toys import ScriptedASR, ToyCodec
+from voicebench_checkout import write_checkout
 
 from conftest import ROOT, tiny_policy
+from wavalign.benchmarks.voicebench_source import ENV_VAR
 from wavalign.callbacks.benchmark import BenchmarkCallback, BenchmarkSuite
 from wavalign.judges.base import Judge, JudgeScore
+from wavalign.judges.official import VoiceBenchJudge, VStyleJudge
 from wavalign.judges.rules import AnswerJudge
 from wavalign.module import WavAlignModule
 from wavalign.policy.base import Reply, SamplingConfig
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "benchmarks"
+KEY = dict(allow_no_key=True, api_key_env="", backoff_s=0.0, max_retries=1)
 GENERIC = BenchmarkSuite("qa", str(DATA / "generic_qa.jsonl"))
 VSTYLE = BenchmarkSuite("vstyle", str(DATA / "vstyle_metadata.jsonl"), kind="vstyle", language="en")
 
@@ -85,14 +91,94 @@ def test_iq_eq_and_reference_wer_by_hand():
 
 
 def test_open_ended_items_count_toward_iq_only_through_the_iq_judge():
-    without = BenchmarkCallback([GENERIC, VSTYLE], wer="off").evaluate(None, scripted())
-    assert "eval/vstyle/iq" not in without and without["eval/iq"] == pytest.approx(75.0)
-    assert without["eval/vstyle/eq"] == 3.0 and "eval/wer" not in without  # unscripted replies: default score 3
-    cb = BenchmarkCallback([GENERIC, VSTYLE], wer="off", iq_judge=ScriptedJudge({"mornings are lovely": 5.0}))
+    without = BenchmarkCallback([GENERIC], wer="off").evaluate(None, scripted())
+    assert without["eval/iq"] == pytest.approx(75.0) and "eval/wer" not in without
+    cb = BenchmarkCallback([GENERIC], wer="off", iq_judge=ScriptedJudge({"mornings are lovely": 5.0}))
     v = cb.evaluate(None, scripted())
-    # vstyle: 4 English items, judged 3 -> correctness 0.5; the open generic item judged 5 -> 1.0
-    assert v["eval/vstyle/iq"] == pytest.approx(50.0)
-    assert v["eval/qa/iq"] == pytest.approx(100 * 4 / 5) and v["eval/iq"] == pytest.approx(100 * (4 + 2) / 9)
+    # the open generic item judged 5 -> correctness 1.0
+    assert v["eval/qa/iq"] == pytest.approx(100 * 4 / 5) and v["eval/iq"] == pytest.approx(100 * 4 / 5)
+
+
+def official_server(body):
+    """VoiceBench votes / ratings and VStyle scores, scripted on the request's text."""
+    text = user_text(body)
+    if "<candidate>" in text:  # the miniature checkout's prompts (tests/voicebench_checkout.py)
+        right = any(f"<candidate>{c}</candidate>" in text for c in ("Shakespeare", "8 legs", "the Pacific"))
+        return ["Yes", "Yes", "No"] if right else ["No", "no", "Yes"]
+    if "[Q] " in text:
+        return ["5", "4", "[[3]]"] if "Tell me a joke." in text else ["2", "2", "2"]
+    return ["Final: [[4]]"] if "[empathy]" in text else ["[[2]]"]
+
+
+def test_official_suites_log_in_their_own_units(tmp_path):
+    """VoiceBench sd-qa (3-vote LLM judge), alpacaeval (3-sample 1-5 score), openbookqa (templates + seeded guess)
+    and VStyle (per-category prompt, [[n]], weighted) through the callback, beside the generic suite whose eval/iq
+    stays as it was. Expected values by hand from MatthewCYM/VoiceBench api_judge.py + src/evaluator/{qa,open,mcq}.py
+    (with the miniature checkout's tables and prompts) and alibaba/vstyle lalm_eval/gemini_eval.py."""
+    vb_dir = str(write_checkout(tmp_path))
+    alpaca = tmp_path / "alpacaeval.jsonl"
+    alpaca.write_text('{"prompt": "Tell me a joke."}\n{"prompt": "Plan a trip."}\n', encoding="utf-8")
+    suites = [GENERIC, BenchmarkSuite("sdqa", str(DATA / "voicebench_sd-qa.jsonl"), "voicebench", subset="sd-qa"),
+              BenchmarkSuite("alpaca", str(alpaca), "voicebench", subset="alpacaeval"),
+              BenchmarkSuite("obqa", str(DATA / "voicebench_openbookqa.jsonl"), "voicebench", subset="openbookqa"), VSTYLE]  # fmt: skip
+    texts = {q: t for q, (t, _) in REPLIES.items()} | {
+        "Who wrote Hamlet?": "Shakespeare", "What is the capital of France?": "Lyon",
+        "How many legs does a spider have?": "8 legs", "Which ocean is the largest?": "the Pacific",
+        "Tell me a joke.": "Why did the chicken cross the road?", "Plan a trip.": "Go somewhere.",
+        "Which of these is a mammal? A. shark B. whale C. trout D. octopus": "I think it's B, because...",
+        "What do plants need to make food? A. sunlight B. sand C. salt D. smoke": "b",
+        "Which melts first in the sun? A. a rock B. a nail C. an ice cube D. a brick": "The answer is: **C**",
+        "Sound travels fastest through A. air B. a vacuum C. water D. steel": "Paris",
+        "A compass needle points toward A. the moon B. magnetic north C. the sun D. the equator": "The reply is a dog",
+    }  # fmt: skip
+    vstyle_questions = [json.loads(line)["instruct_text"] for line in Path(VSTYLE.path).read_text().splitlines()]
+    module = ScriptedModule({q: Reply(t, []) for q, t in texts.items()} | {q: Reply("Sure.", [1, 2]) for q in vstyle_questions},
+                            scripted().judge, ToyCodec())  # fmt: skip
+    with chat_server(official_server) as server:
+        cb = BenchmarkCallback(suites, wer="off",
+                               voicebench_judge=VoiceBenchJudge(server.url, voicebench_dir=vb_dir, **KEY),
+                               vstyle_judge=VStyleJudge(server.url, "judge", str(write_prompts(tmp_path)), **KEY),
+                               voicebench_dir=vb_dir)  # fmt: skip
+        v = cb.evaluate(None, module)
+    assert v["eval/iq"] == pytest.approx(75.0) and v["eval/qa/iq"] == pytest.approx(75.0)  # the generic suite only
+    assert v["eval/voicebench/sd-qa"] == pytest.approx(60.0)  # Shakespeare, 8 legs, the Pacific: voted right
+    assert v["eval/voicebench/alpacaeval"] == pytest.approx((4.0 + 2.0) / 2)  # 1-5, not rescaled
+    guess = random.Random(0).choice("ABCD")  # the callback's seed 0; 'Paris' is the only guess
+    assert v["eval/voicebench/openbookqa"] == pytest.approx(100 * (2 + (guess == "D")) / 5)
+    assert v["eval/voicebench/openbookqa/guess_rate"] == 20.0 and "eval/voicebench/overall" not in v  # 3 of 9 subsets
+    w = {"speed": 0.125 / 6, "emotion": 0.25 / 3, "character": 0.125, "sadness": 0.0625}
+    assert v["eval/vstyle/empathy"] == 4.0 and v["eval/vstyle/role_play/character"] == 2.0
+    expected = (2 * (w["speed"] + w["emotion"] + w["character"]) + 4 * w["sadness"]) / sum(w.values())
+    assert v["eval/vstyle/overall"] == pytest.approx(expected)
+    assert "eval/sdqa/iq" not in v and "eval/vstyle/iq" not in v and "eval/sdqa/eq" in v
+    with pytest.raises(ValueError, match="set BenchmarkCallback voicebench_judge"):
+        BenchmarkCallback(suites[:2]).setup(None, None, "validate")
+    with pytest.raises(ValueError, match="set BenchmarkCallback vstyle_judge"):
+        BenchmarkCallback([VSTYLE]).setup(None, None, "validate")
+
+
+def test_rule_scored_voicebench_suites_need_a_checkout_at_setup(tmp_path, monkeypatch):
+    """bbh / openbookqa / mmsu / advbench are scored by VoiceBench's own tables, which are not shipped: without a
+    checkout the suite is refused at setup, saying what to fetch; suites that do not need them still set up."""
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    obqa = BenchmarkSuite("obqa", str(DATA / "voicebench_openbookqa.jsonl"), "voicebench", subset="openbookqa")
+    with pytest.raises(ValueError, match=r"suite 'obqa' \(VoiceBench openbookqa\) needs VoiceBench's own rule tables.*"
+                                         rf"git clone https://github.com/MatthewCYM/VoiceBench.*{ENV_VAR}"):  # fmt: skip
+        BenchmarkCallback([GENERIC, obqa]).setup(None, None, "validate")
+    BenchmarkCallback([GENERIC]).setup(None, None, "validate")
+    monkeypatch.setenv(ENV_VAR, str(write_checkout(tmp_path)))
+    cb = BenchmarkCallback([obqa])
+    cb.setup(None, None, "validate")
+    assert cb.voicebench_rules is not None and cb.voicebench_rules.mcq_answer("pick c!") == "C"
+    monkeypatch.delenv(ENV_VAR)
+    ifeval = tmp_path / "ifeval.jsonl"  # ifeval needs the checkout only for constrained_response's options
+    row = {"key": 1, "prompt": "p", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
+    ifeval.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    BenchmarkCallback([BenchmarkSuite("if", str(ifeval), "voicebench", subset="ifeval")]).setup(None, None, "fit")
+    row["instruction_id_list"] = ["detectable_format:constrained_response"]
+    ifeval.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"suite 'if' \(VoiceBench ifeval\) needs VoiceBench's own rule tables"):
+        BenchmarkCallback([BenchmarkSuite("if", str(ifeval), "voicebench", subset="ifeval")]).setup(None, None, "fit")
 
 
 class ManySamplesModule(ScriptedModule):
@@ -155,24 +241,30 @@ def test_bad_configuration_fails_early():
         cb.setup(None, None, "fit")
 
 
-def test_real_policy_with_spoken_prompts_is_repeatable_and_leaves_the_training_rng_alone():
+def test_real_policy_with_spoken_prompts_is_repeatable_and_leaves_the_training_rng_alone(tmp_path):
+    vb_dir = str(write_checkout(tmp_path))
     module = WavAlignModule(tiny_policy(seed=3), AnswerJudge(), codec=ToyCodec(), sampling=SamplingConfig(max_new_tokens=16))
     suites = [BenchmarkSuite("qa", GENERIC.path, max_items=3),
               BenchmarkSuite("sdqa", str(DATA / "voicebench_sd-qa.jsonl"), "voicebench", max_items=2, subset="sd-qa"),
               BenchmarkSuite("obqa", str(DATA / "voicebench_openbookqa.jsonl"), "voicebench", max_items=2, subset="openbookqa"),
               BenchmarkSuite("vstyle", VSTYLE.path, "vstyle", max_items=2)]  # fmt: skip
-    cb = BenchmarkCallback(suites, wer="reference", batch_size=8)
-    torch.manual_seed(123)
-    first = cb.evaluate(None, module)
-    after = torch.rand(3)
-    torch.manual_seed(123)
-    assert torch.equal(torch.rand(3), after)  # evaluation sampled under a forked RNG
-    assert cb.evaluate(None, module) == first  # same seed, same replies, same numbers
+    with chat_server(lambda body: ["Yes", "Yes", "No"] if "<gold>" in user_text(body) else ["[[3]]"]) as server:
+        cb = BenchmarkCallback(suites, wer="reference", batch_size=8, voicebench_dir=vb_dir,
+                               voicebench_judge=VoiceBenchJudge(server.url, voicebench_dir=vb_dir, **KEY),
+                               vstyle_judge=VStyleJudge(server.url, "judge", str(write_prompts(tmp_path)), **KEY))  # fmt: skip
+        torch.manual_seed(123)
+        first = cb.evaluate(None, module)
+        after = torch.rand(3)
+        torch.manual_seed(123)
+        assert torch.equal(torch.rand(3), after)  # evaluation sampled under a forked RNG
+        assert cb.evaluate(None, module) == first  # same seed, same replies, same numbers
     assert module.speech._codes  # the spoken questions went through the codec
     assert 0.0 <= first["eval/iq"] <= 100.0 and 1.0 <= first["eval/eq"] <= 5.0 and first["eval/wer"] >= 0.0
-    for name in ("qa", "sdqa", "obqa"):
-        assert f"eval/{name}/iq" in first
-    assert "eval/vstyle/iq" not in first and first["eval/eq_unreliable"] == pytest.approx(2 / 9)  # no reference
+    assert "eval/qa/iq" in first and "eval/sdqa/iq" not in first and "eval/sdqa/eq" in first  # official units only
+    assert first["eval/voicebench/sd-qa"] == 100.0 and 0.0 <= first["eval/voicebench/openbookqa"] <= 100.0
+    assert first["eval/voicebench/openbookqa/guess_rate"] >= 0.0
+    assert first["eval/vstyle/acoustic_attributes/speed"] == 3.0 and first["eval/vstyle/overall"] == pytest.approx(3.0)
+    assert "eval/vstyle/iq" not in first and first["eval/eq_unreliable"] == 0.0  # pooled over the generic items
 
 
 class SentenceCodec:
@@ -205,3 +297,32 @@ def test_speech_text_wer_with_the_offline_asr_on_real_speech(tmp_path):
                            asr_sentences_file=str(sentences))  # fmt: skip
     cb.setup(None, module, "validate")
     assert cb.evaluate(None, module)["eval/wer"] == pytest.approx(1 / 30)  # 6 replies x 5 words
+
+
+def test_official_judges_are_configured_from_yaml_as_the_cli_does(tmp_path, monkeypatch):
+    """The README's YAML shape (class_path / init_args) builds both judges through jsonargparse."""
+    import yaml
+    from jsonargparse import ArgumentParser
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("GEMINI_API_KEY", "g-test")
+    config = yaml.safe_load(f"""
+    callback:
+      class_path: wavalign.callbacks.benchmark.BenchmarkCallback
+      init_args:
+        suites: [{{name: ifeval, kind: voicebench, subset: ifeval, path: x.jsonl, skip_unsupported: true}}]
+        voicebench_dir: {write_checkout(tmp_path)}
+        voicebench_judge:
+          class_path: wavalign.judges.official.VoiceBenchJudge
+          init_args: {{base_url: "http://127.0.0.1:9/v1", voicebench_dir: {write_checkout(tmp_path)}}}
+        vstyle_judge:
+          class_path: wavalign.judges.official.VStyleJudge
+          init_args: {{base_url: "http://127.0.0.1:9/v1", model: gemini-2.5-pro, prompt_dir: {write_prompts(tmp_path)}}}
+    """)
+    parser = ArgumentParser()
+    parser.add_argument("--callback", type=BenchmarkCallback)
+    cb = parser.instantiate_classes(parser.parse_object(config)).callback
+    assert cb.voicebench_judge.samples == 3 and cb.voicebench_judge.client.model == "gpt-4o-mini"
+    assert cb.vstyle_judge.client.url == "http://127.0.0.1:9/v1/chat/completions" and cb.suites[0].skip_unsupported
+    assert cb.voicebench_dir == str(tmp_path / "VoiceBench")
+    assert cb.voicebench_judge.prompts["system"] == "Be a fair grader."  # read from the checkout

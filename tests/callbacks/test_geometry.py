@@ -13,7 +13,7 @@ from wavalign.callbacks.gating import GateCallback
 from wavalign.callbacks.geometry import GradientGeometryCallback, geometry
 from wavalign.data.schema import DialogueExample
 from wavalign.gating import FixedGate
-from wavalign.judges.base import Judge, JudgeScore
+from wiring_toys import KeyedJudge
 from wavalign.module import WavAlignModule
 from wavalign.objectives import policy_loss
 from wavalign.policy.base import SamplingConfig
@@ -21,15 +21,10 @@ from wavalign.policy.base import SamplingConfig
 pytestmark = pytest.mark.filterwarnings("ignore:You are trying to")  # training_step's self.log outside a Trainer
 
 
-class LengthJudge(Judge):
-    def score(self, requests):
-        return [JudgeScore(min(5.0, 1.0 + 0.3 * len(r.reply_text.split()) + 0.01 * i)) for i, r in enumerate(requests)]
-
-
 def stepped_module(beta: float = 0.0) -> WavAlignModule:
     """A module after one training step's forward (rollouts, advantages, old log-probs), as the callback sees it."""
     torch.manual_seed(0)
-    module = WavAlignModule(tiny_policy(seed=2), LengthJudge(), group_size=4, beta=beta,
+    module = WavAlignModule(tiny_policy(seed=2), KeyedJudge(), group_size=4, beta=beta,
                             sampling=SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=24))  # fmt: skip
     GateCallback(FixedGate(0.5)).setup(None, module, "fit")
     if beta > 0:

@@ -10,11 +10,11 @@ import yaml
 from safetensors.torch import save_file
 
 from conftest import DEBUG_VOCAB, scalars
+from wiring_toys import KeyedJudge
 from wavalign.callbacks.gating import GateCallback
 from wavalign.cli import main
 from wavalign.data.schema import DialogueExample
 from wavalign.gating import FixedGate
-from wavalign.judges.base import Judge, JudgeScore
 from wavalign.module import WavAlignModule
 from wavalign.objectives import group_advantages, policy_loss
 from wavalign.policy.base import SamplingConfig, SequenceBatch
@@ -216,13 +216,6 @@ def test_full_finetune_reference_is_a_frozen_copy():
 
 
 # ---- through the module and the CLI ---------------------------------------------------------------------------------
-class LengthJudge(Judge):
-    """Longer text replies score higher: deterministic, with spread inside every group."""
-
-    def score(self, requests):
-        return [JudgeScore(min(5.0, 1.0 + len(r.reply_text.split()) * 0.5 + 0.01 * i)) for i, r in enumerate(requests)]
-
-
 def examples() -> list[DialogueExample]:
     return [
         DialogueExample(
@@ -238,7 +231,7 @@ def test_module_step_load_rollout_loss_update(lam, objective, po_tokens):
     torch.manual_seed(0)
     policy = tiny_parallel(seed=1)
     module = WavAlignModule(
-        policy, LengthJudge(), group_size=4, sampling=SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=16),
+        policy, KeyedJudge(), group_size=4, sampling=SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=16),
         objective=objective, po_tokens=po_tokens, optimizer=lambda p: torch.optim.SGD(p, lr=0.05),
     )  # fmt: skip
     GateCallback(FixedGate(lam)).setup(None, module, "fit")

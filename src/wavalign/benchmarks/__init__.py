@@ -25,16 +25,20 @@ def load_benchmark(
     max_items: int | None = None,
     subset: str | None = None,
     language: str | None = None,
+    skip_unsupported: bool = False,
 ) -> list[BenchmarkItem]:
-    """subset: the VoiceBench subset (decides multiple-choice scoring); language: VStyle rows to keep (e.g. "en")."""
+    """subset: the VoiceBench subset (picks its official scorer); language: VStyle rows to keep (e.g. "en");
+    skip_unsupported: VoiceBench ifeval rows whose instructions are not checked here are dropped, not refused."""
     if subset is not None and kind != "voicebench":
         raise BenchmarkError(f"benchmark {name!r}: 'subset' only applies to kind 'voicebench', not {kind!r}")
+    if skip_unsupported and kind != "voicebench":
+        raise BenchmarkError(f"benchmark {name!r}: 'skip_unsupported' only applies to kind 'voicebench'")
     if language is not None and kind != "vstyle":
         raise BenchmarkError(f"benchmark {name!r}: 'language' only applies to kind 'vstyle', not {kind!r}")
     if kind == "generic":
         return load_generic(path, name, max_items)
     if kind == "voicebench":
-        return load_voicebench(path, name, subset, max_items)
+        return load_voicebench(path, name, subset, max_items, skip_unsupported)
     if kind == "vstyle":
         return load_vstyle(path, name, language, max_items)
     raise BenchmarkError(f"benchmark {name!r}: kind must be one of {KINDS}, got {kind!r}")

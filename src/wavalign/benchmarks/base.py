@@ -8,7 +8,7 @@ usually converted by hand from another format and the first run is where the mis
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -34,6 +34,9 @@ class BenchmarkItem:
     reference: for replies that restate the question, which may hold every candidate) or 'choice' (a letter).
     style: the requested speaking style, where the benchmark asks for one.
     system_prompt: a system message placed before the user turn (e.g. the world's "style: calm"), or None.
+    kind: the loader's kind; VoiceBench and VStyle items are scored by their official rules (`benchmarks.tally`).
+    subset: the VoiceBench subset; row_id: the row's id (bbh: names the task; VStyle: its id);
+    instructions: ifeval's (instruction id, arguments) pairs.
     """
 
     question: str
@@ -45,6 +48,10 @@ class BenchmarkItem:
     system_prompt: str | None = None
     answer_type: str = "text"
     source: str = ""  # "file:line"
+    kind: str = "generic"
+    subset: str | None = None
+    row_id: str | None = None
+    instructions: tuple[tuple[str, dict[str, Any]], ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if self.answer_type not in ANSWER_TYPES:
