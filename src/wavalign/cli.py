@@ -1,4 +1,7 @@
-"""`python -m wavalign fit|validate|test --config configs/X.yaml`: LightningCLI with the gate as a top-level key.
+"""`python -m wavalign fit|validate|test|predict --config configs/X.yaml`: LightningCLI with the gate as a top-level key.
+
+`predict` answers the prompts of `data.predict_file` and writes replies, WAVs and a listening page to the folder
+of the top-level `listen:` key (wavalign.callbacks.predict_writer.ReplyWriter).
 
 Two optional top-level keys make one command do everything in the embedded world:
 - `world`: prepare (or reuse, cached) the offline spoken-dialogue data before anything is built from it;
@@ -12,12 +15,14 @@ import os
 import sys
 from dataclasses import dataclass
 
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from wavalign.callbacks.gating import GateCallback
 from wavalign.callbacks.guards import RunGuards
+from wavalign.callbacks.predict_writer import ReplyWriter
 from wavalign.data.datamodule import WavAlignDataModule
 from wavalign.module import WavAlignModule
+from wavalign.prediction import check_checkpoint_fits
 from wavalign.resume import add_interrupt_checkpoint, find_last_checkpoint
 from wavalign.warm_start import ensure_checkpoint
 
@@ -41,6 +46,7 @@ class WavAlignCLI(LightningCLI):
         parser.add_lightning_class_args(GateCallback, "gate")
         # Judge-outage and non-finite guards are on for every run; `--guards.max_failed_judge_steps N` tunes them.
         parser.add_lightning_class_args(RunGuards, "guards")
+        parser.add_lightning_class_args(ReplyWriter, "listen")  # acts in `predict` only
         parser.link_arguments("model.ppo_epochs", "data.init_args.repeat_batches")
         parser.add_argument("--world", type=WorldSettings | None, default=None, help="prepare the embedded world first")
         parser.add_argument("--warm_start_config", type=str | None, default=None, help="config that makes model.init_checkpoint")
@@ -70,6 +76,24 @@ class WavAlignCLI(LightningCLI):
             else:
                 print(f"resume: continuing from {path}", flush=True)
             kwargs["ckpt_path"] = None if path is None else str(path)
+
+
+    def before_predict(self) -> None:
+        # The gate plays no part in predict: a checkpoint of another stage (the SFT warm start under the RL config)
+        # must not fail on its saved gate rule. Nothing is logged either: everything goes to listen.output_dir, and
+        # no empty logger version (with its config.yaml) is left among the training runs.
+        drop = (GateCallback, SaveConfigCallback)
+        self.trainer.callbacks = [c for c in self.trainer.callbacks if not isinstance(c, drop)]
+        self.trainer.loggers = []
+        checkpoint = self.config_init[self.subcommand].get("ckpt_path")
+        if checkpoint:
+            check_checkpoint_fits(self.model, checkpoint)
+
+    def after_predict(self) -> None:
+        """The output folder, printed after Lightning's progress bar has finished."""
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, ReplyWriter) and callback.summary:
+                print(callback.summary, flush=True)
 
 
 def main(args: list[str] | None = None) -> WavAlignCLI | None:

@@ -22,6 +22,7 @@ from wavalign.data.speech import SpeechTokenCache
 from wavalign.judges.base import Judge
 from wavalign.objectives import LOSS_TYPES, PolicyLossOutput, dpo_loss, group_advantages, policy_loss, sft_loss
 from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy
+from wavalign.prediction import PromptReplies, predict_replies
 from wavalign.resume import ResumeStateCallback
 from wavalign.scoring import ScoredGroups, build_requests, score_groups
 from wavalign.warm_start import load_policy_weights
@@ -106,7 +107,7 @@ class WavAlignModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.gate is None:
             raise ValueError("no gate: add wavalign.callbacks.gating.GateCallback to trainer.callbacks (the CLI adds it)")
-        if self.beta > 0 or self.objective == "dpo":
+        if stage != "predict" and (self.beta > 0 or self.objective == "dpo"):
             self.policy.setup_reference()
         check_speech_codes(self.policy, getattr(self._trainer, "datamodule", None))
 
@@ -282,6 +283,12 @@ class WavAlignModule(pl.LightningModule):
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self.eval_step(batch, "test")
+
+    predict_group_size: int = 1  # replies per prompt in `wavalign predict` (set from the CLI's listen.replies_per_prompt)
+
+    def predict_step(self, batch: dict, batch_idx: int) -> list[PromptReplies]:
+        """`wavalign predict`: replies sampled with eval_sampling, judged and decoded (wavalign.prediction)."""
+        return predict_replies(self, batch, self.predict_group_size)
 
     def on_fit_end(self) -> None:
         self.judge.close()

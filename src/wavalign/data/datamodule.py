@@ -64,13 +64,16 @@ def collate_examples(items: list[tuple[int, DialogueExample]]) -> dict:
 class WavAlignDataModule(pl.LightningDataModule):
     """train_file / val_file / test_file: JSONL in the reference or plain schema. repeat_batches is linked to the
     model's ppo_epochs by the CLI. setup checks every line of every file first and reports all problems at once;
-    check_audio also decodes every audio file (slower; `python -m wavalign check-data` does it on its own)."""
+    check_audio also decodes every audio file (slower; `python -m wavalign check-data` does it on its own).
+    predict_file: the prompts `wavalign predict` answers (either schema; the demonstration may be left out), all of
+    them, in file order."""
 
     def __init__(
         self,
         train_file: str,
         val_file: str | None = None,
         test_file: str | None = None,
+        predict_file: str | None = None,
         batch_size: int = 4,
         eval_batch_size: int = 8,
         repeat_batches: int = 1,
@@ -81,6 +84,7 @@ class WavAlignDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.train_file, self.val_file, self.test_file = train_file, val_file, test_file
+        self.predict_file = predict_file
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.repeat_batches, self.max_eval_examples = repeat_batches, max_eval_examples
         self.shuffle, self.seed, self.check_audio = shuffle, seed, check_audio
@@ -88,6 +92,12 @@ class WavAlignDataModule(pl.LightningDataModule):
         self._resume_after = 0
 
     def setup(self, stage: str | None = None) -> None:
+        if stage == "predict":  # prompts only: the training files are not read
+            if not self.predict_file:
+                raise ValueError("no prompts to predict: set data.predict_file (a JSONL file) in the config or on the command line")
+            if "predict" not in self.splits:
+                self.splits["predict"] = load_jsonl(self.predict_file, need_target=False)
+            return
         todo = [(name, path) for name, path in (("train", self.train_file), ("val", self.val_file), ("test", self.test_file))
                 if path and name not in self.splits]  # fmt: skip
         if todo:  # every problem of every file at once, before any training (audio decoding: check_audio)
@@ -117,7 +127,7 @@ class WavAlignDataModule(pl.LightningDataModule):
     def _eval_loader(self, split: str) -> DataLoader:
         if split not in self.splits:
             raise ValueError(f"no {split} data: set data.{split}_file in the config")
-        examples = self.splits[split][: self.max_eval_examples]
+        examples = self.splits[split] if split == "predict" else self.splits[split][: self.max_eval_examples]
         generator = torch.Generator().manual_seed(self.seed)  # as for training: no draw from the global stream
         return DataLoader(ExampleDataset(examples), batch_size=self.eval_batch_size, collate_fn=collate_examples, generator=generator)
 
@@ -126,3 +136,6 @@ class WavAlignDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._eval_loader("predict")

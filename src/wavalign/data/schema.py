@@ -70,7 +70,12 @@ def _codes(value: Any, where: str, key: str) -> list[int]:
     return value
 
 
-def parse_reference(row: dict[str, Any], base: Path, where: str) -> DialogueExample:
+def _target(row: dict[str, Any], key: str, where: str, need: bool) -> str:
+    """The demonstration text: required for training data, optional in prompt files (predict)."""
+    return _need(row, key, str, where) if need else _opt(row, key, str, where) or ""
+
+
+def parse_reference(row: dict[str, Any], base: Path, where: str, need_target: bool = True) -> DialogueExample:
     messages = _need(row, "messages", list, where)
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
@@ -84,7 +89,7 @@ def parse_reference(row: dict[str, Any], base: Path, where: str) -> DialogueExam
     target_codes = row.get("sft_target_codes")
     ex = DialogueExample(
         messages=messages,
-        target_text=_need(row, "sft_target_text", str, where),
+        target_text=_target(row, "sft_target_text", where, need_target),
         prompt_speech=None if audio_codes is None else [_codes(c, where, f"audio_codes[{i}]") for i, c in enumerate(audio_codes)],
         target_speech=None if target_codes is None else _codes(target_codes, where, "sft_target_codes"),
         audios=audios,
@@ -101,7 +106,7 @@ def parse_reference(row: dict[str, Any], base: Path, where: str) -> DialogueExam
     return ex
 
 
-def parse_plain(row: dict[str, Any], where: str) -> DialogueExample:
+def parse_plain(row: dict[str, Any], where: str, need_target: bool = True) -> DialogueExample:
     prompt = _need(row, "prompt", str, where)
     speech = row.get("prompt_speech")
     prompt_speech = None
@@ -112,7 +117,7 @@ def parse_plain(row: dict[str, Any], where: str) -> DialogueExample:
     reply_speech = row.get("reply_speech")
     ex = DialogueExample(
         messages=[{"role": "user", "content": prompt}],
-        target_text=_need(row, "reply", str, where),
+        target_text=_target(row, "reply", where, need_target),
         prompt_speech=prompt_speech,
         target_speech=_codes(reply_speech, where, "reply_speech") if reply_speech is not None else None,
         question_text=_opt(row, "question_text", str, where) or prompt.replace(AUDIO_PLACEHOLDER, "").strip(),
@@ -148,15 +153,16 @@ def read_jsonl_rows(
             yield where, row
 
 
-def load_jsonl(path: str | Path) -> list[DialogueExample]:
-    """Read either schema, line by line; the schema is decided per line by its keys."""
+def load_jsonl(path: str | Path, need_target: bool = True) -> list[DialogueExample]:
+    """Read either schema, line by line; the schema is decided per line by its keys. need_target=False: prompt
+    files (predict), where the demonstration ('sft_target_text' / 'reply') may be left out."""
     path = Path(path)
     out: list[DialogueExample] = []
     for where, row in read_jsonl_rows(path):
         if "messages" in row:
-            out.append(parse_reference(row, path.parent, where))
+            out.append(parse_reference(row, path.parent, where, need_target))
         elif "prompt" in row:
-            out.append(parse_plain(row, where))
+            out.append(parse_plain(row, where, need_target))
         else:
             raise SchemaError(f"{where}: neither the reference schema ('messages') nor the plain one ('prompt')")
     if not out:
