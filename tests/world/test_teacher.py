@@ -107,3 +107,10 @@ def test_prepared_world_with_knobs(tmp_path: Path) -> None:
     prepare_world(root, verbose=False, **TINY)
     assert world_splits(root) == SPLITS and not list((root / "audio").glob("h_*.wav"))
     assert not any("teacher_answer_wrong" in r for r in _rows(root, "train.jsonl"))
+
+
+def test_prepare_cli_rejects_a_share_outside_0_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from wavalign.world.__main__ import main
+
+    assert main(["prepare", "--out", str(tmp_path / "w"), "--teacher-wrong-answer", "1.5", "--no-extras"]) == 2
+    assert "wrong_answer" in capsys.readouterr().err and not (tmp_path / "w" / "manifest.json").exists()
