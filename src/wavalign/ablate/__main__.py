@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--teacher-wrong-style", type=float, default=None,
                         help=f"share of demonstrations in a wrong style (default {DEFAULT_WORLD['teacher_wrong_style']})")
     parser.add_argument("--eval-max-items", type=int, default=None, help="items per evaluation split (default all)")
-    parser.add_argument("--work", default=".cache/ablate", help="world, warm start and runs (resumable)")
+    parser.add_argument("--work", default=None,
+                        help="world, warm start and runs, resumable (default .cache/ablate; quick: .cache/ablate_quick)")
     parser.add_argument("--out", default="results", help="where ablation.md and ablation_tradeoff.png go")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args(argv)
@@ -44,10 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     from wavalign.ablate.runner import run_all, warm_start
 
     if args.quick:
-        settings = AblationSettings(work=args.work, seeds=[0, 1], steps=2, sft_steps=4, world=dict(QUICK_WORLD),
+        settings = AblationSettings(work=args.work or ".cache/ablate_quick", seeds=[0, 1], steps=2, sft_steps=4, world=dict(QUICK_WORLD),
                                     iq_samples=1, max_new_tokens=48, batch_size=4)  # fmt: skip
     else:
-        settings = AblationSettings(work=args.work)
+        settings = AblationSettings(work=args.work or ".cache/ablate")
     if args.seeds is not None:
         settings.seeds = args.seeds
     for field, value in (("steps", args.steps), ("sft_steps", args.sft_steps), ("eval_max_items", args.eval_max_items)):
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"ablation: {len(rows)} rows x {len(settings.seeds)} seeds, {settings.steps} RL steps each, in {settings.work}")
     warm = warm_start(settings, sft_yaml, say)
     results = run_all(settings, rl_yaml, rows, say)
-    note = write_figure(results, args.out)
+    note = write_figure(results, args.out, warm)
     cli = "python -m wavalign.ablate " + " ".join(argv if argv is not None else sys.argv[1:])
     path = write_report(settings, warm, results, args.out, cli.strip(), note)
     say(f"ablation: wrote {path} ({note})")

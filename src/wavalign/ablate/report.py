@@ -101,7 +101,7 @@ def write_report(settings: AblationSettings, warm: dict[str, Any], results: list
     return path
 
 
-def write_figure(results: list[dict[str, Any]], out_dir: str | Path) -> str:
+def write_figure(results: list[dict[str, Any]], out_dir: str | Path, warm: dict[str, Any] | None = None) -> str:
     """ablation_tradeoff.png: IQ (validation) vs EQ per row with 95 % intervals, the paper's points beside it.
     Returns a note for the report (what was drawn, or why not)."""
     try:
@@ -124,6 +124,9 @@ def write_figure(results: list[dict[str, Any]], out_dir: str | Path) -> str:
         if name in PAPER_POINTS:
             px, py = PAPER_POINTS[name]
             paper.plot(px, py, "o", color=colours(i % 10), label=name)
+    m = (warm or {}).get("metrics", {})
+    if "eval/world_val/iq" in m and "eval/eq" in m:
+        ax.plot(m["eval/world_val/iq"], m["eval/eq"], "kx", markersize=9, label="warm start (every row's start)")
     ax.set(xlabel="IQ, validation (unseen skill questions)", ylabel="EQ (style judge, 1-5)",
            title="this world: mean ± 95 % interval over seeds")  # fmt: skip
     paper.set(xlabel="IQ", ylabel="EQ", title="the paper (VITA-Audio), for shape only")
