@@ -80,5 +80,9 @@ def test_quick_ablation_writes_the_report_and_resumes(at_root: Path, tmp_path: P
     printed = capsys.readouterr().out
     assert "[warm start] cached" in printed and printed.count(": cached (") == 2
     assert (work / "runs" / "wavalign" / "seed1" / "result.json").stat().st_mtime_ns == before
+    (out / "ablation.md").unlink()
+    assert main([*args, "--report-only"]) == 0 and "| wavalign | 2 |" in (out / "ablation.md").read_text()
     assert main([*args, "--steps", "3"]) == 2  # another plan in the same work directory is refused
     assert "another plan" in capsys.readouterr().err
+    assert main(["--quick", "--report-only", "--work", str(tmp_path / "empty"), "--out", str(out)]) == 2
+    assert "no finished" in capsys.readouterr().err

@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=None,
                         help="world, warm start and runs, resumable (default .cache/ablate; quick: .cache/ablate_quick)")
     parser.add_argument("--out", default="results", help="where ablation.md and ablation_tradeoff.png go")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: write the report from the runs already finished in --work (any seeds)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args(argv)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from wavalign.ablate.plan import check_plan, discover_rows, write_configs
     from wavalign.ablate.report import write_figure, write_report
-    from wavalign.ablate.runner import run_all, warm_start
+    from wavalign.ablate.runner import WARM_START, finished, collect, run_all, run_dir, warm_start
 
     if args.quick:
         settings = AblationSettings(work=args.work or ".cache/ablate_quick", seeds=[0, 1], steps=2, sft_steps=4, world=dict(QUICK_WORLD),
@@ -69,8 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     say(f"ablation: {len(rows)} rows x {len(settings.seeds)} seeds, {settings.steps} RL steps each, in {settings.work}")
-    warm = warm_start(settings, sft_yaml, say)
-    results = run_all(settings, rl_yaml, rows, say)
+    if args.report_only:
+        warm, results = finished(run_dir(settings, WARM_START, 0)), collect(settings, rows)
+        if warm is None or not results:
+            print(f"error: {settings.work} holds no finished warm start or runs to report", file=sys.stderr)
+            return 2
+    else:
+        warm = warm_start(settings, sft_yaml, say)
+        results = run_all(settings, rl_yaml, rows, say)
     note = write_figure(results, args.out, warm)
     cli = "python -m wavalign.ablate " + " ".join(argv if argv is not None else sys.argv[1:])
     path = write_report(settings, warm, results, args.out, cli.strip(), note)

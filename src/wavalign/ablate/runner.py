@@ -70,7 +70,7 @@ def _run(args: list[str], run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]
     return result
 
 
-def _done(run_dir: Path) -> dict[str, Any] | None:
+def finished(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / "result.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -82,7 +82,7 @@ def run_dir(settings: AblationSettings, name: str, seed: int) -> Path:
 def warm_start(settings: AblationSettings, sft_yaml: str, say: Callable[[str], None]) -> dict[str, Any]:
     """The one warm start every row starts from (its final evaluation is the table's first row)."""
     where = run_dir(settings, WARM_START, 0)
-    done = _done(where)
+    done = finished(where)
     if done is not None and Path(settings.warm_start).is_file():
         say(f"[warm start] cached: {where}/result.json")
         return done
@@ -107,7 +107,7 @@ def run_all(settings: AblationSettings, rl_yaml: str, rows: list[Row], say: Call
     results = []
     for i, (row, seed) in enumerate(jobs, 1):
         where = run_dir(settings, row.name, seed)
-        done = _done(where)
+        done = finished(where)
         if done is not None:
             say(f"[{i}/{len(jobs)}] {row.name} seed {seed}: cached ({done['wall_s']:.0f} s); {summary(done['metrics'])}")
             results.append(done)
@@ -119,3 +119,12 @@ def run_all(settings: AblationSettings, rl_yaml: str, rows: list[Row], say: Call
         say(f"[{i}/{len(jobs)}] {row.name} seed {seed}: done in {result['wall_s']:.0f} s; {summary(result['metrics'])}")
         results.append(result)
     return results
+
+
+def collect(settings: AblationSettings, rows: list[Row]) -> list[dict[str, Any]]:
+    """Every finished run of these rows in the work directory, whatever its seed (for --report-only)."""
+    out = []
+    for row in rows:
+        seeds = sorted(int(p.parent.name[4:]) for p in (Path(settings.work) / "runs" / row.name).glob("seed*/result.json"))
+        out += [r for r in (finished(run_dir(settings, row.name, s)) for s in seeds) if r is not None]
+    return out
