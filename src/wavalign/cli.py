@@ -38,6 +38,9 @@ class WorldSettings:
     n_test: int = 150
     num_codes: int = 256
     frame_ms: float = 40.0
+    teacher_wrong_answer: float = 0.0  # share of training questions demonstrated with a wrong answer (world/teacher.py)
+    teacher_wrong_style: float = 0.0  # share of training demonstrations spoken in a wrong style
+    n_heard: int = 0  # examples of the heard split: training questions recorded in other voices and rates
 
 
 class WavAlignCLI(LightningCLI):
@@ -59,7 +62,8 @@ class WavAlignCLI(LightningCLI):
 
             w = cfg.world
             prepare_world(w.dir, seed=w.seed, n_train=w.n_train, n_val=w.n_val, n_test=w.n_test,
-                          num_codes=w.num_codes, frame_ms=w.frame_ms)  # fmt: skip
+                          num_codes=w.num_codes, frame_ms=w.frame_ms, teacher_wrong_answer=w.teacher_wrong_answer,
+                          teacher_wrong_style=w.teacher_wrong_style, n_heard=w.n_heard)  # fmt: skip
             write_world_extras(w.dir)
         checkpoint = cfg.model.get("init_checkpoint")
         if cfg.get("warm_start_config") and checkpoint:

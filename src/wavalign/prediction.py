@@ -106,7 +106,7 @@ def check_checkpoint_fits(module: nn.Module, checkpoint: str | Path) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"--ckpt_path {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
         raise ValueError(f"--ckpt_path {path} is not a readable PyTorch checkpoint: {e}") from None
     if not isinstance(state, dict) or "state_dict" not in state:

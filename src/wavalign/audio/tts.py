@@ -80,18 +80,20 @@ def espeak_binary() -> str:
 
 
 def synthesize(
-    text: str, style: str | SpeakingStyle = "neutral", sample_rate: int | None = None
+    text: str, style: str | SpeakingStyle = "neutral", sample_rate: int | None = None, voice: str = ESPEAK_VOICE
 ) -> tuple[np.ndarray, int]:
     """Speak `text` in `style` -> (mono float32 waveform in [-1, 1], sample rate).
 
     Output is deterministic for the same text, style and espeak-ng version. With `sample_rate` the waveform is
     resampled to it (the world stores 16 kHz, the codec's rate); otherwise espeak-ng's native 22.05 kHz is returned.
+    `voice` is an espeak-ng voice name, optionally with a variant ("en-gb", "en-us+m3"): the world's "heard" split
+    records training questions in other voices than its default one.
     """
     if not text or not text.strip():
         raise ValueError("synthesize() needs non-empty text")
     st = get_style(style)
     ssml = f'<speak><prosody range="{st.pitch_range}">{escape(text.strip())}</prosody></speak>'
-    cmd = [espeak_binary(), "-v", ESPEAK_VOICE, "-m", "-p", str(st.pitch), "-s", str(st.speed),
+    cmd = [espeak_binary(), "-v", voice, "-m", "-p", str(st.pitch), "-s", str(st.speed),
            "-a", str(st.amplitude), "--stdout", ssml]  # fmt: skip
     try:
         proc = subprocess.run(cmd, capture_output=True, check=True, timeout=60)

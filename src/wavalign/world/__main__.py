@@ -24,6 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     prep.add_argument("--max-fit-utterances", type=int, default=DEFAULT_MAX_FIT_UTTERANCES,
                       help="training utterances to fit the codebook on (a seeded subset if more)")  # fmt: skip
     prep.add_argument("--workers", type=int, default=2, help="parallel espeak-ng syntheses")
+    prep.add_argument("--teacher-wrong-answer", type=float, default=0.0,
+                      help="share of training questions demonstrated with a wrong answer (default 0: a perfect teacher)")
+    prep.add_argument("--teacher-wrong-style", type=float, default=0.0,
+                      help="share of training demonstrations spoken in a wrong style (default 0)")
+    prep.add_argument("--heard", type=int, default=0,
+                      help="examples of the heard split: training questions recorded in other voices (default 0: none)")
     prep.add_argument("--no-extras", action="store_true",
                       help="skip what training needs beside audio and JSONL (vocab, ASR sentences, speech codes, "
                            "style profiles, benchmark files)")  # fmt: skip
@@ -32,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
                           "checkpoint's sampled replies (further --key=value arguments go to the training config)")
     diag.add_argument("--checkpoint", required=True, help="a checkpoint of the config's policy (e.g. last.ckpt)")
     diag.add_argument("--config", default="configs/tiny.yaml", help="the training config that built the checkpoint")
-    diag.add_argument("--split", default="val", choices=("train", "val", "test"))
+    diag.add_argument("--split", default="val", choices=("train", "val", "test", "heard"),
+                      help="heard: training questions in new recordings (a world prepared with n_heard > 0)")
     diag.add_argument("--samples", type=int, default=4, help="sampled replies per item")
     diag.add_argument("--temperature", type=float, default=None, help="default: the config's eval_sampling")
     args, overrides = parser.parse_known_args(argv)
@@ -52,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         root = prepare_world(args.out, seed=args.seed, n_train=args.train, n_val=args.val, n_test=args.test,
                              num_codes=args.num_codes, frame_ms=args.frame_ms,
-                             max_fit_utterances=args.max_fit_utterances, workers=args.workers)  # fmt: skip
+                             max_fit_utterances=args.max_fit_utterances, workers=args.workers,
+                             teacher_wrong_answer=args.teacher_wrong_answer, teacher_wrong_style=args.teacher_wrong_style,
+                             n_heard=args.heard)  # fmt: skip
         if not args.no_extras:
             write_world_extras(root)
     except (ValueError, RuntimeError) as e:
@@ -82,6 +91,9 @@ def _diagnose(args: argparse.Namespace, overrides: list[str]) -> int:
         print(f"error: {args.config} has no 'world' key: diagnose reads the embedded world's questions", file=sys.stderr)
         return 2
     bench = Path(world.dir) / f"{args.split}.bench.jsonl"
+    if not bench.is_file():
+        print(f"error: {bench} does not exist (the heard split needs --world.n_heard > 0)", file=sys.stderr)
+        return 2
     diagnoses = sample_diagnoses(cli.model.eval(), str(bench), args.samples, args.temperature)
     print(f"{args.checkpoint} on {bench}, {args.samples} sampled replies per item")
     print(format_table(summarise(diagnoses)))

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from wavalign.world.tasks import SPLITS, sentences, vocabulary
+from wavalign.world.prepare import world_splits
+from wavalign.world.tasks import sentences, vocabulary
 
 PROFILE_SAMPLES = 150
 SFT_QUESTION_SHARE = 3  # of every 5 training questions (by qid), the SFT warm start sees 3; RL prompts cover all 5
@@ -37,7 +38,8 @@ def write_world_extras(world_dir: str | Path, profile_samples: int = PROFILE_SAM
     for row in rows:
         wav, sr = read_wav(root / row["sft_target_audio"])
         resynth = codec.decode(codec.encode(wav, sr))
-        samples.append((row["style"], prosody(resynth, codec.sample_rate, len(row["sft_target_text"].split()))))
+        spoken = row.get("demo_style", row["style"])  # an imperfect teacher's wrong style is labelled as spoken
+        samples.append((spoken, prosody(resynth, codec.sample_rate, len(row["sft_target_text"].split()))))
     tmp = profiles.with_suffix(".tmp")
     save_profiles(fit_profiles(samples), tmp)
     tmp.replace(profiles)
@@ -62,7 +64,7 @@ def _write_benchmarks(root: Path) -> None:
     """{split}.bench.jsonl: each split as a generic spoken-QA benchmark (wavalign.benchmarks.generic), so
     BenchmarkCallback measures IQ (answer accuracy) on the spoken questions exactly as on external benchmarks.
     answer_type 'final': world replies restate the question and end with the answer, so only the end counts."""
-    for split in SPLITS:
+    for split in world_splits(root):
         rows = [json.loads(line) for line in (root / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
         bench = [
             {"question": r["question_text"], "audio": r["audios"][0], "answer": r["reference_answer"],
@@ -92,7 +94,7 @@ def _tokenize_splits(root: Path):
     from wavalign.audio.world_codec import WorldCodec
 
     codebook = str(root / "codebook.npz")
-    for split in SPLITS:
+    for split in world_splits(root):
         rows = [json.loads(line) for line in (root / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
         jobs = [(codebook, str(root / p)) for r in rows for p in [*r["audios"], r["sft_target_audio"]]]
         with multiprocessing.get_context("fork").Pool(2) as pool:

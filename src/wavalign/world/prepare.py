@@ -3,8 +3,12 @@
 Layout of DIR (paths inside the JSONL are relative to DIR):
   audio/q_QQQQQ.wav           question QQQQQ (qid of tasks.all_questions()), neutral style, 16 kHz; shared by the
                               examples that ask this question in different styles
-  audio/a_QQQQQ_STYLE.wav     demonstration reply to question QQQQQ spoken in STYLE
+  audio/a_QQQQQ_STYLE.wav     demonstration reply to question QQQQQ spoken in STYLE (a_QQQQQ_STYLE_x.wav: an
+                              imperfect teacher's reply ending with a wrong answer, see world/teacher.py)
+  audio/h_QQQQQ_vK.wav        heard split only: training question QQQQQ recorded in voice K of teacher.HEARD_VOICES
   train.jsonl, val.jsonl, test.jsonl   the reference schema of method.md plus reference_answer, style, family, qid
+                              (plus teacher_answer_wrong / demo_style on rows an imperfect teacher got wrong)
+  heard.jsonl                 only with heard_examples > 0: training questions in new recordings, right replies
   codebook.npz                WorldCodec codebook fitted on training audio only (questions + replies)
   manifest.json               settings, counts and a content hash; written last, so its presence means "complete"
 
@@ -27,14 +31,21 @@ from typing import Any
 import numpy as np
 
 from wavalign.audio.io import read_wav, write_wav
-from wavalign.audio.tts import STYLES, espeak_binary, synthesize
+from wavalign.audio.tts import ESPEAK_VOICE, STYLES, SpeakingStyle, espeak_binary, synthesize
 from wavalign.audio.world_codec import WorldCodec
-from wavalign.world.tasks import SPLITS, WORLD_STYLES, Example, make_splits, system_prompt, vocabulary
+from wavalign.world.tasks import SPLITS, WORLD_STYLES, Example, make_splits, split_questions, system_prompt, vocabulary
+from wavalign.world.teacher import HEARD_VOICES, heard_examples, heard_voice, imperfect_teacher
 
 WORLD_VERSION = 2  # bump when tables, layout or schema change, so cached worlds are rebuilt
 SAMPLE_RATE = 16000  # stored audio rate = WorldCodec.sample_rate, so encoding needs no resampling
 DEFAULT_COUNTS = {"train": 1500, "val": 150, "test": 150}
 DEFAULT_MAX_FIT_UTTERANCES = 600  # WORLD analysis dominates prepare time; 600 utterances give ~10^4 frames per code
+HEARD = "heard"  # the optional evaluation split of new recordings of training questions
+
+
+def world_splits(root: str | Path) -> tuple[str, ...]:
+    """The splits a prepared world holds: train/val/test, plus heard when it was prepared with one."""
+    return (*SPLITS, HEARD) if (Path(root) / f"{HEARD}.jsonl").is_file() else SPLITS
 
 
 def question_audio(ex: Example) -> str:
@@ -42,14 +53,20 @@ def question_audio(ex: Example) -> str:
 
 
 def reply_audio(ex: Example) -> str:
-    return f"audio/a_{ex.qid:05d}_{ex.style}.wav"
+    wrong = "_x" if ex.answer_wrong else ""
+    return f"audio/a_{ex.qid:05d}_{ex.spoken_style}{wrong}.wav"
 
 
-def to_row(ex: Example) -> dict[str, Any]:
-    """One JSONL line in the reference schema (method.md), plus the world's extra keys."""
-    return {
+def heard_question_audio(ex: Example, index: int) -> str:
+    return f"audio/h_{ex.qid:05d}_v{index % len(HEARD_VOICES)}.wav"
+
+
+def to_row(ex: Example, question: str | None = None) -> dict[str, Any]:
+    """One JSONL line in the reference schema (method.md), plus the world's extra keys; `question`: the path of
+    the question audio when it is not the default recording (the heard split)."""
+    row = {
         "messages": [{"role": "system", "content": system_prompt(ex.style)}, {"role": "user", "content": "<|audio|>"}],
-        "audios": [question_audio(ex)],
+        "audios": [question or question_audio(ex)],
         "sft_target_text": ex.reply_text,
         "sft_target_audio": reply_audio(ex),
         "task_type": "s2s",
@@ -59,6 +76,11 @@ def to_row(ex: Example) -> dict[str, Any]:
         "family": ex.family,
         "qid": ex.qid,
     }
+    if ex.answer_wrong:
+        row["teacher_answer_wrong"] = True
+    if ex.demo_style is not None:
+        row["demo_style"] = ex.demo_style
+    return row
 
 
 def _espeak_version() -> str:
@@ -66,8 +88,9 @@ def _espeak_version() -> str:
     return out.split("Data at:")[0].strip()
 
 
-def _settings(seed: int, counts: dict[str, int], num_codes: int, frame_ms: float, max_fit: int) -> dict[str, Any]:
-    return {
+def _settings(seed: int, counts: dict[str, int], num_codes: int, frame_ms: float, max_fit: int,
+              teacher: dict[str, float], n_heard: int) -> dict[str, Any]:  # fmt: skip
+    out = {
         "world_version": WORLD_VERSION,
         "seed": int(seed),
         "counts": {s: int(counts[s]) for s in SPLITS},
@@ -78,17 +101,26 @@ def _settings(seed: int, counts: dict[str, int], num_codes: int, frame_ms: float
         "styles": {name: asdict(STYLES[name]) for name in WORLD_STYLES},
         "tts": _espeak_version(),
     }
+    if any(teacher.values()):  # only when set: today's default world keeps its manifest, so its cache stays valid
+        out["teacher"] = {k: float(v) for k, v in sorted(teacher.items())}
+    if n_heard:
+        out["heard"] = {"examples": int(n_heard), "voices": [list(v) for v in HEARD_VOICES]}
+    return out
 
 
-def _synthesize_all(root: Path, jobs: dict[str, tuple[str, str]], workers: int) -> None:
-    """Write every (relative path -> (text, style)) WAV; espeak-ng runs as a subprocess, so threads parallelise."""
+Job = tuple[str, "str | SpeakingStyle", str]  # (text, style, espeak-ng voice)
 
-    def one(item: tuple[str, tuple[str, str]]) -> None:
-        rel, (text, style) = item
-        wav, sr = synthesize(text, style, sample_rate=SAMPLE_RATE)
+
+def _synthesize_all(root: Path, jobs: dict[str, Job], workers: int) -> None:
+    """Write every (relative path -> (text, style, voice)) WAV; espeak-ng runs as a subprocess, so threads
+    parallelise."""
+
+    def one(item: tuple[str, Job]) -> None:
+        rel, (text, style, voice) = item
+        wav, sr = synthesize(text, style, sample_rate=SAMPLE_RATE, voice=voice)
         write_wav(root / rel, wav, sr)
 
-    items = sorted(jobs.items())
+    items = sorted(jobs.items(), key=lambda kv: kv[0])
     if workers <= 1:
         for item in items:
             one(item)
@@ -114,7 +146,7 @@ def _fit_codebook(root: Path, train: list[Example], seed: int, num_codes: int, f
 def content_hash(root: Path) -> str:
     """sha256 over the JSONL bytes, every WAV's bytes and the codebook's arrays (npz zip headers hold timestamps)."""
     h = hashlib.sha256()
-    files = [root / f"{s}.jsonl" for s in SPLITS] + sorted((root / "audio").glob("*.wav"))
+    files = [root / f"{s}.jsonl" for s in world_splits(root)] + sorted((root / "audio").glob("*.wav"))
     for f in files:
         h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
     with np.load(root / "codebook.npz", allow_pickle=False) as z:
@@ -130,7 +162,8 @@ def is_prepared(out_dir: str | Path, settings: dict[str, Any]) -> bool:
         manifest = json.loads((root / "manifest.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return False
-    needed = [root / f"{s}.jsonl" for s in SPLITS] + [root / "codebook.npz"]
+    splits = (*SPLITS, HEARD) if "heard" in settings else SPLITS
+    needed = [root / f"{s}.jsonl" for s in splits] + [root / "codebook.npz"]
     return manifest.get("settings") == settings and all(p.is_file() for p in needed)
 
 
@@ -145,33 +178,56 @@ def prepare_world(
     max_fit_utterances: int = DEFAULT_MAX_FIT_UTTERANCES,
     workers: int = 2,
     verbose: bool = True,
+    teacher_wrong_answer: float = 0.0,
+    teacher_wrong_style: float = 0.0,
+    n_heard: int = 0,
 ) -> Path:
-    """Build (or reuse) the world in `out_dir`; returns the directory. Safe to call every time training starts."""
+    """Build (or reuse) the world in `out_dir`; returns the directory. Safe to call every time training starts.
+
+    teacher_wrong_answer / teacher_wrong_style: the imperfect teacher's shares of wrong training demonstrations;
+    n_heard: examples of the heard evaluation split (world/teacher.py says why; all 0 = today's world)."""
     root = Path(out_dir)
     counts = {"train": n_train, "val": n_val, "test": n_test}
-    settings = _settings(seed, counts, num_codes, frame_ms, max_fit_utterances)
+    if n_heard < 0:
+        raise ValueError(f"n_heard must be >= 0, got {n_heard}")
+    teacher = {"wrong_answer": teacher_wrong_answer, "wrong_style": teacher_wrong_style}
+    settings = _settings(seed, counts, num_codes, frame_ms, max_fit_utterances, teacher, n_heard)
     say = print if verbose else (lambda *a, **k: None)
     if is_prepared(root, settings):
         say(f"world: cached in {root} (manifest.json has the same settings); nothing to do")
         return root
     t0 = time.perf_counter()
     splits = make_splits(seed, n_train, n_val, n_test)  # validates the counts before touching the disk
+    splits["train"] = imperfect_teacher(splits["train"], teacher_wrong_answer, teacher_wrong_style, seed)
+    if n_heard:
+        splits[HEARD] = heard_examples(split_questions(seed)["train"], n_heard, seed)
     (root / "audio").mkdir(parents=True, exist_ok=True)
     (root / "manifest.json").unlink(missing_ok=True)
-    for stale in [*(root / "audio").glob("q_*.wav"), *(root / "audio").glob("a_*.wav")]:
-        stale.unlink()  # only our own naming pattern: the directory may hold other files
+    for pattern in ("q_*.wav", "a_*.wav", "h_*.wav"):
+        for stale in (root / "audio").glob(pattern):
+            stale.unlink()  # only our own naming pattern: the directory may hold other files
+    for stale in (f"{HEARD}.jsonl", f"{HEARD}.codes.jsonl", f"{HEARD}.bench.jsonl"):
+        (root / stale).unlink(missing_ok=True)
 
-    jobs: dict[str, tuple[str, str]] = {}
-    for examples in splits.values():
-        for ex in examples:
-            jobs[question_audio(ex)] = (ex.question_text, "neutral")
-            jobs[reply_audio(ex)] = (ex.reply_text, ex.style)
+    jobs: dict[str, Job] = {}
+    questions: dict[str, list[str]] = {}  # split -> question audio path per example
+    for split, examples in splits.items():
+        questions[split] = []
+        for i, ex in enumerate(examples):
+            if split == HEARD:
+                voice, style = heard_voice(i)
+                path, job = heard_question_audio(ex, i), (ex.question_text, style, voice)
+            else:
+                path, job = question_audio(ex), (ex.question_text, "neutral", ESPEAK_VOICE)
+            questions[split].append(path)
+            jobs[path] = job
+            jobs[reply_audio(ex)] = (ex.reply_text, ex.spoken_style, ESPEAK_VOICE)
     say(f"world: synthesising {len(jobs)} utterances with espeak-ng ({workers} workers) ...", flush=True)
     _synthesize_all(root, jobs, workers)
     t1 = time.perf_counter()
 
     for split, examples in splits.items():
-        lines = [json.dumps(to_row(ex), ensure_ascii=True) + "\n" for ex in examples]
+        lines = [json.dumps(to_row(ex, q), ensure_ascii=True) + "\n" for ex, q in zip(examples, questions[split])]
         (root / f"{split}.jsonl").write_text("".join(lines), encoding="utf-8")
     say(f"world: fitting a {num_codes}-code WORLD codebook ({frame_ms:g} ms frames) on training audio ...", flush=True)
     _fit_codebook(root, splits["train"], seed, num_codes, frame_ms, max_fit_utterances)
@@ -179,8 +235,8 @@ def prepare_world(
 
     manifest = {
         "settings": settings,
-        "counts": {s: len(splits[s]) for s in SPLITS},
-        "questions": {s: len({e.qid for e in splits[s]}) for s in SPLITS},
+        "counts": {s: len(splits[s]) for s in splits},
+        "questions": {s: len({e.qid for e in splits[s]}) for s in splits},
         "audio_files": len(jobs),
         "vocabulary_size": len(vocabulary()),
         "content_hash": content_hash(root),

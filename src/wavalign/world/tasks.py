@@ -92,10 +92,17 @@ class Example:
     reply_text: str
     reference_answer: str
     style: str
+    answer_wrong: bool = False  # an imperfect teacher's demonstration: reply_text ends with a wrong answer
+    demo_style: str | None = None  # the style the demonstration is spoken in, when the teacher got it wrong
 
     @property
     def system_prompt(self) -> str:
         return system_prompt(self.style)
+
+    @property
+    def spoken_style(self) -> str:
+        """The style the demonstration audio is actually spoken in."""
+        return self.demo_style or self.style
 
 
 def _generate() -> list[tuple[str, str, str, str]]:

@@ -1,0 +1,1 @@
+"""Ablations in miniature: every gate rule from one warm start, several seeds, one report (see __main__)."""

@@ -1,0 +1,90 @@
+"""`python -m wavalign.ablate [--quick] [--seeds 0 1 2] [--steps 200] [--rows ...] [--gate my.Rule ...]`
+
+Prepares the ablation's world (wavalign.ablate.plan.DEFAULT_WORLD: an imperfect teacher and the heard split), trains
+one SFT warm start, runs every row of configs/ablations/ (plus the library's other gate rules and any --gate) for
+each seed from it, and writes results/ablation.md and results/ablation_tradeoff.png. Interrupt and rerun the same
+command to resume: finished runs are not rerun. One thread by default (--threads), so it can share a machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    from wavalign.ablate.plan import DEFAULT_WORLD, QUICK_WORLD, AblationSettings
+
+    parser = argparse.ArgumentParser(prog="python -m wavalign.ablate", description=__doc__.splitlines()[2])
+    parser.add_argument("--quick", action="store_true",
+                        help="a tiny world, 2 RL steps, 2 seeds, short replies: checks the pipeline in minutes")  # fmt: skip
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2 (quick: 0 1)")
+    parser.add_argument("--steps", type=int, default=None, help="RL steps per run (default 200; quick: 2)")
+    parser.add_argument("--sft-steps", type=int, default=None, help="warm-start SFT steps (default 800; quick: 4)")
+    parser.add_argument("--rows", nargs="+", default=None, help="only these rows (file stems, e.g. wavalign sft_only)")
+    parser.add_argument("--gate", action="append", default=[], help="an extra gate rule class path, one row each")
+    parser.add_argument("--teacher-wrong-answer", type=float, default=None,
+                        help=f"share of training questions taught wrong (default {DEFAULT_WORLD['teacher_wrong_answer']})")
+    parser.add_argument("--teacher-wrong-style", type=float, default=None,
+                        help=f"share of demonstrations in a wrong style (default {DEFAULT_WORLD['teacher_wrong_style']})")
+    parser.add_argument("--eval-max-items", type=int, default=None, help="items per evaluation split (default all)")
+    parser.add_argument("--work", default=None,
+                        help="world, warm start and runs, resumable (default .cache/ablate; quick: .cache/ablate_quick)")
+    parser.add_argument("--out", default="results", help="where ablation.md and ablation_tradeoff.png go")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: write the report from the runs already finished in --work (any seeds)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    args = parser.parse_args(argv)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, str(args.threads))
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+    from wavalign.ablate.plan import check_plan, discover_rows, write_configs
+    from wavalign.ablate.report import write_figure, write_report
+    from wavalign.ablate.runner import WARM_START, finished, collect, run_all, run_dir, warm_start
+
+    if args.quick:
+        settings = AblationSettings(work=args.work or ".cache/ablate_quick", seeds=[0, 1], steps=2, sft_steps=4, world=dict(QUICK_WORLD),
+                                    iq_samples=1, max_new_tokens=48, batch_size=4)  # fmt: skip
+    else:
+        settings = AblationSettings(work=args.work or ".cache/ablate")
+    if args.seeds is not None:
+        settings.seeds = args.seeds
+    for field, value in (("steps", args.steps), ("sft_steps", args.sft_steps), ("eval_max_items", args.eval_max_items)):
+        if value is not None:
+            if value < 1:
+                parser.error(f"--{field.replace('_', '-')} must be at least 1, got {value}")
+            setattr(settings, field, value)
+    for key, value in (("teacher_wrong_answer", args.teacher_wrong_answer), ("teacher_wrong_style", args.teacher_wrong_style)):
+        if value is not None:
+            settings.world[key] = value
+    settings.extra_gates = args.gate
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    try:
+        check_plan(settings)
+        rows = discover_rows(settings, args.rows)
+        sft_yaml, rl_yaml = write_configs(settings)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    say(f"ablation: {len(rows)} rows x {len(settings.seeds)} seeds, {settings.steps} RL steps each, in {settings.work}")
+    if args.report_only:
+        warm, results = finished(run_dir(settings, WARM_START, 0)), collect(settings, rows)
+        if warm is None or not results:
+            print(f"error: {settings.work} holds no finished warm start or runs to report", file=sys.stderr)
+            return 2
+    else:
+        warm = warm_start(settings, sft_yaml, say)
+        results = run_all(settings, rl_yaml, rows, say)
+    note = write_figure(results, args.out, warm)
+    cli = "python -m wavalign.ablate " + " ".join(argv if argv is not None else sys.argv[1:])
+    path = write_report(settings, warm, results, args.out, cli.strip(), note)
+    say(f"ablation: wrote {path} ({note})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

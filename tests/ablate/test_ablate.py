@@ -1,0 +1,88 @@
+"""python -m wavalign.ablate: rows from configs/ablations/ plus the library's other gate rules, generated configs
+that differ only by the row overlay, mean ± 95 % intervals, and a quick end-to-end run that resumes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wavalign.ablate.__main__ import main
+from wavalign.ablate.plan import AblationSettings, discover_rows, library_gates, write_configs
+from wavalign.ablate.report import aggregate, mean_ci
+
+
+@pytest.fixture
+def at_root(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(root)  # the default settings name configs/... relative to the repository
+    return root
+
+
+def test_rows_are_the_ablation_files_plus_other_gate_rules(at_root: Path, tmp_path: Path) -> None:
+    settings = AblationSettings(work=str(tmp_path), extra_gates=["my_gates.WarmupGate"])
+    rows = {r.name: r for r in discover_rows(settings)}
+    # world_split_judge.yaml changes the judge, not the gate: not a row
+    assert set(rows) == {"full_token", "sft_only", "text_fixed_0.5", "wavalign", "wavalign_no_ema", "RLOnly_text",
+                         "WarmupGate_text"}  # fmt: skip
+    assert library_gates() == [f"wavalign.gating.{n}" for n in ("DynamicGate", "FixedGate", "RLOnly", "SFTOnly")]
+    assert (rows["full_token"].gate, rows["full_token"].po_tokens) == ("wavalign.gating.RLOnly", "all")
+    extra = yaml.safe_load(Path(rows["RLOnly_text"].overlay).read_text())
+    assert extra == {"model": {"po_tokens": "text"}, "gate": {"rule": {"class_path": "wavalign.gating.RLOnly"}}}
+    assert [r.name for r in discover_rows(settings, ["wavalign"])] == ["wavalign"]
+    with pytest.raises(ValueError, match="unknown rows"):
+        discover_rows(settings, ["nope"])
+
+
+def test_generated_configs_share_world_warm_start_steps_and_evaluation(at_root: Path, tmp_path: Path) -> None:
+    settings = AblationSettings(work=str(tmp_path / "w"), steps=50, sft_steps=70, eval_max_items=9)
+    sft_path, rl_path = write_configs(settings)
+    sft, rl = yaml.safe_load(Path(sft_path).read_text()), yaml.safe_load(Path(rl_path).read_text())
+    assert ".cache/" not in Path(sft_path).read_text() + Path(rl_path).read_text()  # everything under the work dir
+    assert rl["model"]["init_checkpoint"] == settings.warm_start and rl["warm_start_config"] == sft_path
+    assert sft["trainer"]["callbacks"][0]["init_args"]["dirpath"] == str(Path(settings.warm_start).parent)
+    assert rl["world"] == sft["world"] == {"dir": settings.world_dir, "seed": 0, **settings.world}
+    assert (rl["trainer"]["max_steps"], rl["model"]["scheduler"]["init_args"]["total_steps"]) == (50, 50)
+    assert (sft["trainer"]["max_steps"], sft["model"]["scheduler"]["init_args"]["T_max"]) == (70, 70)
+    for cfg in (sft, rl):
+        bench = next(c for c in cfg["trainer"]["callbacks"] if c["class_path"].endswith("BenchmarkCallback"))
+        assert [s["name"] for s in bench["init_args"]["suites"]] == ["world_val", "world_heard"]
+        assert all(s["max_items"] == 9 for s in bench["init_args"]["suites"])
+        assert bench["init_args"]["eq_judge"]["init_args"]["profiles_file"] == f"{settings.world_dir}/style_profiles.json"
+
+
+def test_mean_and_95_percent_interval_by_hand() -> None:
+    # [1, 2, 3]: mean 2, sample sd 1, t(0.975, df=2) = 4.302653 -> half-width 4.302653 / sqrt(3) = 2.48414
+    mean, half = mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(2.48414, abs=1e-5)
+    assert mean_ci([4.0])[0] == 4.0 and mean_ci([4.0])[1] != mean_ci([4.0])[1]  # NaN with one seed
+    runs = [{"row": "a", "seed": s, "steps": 10, "wall_s": 2.0, "command": "c", "metrics": {"eval/eq": v}}
+            for s, v in enumerate([1.0, 2.0, 3.0])]  # fmt: skip
+    assert aggregate(runs)["a"]["stats"]["eval/eq"] == pytest.approx((2.0, 2.48414), abs=1e-5)
+
+
+def test_quick_ablation_writes_the_report_and_resumes(at_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    work, out = tmp_path / "work", tmp_path / "results"
+    args = ["--quick", "--rows", "wavalign", "--work", str(work), "--out", str(out)]
+    assert main(args) == 0
+    report = (out / "ablation.md").read_text()
+    line = next(r for r in report.splitlines() if r.startswith("| wavalign |"))
+    assert line.split("|")[2].strip() == "2" and " ± " in line  # two seeds, with intervals
+    assert "| warm_start | 1 |" in report and "--seed_everything=0" in report
+    assert (out / "ablation_tradeoff.png").read_bytes()[:4] == b"\x89PNG"
+    result = json.loads((work / "runs" / "wavalign" / "seed1" / "result.json").read_text())
+    assert result["steps"] == 2 and {"eval/world_val/iq", "eval/world_heard/iq", "eval/eq"} <= set(result["metrics"])
+    before = (work / "runs" / "wavalign" / "seed1" / "result.json").stat().st_mtime_ns
+
+    capsys.readouterr()
+    assert main(args) == 0  # resumed: nothing is rerun
+    printed = capsys.readouterr().out
+    assert "[warm start] cached" in printed and printed.count(": cached (") == 2
+    assert (work / "runs" / "wavalign" / "seed1" / "result.json").stat().st_mtime_ns == before
+    (out / "ablation.md").unlink()
+    assert main([*args, "--report-only"]) == 0 and "| wavalign | 2 |" in (out / "ablation.md").read_text()
+    assert main([*args, "--steps", "3"]) == 2  # another plan in the same work directory is refused
+    assert "another plan" in capsys.readouterr().err
+    assert main(["--quick", "--report-only", "--work", str(tmp_path / "empty"), "--out", str(out)]) == 2
+    assert "no finished" in capsys.readouterr().err
