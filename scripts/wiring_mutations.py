@@ -70,7 +70,7 @@ MUTATIONS = (
     Mutation("Retry-After ignored", "src/wavalign/judges/http.py",
              'retry_after = _retry_after(e.headers.get("Retry-After") if e.headers else None)', "retry_after = None"),
     Mutation("the gate's lambda ignored in the mix", "src/wavalign/module.py",
-             "loss = lam * po + (1.0 - lam) * sft", "loss = 0.5 * po + 0.5 * sft"),
+             "loss = w.po_scale * po + w.sft_scale * sft", "loss = 0.5 * po + 0.5 * sft"),
     Mutation("po_tokens ignored (always all tokens)", "src/wavalign/module.py",
              "mask = rollouts.masks.select(self.po_tokens)", 'mask = rollouts.masks.select("all")'),
     Mutation("random states not restored on resume", "src/wavalign/resume.py",
