@@ -8,7 +8,8 @@ demonstration row) become row weights inside the two losses, so for loss_type gr
     L = (1/B) sum_b [lambda_b L_PO,b + (1 - lambda_b) L_SFT,b]
 
 with L_PO,b the mean of the group's per-row GRPO losses and L_SFT,b its demonstration's per-token NLL. A rule's
-per-token weights (CHORD's phi, ...) multiply on top.
+per-token weights (CHORD's phi, ...) multiply on top. The logged loss/po and loss/sft are then the weighted terms
+(they add up to loss/total). Other loss types (dapo, dr_grpo) keep their own normaliser with the weights inside.
 """
 
 from __future__ import annotations
