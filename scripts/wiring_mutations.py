@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TESTS = (
     "tests/test_module_wiring.py", "tests/test_module.py", "tests/policy", "tests/judges/test_http.py",
     "tests/test_reference_run.py", "tests/data", "tests/test_objectives.py", "tests/test_gating.py",
-    "tests/test_resume.py",
+    "tests/test_resume.py", "tests/hybrid/test_weights.py", "tests/hybrid/test_hpt.py", "tests/hybrid/test_chord.py",
 )  # fmt: skip
 
 
@@ -70,7 +70,13 @@ MUTATIONS = (
     Mutation("Retry-After ignored", "src/wavalign/judges/http.py",
              'retry_after = _retry_after(e.headers.get("Retry-After") if e.headers else None)', "retry_after = None"),
     Mutation("the gate's lambda ignored in the mix", "src/wavalign/module.py",
-             "loss = lam * po + (1.0 - lam) * sft", "loss = 0.5 * po + 0.5 * sft"),
+             "loss = w.po_scale * po + w.sft_scale * sft", "loss = 0.5 * po + 0.5 * sft"),
+    Mutation("a rule's lambda per group dropped", "src/wavalign/module.py",
+             "group_lam=gate.group_lam)", "group_lam=None)"),
+    Mutation("a rule's lambda per group on tiled rows, not grouped", "src/wavalign/hybrid/weights.py",
+             "group_lam.repeat_interleave(group_size)", "group_lam.repeat(group_size)"),
+    Mutation("a rule's per-token weights dropped", "src/wavalign/hybrid/weights.py",
+             "po_tokens, sft_tokens = rule.token_weights(logp, demo_logp)", "po_tokens, sft_tokens = None, None"),
     Mutation("po_tokens ignored (always all tokens)", "src/wavalign/module.py",
              "mask = rollouts.masks.select(self.po_tokens)", 'mask = rollouts.masks.select("all")'),
     Mutation("random states not restored on resume", "src/wavalign/resume.py",

@@ -19,8 +19,9 @@ MAX_VARIANCE_1_TO_5 = 4.0  # the largest population variance of scores on 1..5
 
 @dataclass
 class GateOutput:
-    lam: float  # the step's lambda, after smoothing and clamping
+    lam: float  # the step's lambda, after smoothing and clamping (the mean of group_lam when that is set)
     lam_raw: float  # the batch mean of the per-group raw gate, before smoothing
+    group_lam: Tensor | None = None  # (B,) a lambda per prompt group; None: every group uses `lam`
 
 
 class GateRule(ABC):
@@ -33,6 +34,11 @@ class GateRule(ABC):
     def fixed_lambda(self) -> float | None:
         """lambda when it does not depend on rewards (lets a pure-SFT run skip sampling), else None."""
         return None
+
+    def token_weights(self, logp: Tensor, demo_logp: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """Optional per-token weights (policy-gradient term, SFT term) from the current log-probs of the rollouts
+        (N, T) and of the demonstrations (B, T), computed at each update; None leaves a term unweighted."""
+        return None, None
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -19,6 +19,7 @@ from wavalign.data.buffer import RolloutBuffer, RolloutEntry
 from wavalign.data.check import check_speech_codes
 from wavalign.data.schema import DialogueExample
 from wavalign.data.speech import SpeechTokenCache
+from wavalign.hybrid.weights import step_weights
 from wavalign.judges.base import Judge
 from wavalign.objectives import LOSS_TYPES, PolicyLossOutput, dpo_loss, group_advantages, policy_loss, sft_loss
 from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy
@@ -169,7 +170,8 @@ class WavAlignModule(pl.LightningModule):
         rollouts, replies, scored = self.sample_and_score(examples, prompts, self.group_size, self.sampling)
         gate = self.gate.step(scored.rewards, scored.reliable)
         adv = group_advantages(scored.rewards, scored.reliable, scale=self.scale_rewards).flatten()
-        entry = RolloutEntry(key, rollouts, self.demonstrations(examples, prompts), adv.to(self.device), gate.lam, replies)
+        entry = RolloutEntry(key, rollouts, self.demonstrations(examples, prompts), adv.to(self.device), gate.lam, replies,
+                            group_lam=gate.group_lam)
         # Kept for analysis callbacks (judge consistency, rollout audio) so they need not decode speech again.
         entry.extras.update(requests=scored.requests, scores=scored.scores)
         if self.beta > 0 and gate.lam > 0:
@@ -196,9 +198,10 @@ class WavAlignModule(pl.LightningModule):
                     logp = self.policy.token_logprobs(entry.rollouts)
                 with torch.set_grad_enabled(lam < 1):
                     demo_logp = self.policy.token_logprobs(demo)
-            po = self.preference_loss(entry, logp)
-            sft = sft_loss(demo_logp, demo.masks.completion)
-            loss = lam * po + (1.0 - lam) * sft
+            w = step_weights(self.gate.rule, lam, entry.group_lam, self.group_size, logp, demo_logp)
+            po = self.preference_loss(entry, logp, w.po_tokens)
+            sft = sft_loss(demo_logp, demo.masks.completion, w.sft_tokens)
+            loss = w.po_scale * po + w.sft_scale * sft
         bs = len(key)
         self.log_dict({"loss/total": loss, "loss/po": po, "loss/sft": sft, "gate/lambda": lam}, batch_size=bs, prog_bar=True)
         self.log_dict({f"time/{k}": v for k, v in self.timings.items()}, batch_size=bs)
@@ -211,19 +214,23 @@ class WavAlignModule(pl.LightningModule):
         self.log_dict({"loss/total": sft, "loss/sft": sft, "gate/lambda": 0.0}, batch_size=len(examples), prog_bar=True)
         return sft
 
-    def preference_loss(self, entry: RolloutEntry, logp: Tensor) -> Tensor:
-        """The GRPO (or online DPO) loss of the entry's rollouts, given their current token log-probs."""
+    def preference_loss(self, entry: RolloutEntry, logp: Tensor, token_weights: Tensor | None = None) -> Tensor:
+        """The GRPO (or online DPO) loss of the entry's rollouts, given their current token log-probs; token_weights
+        (a hybrid rule's per-group lambda or per-token weight) multiply the GRPO per-token loss."""
         rollouts = entry.rollouts
         if entry.old_logp is None:
             entry.old_logp = logp.detach()
         mask = rollouts.masks.select(self.po_tokens)
         if self.objective == "dpo":
+            if token_weights is not None:
+                raise ValueError(f"objective 'dpo' takes no per-group or per-token weights; gate rule "
+                                 f"{type(self.gate.rule).__name__} sets them: use objective 'grpo'")  # fmt: skip
             return self.dpo_from_group(entry, logp, mask)
-        out = self.grpo_loss(entry, logp, mask)
+        out = self.grpo_loss(entry, logp, mask, token_weights)
         self.log_dict({"loss/kl": out.kl, "rollout/clip_ratio": out.clip_ratio}, batch_size=rollouts.rows // self.group_size)
         return out.loss
 
-    def grpo_loss(self, entry: RolloutEntry, logp: Tensor, mask: Tensor) -> PolicyLossOutput:
+    def grpo_loss(self, entry: RolloutEntry, logp: Tensor, mask: Tensor, token_weights: Tensor | None = None) -> PolicyLossOutput:
         """The GRPO objective on the entry's rollouts over the tokens in `mask`, with this module's settings."""
         return policy_loss(
             logp,
@@ -235,6 +242,7 @@ class WavAlignModule(pl.LightningModule):
             epsilon=self.epsilon,
             epsilon_high=self.epsilon_high,
             loss_type=self.loss_type,
+            token_weights=token_weights,
         )
 
     def dpo_from_group(self, entry: RolloutEntry, logp: Tensor, mask: Tensor) -> Tensor:

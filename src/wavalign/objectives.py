@@ -76,12 +76,14 @@ def policy_loss(
     epsilon: float = 0.2,
     epsilon_high: float | None = None,
     loss_type: str = "grpo",
+    token_weights: Tensor | None = None,
 ) -> PolicyLossOutput:
     """GRPO loss l_it = -(min(rho A, clip(rho, 1-eps, 1+eps_high) A) - beta D_it), aggregated over `mask`.
 
     rho = pi_theta / pi_old with pi_old detached (= 1 in value on the first update, gradient still flows);
     advantages has shape (N,) and is broadcast over positions. Pass mask = text mask for WavAlign, completion mask
-    for the full-token baseline.
+    for the full-token baseline. token_weights (N, T) or (N, 1), if given, multiply l_it before aggregation (a hybrid
+    rule's per-group lambda or per-token weight); the normaliser stays the mask's.
     """
     old = logp.detach() if old_logp is None else old_logp
     ratio = torch.exp(logp - old)
@@ -95,6 +97,8 @@ def policy_loss(
         per_token = per_token + beta * kl
     else:
         kl = torch.zeros_like(logp)
+    if token_weights is not None:
+        per_token = per_token * token_weights.to(per_token.dtype)
     with torch.no_grad():
         was_clipped = ((ratio * adv) != surrogate).to(logp.dtype)
         n = mask.sum().clamp(min=1.0)
@@ -103,9 +107,13 @@ def policy_loss(
     return PolicyLossOutput(aggregate(per_token, mask, loss_type), kl_mean, clip_ratio)
 
 
-def sft_loss(logp: Tensor, mask: Tensor) -> Tensor:
-    """Teacher-forced NLL of the demonstration: mean over rows of sum_t v_t (-log pi) / sum_t v_t."""
-    return masked_mean_per_row(-logp, mask).mean()
+def sft_loss(logp: Tensor, mask: Tensor, token_weights: Tensor | None = None) -> Tensor:
+    """Teacher-forced NLL of the demonstration: mean over rows of sum_t v_t (-log pi) / sum_t v_t.
+
+    token_weights (B, T) or (B, 1), if given, multiply -log pi per token (e.g. CHORD's phi, a per-group 1 - lambda);
+    the normaliser stays sum_t v_t."""
+    nll = -logp if token_weights is None else -logp * token_weights.to(logp.dtype)
+    return masked_mean_per_row(nll, mask).mean()
 
 
 def dpo_loss(

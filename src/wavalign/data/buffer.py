@@ -28,6 +28,7 @@ class RolloutEntry:
     old_logp: Tensor | None = None  # set at the first update, when pi_old == pi_theta exactly
     extras: dict[str, Any] = field(default_factory=dict)
     uses: int = 0
+    group_lam: Tensor | None = None  # (B,) a hybrid rule's lambda per prompt group; None: `lam` for every group
 
 
 class RolloutBuffer:
@@ -63,6 +64,7 @@ class RolloutBuffer:
                 "advantages": e.advantages.cpu(), "lam": e.lam, "replies": [[r.text, list(r.speech_codes)] for r in e.replies],
                 "ref_logp": None if e.ref_logp is None else e.ref_logp.cpu(),
                 "old_logp": None if e.old_logp is None else e.old_logp.cpu(), "uses": e.uses,
+                "group_lam": None if e.group_lam is None else e.group_lam.cpu(),
             }  # fmt: skip
         }
 
@@ -77,6 +79,7 @@ class RolloutBuffer:
             demonstrations=_batch_from_state(s["demonstrations"], device), advantages=s["advantages"].to(device),
             lam=float(s["lam"]), replies=[Reply(text, codes) for text, codes in s["replies"]],
             ref_logp=opt(s["ref_logp"]), old_logp=opt(s["old_logp"]), uses=int(s["uses"]),
+            group_lam=opt(s.get("group_lam")),
         )  # fmt: skip
 
 

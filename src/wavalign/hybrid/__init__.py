@@ -1,0 +1,6 @@
+"""Hybrid SFT/RL rules beside the paper's gate (one file per rule) and the generic loss weights every rule maps to."""
+
+from wavalign.hybrid.chord import CHORDGate
+from wavalign.hybrid.hpt import HPTGate
+
+__all__ = ["CHORDGate", "HPTGate"]
