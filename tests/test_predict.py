@@ -118,7 +118,7 @@ def test_side_by_side_page_of_two_checkpoints(scratch: Path, checkpoint: Path) -
 
 def test_missing_predict_file_names_the_key(scratch: Path) -> None:
     with pytest.raises(ValueError, match="data.predict_file"):
-        main(["predict", "--config", "configs/debug_interleaved.yaml", *QUIET])
+        main(["predict", "--config", "configs/debug_interleaved.yaml", "--data.init_args.predict_file=null", *QUIET])
 
 
 def test_bad_prompt_file_fails_with_file_and_line(scratch: Path) -> None:
