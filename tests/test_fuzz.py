@@ -54,6 +54,19 @@ def test_jsonl_reader_parses_or_raises_schema_error_naming_the_line(content):
 
 
 @FUZZ
+@given(st.lists(st.binary(max_size=40), min_size=1, max_size=4))
+def test_any_bytes_give_examples_or_a_schema_error(chunks):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "data.jsonl"
+        path.write_bytes(b"\n".join(chunks) + b"\n")
+        try:
+            load_jsonl(path)
+        except SchemaError as e:
+            assert str(path) in str(e)
+        assert isinstance(check_file(path, decode_audio=False).problems, list)
+
+
+@FUZZ
 @given(st.text(max_size=200) | st.builds(lambda a, b, c: f"{a}<score>{b}</score>{c}", st.text(max_size=20),
                                          st.text(max_size=10), st.text(max_size=20)))  # fmt: skip
 def test_judge_reply_parser_returns_a_score_in_range_or_none(reply):

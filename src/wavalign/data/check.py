@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from wavalign.data.schema import DialogueExample, SchemaError, parse_plain, parse_reference
+from wavalign.data.schema import DialogueExample, SchemaError, parse_plain, parse_reference, read_jsonl_rows
 
 MIN_SECONDS, MAX_SECONDS = 0.05, 120.0
 
@@ -87,25 +87,6 @@ def check_speech_codes(policy: object, datamodule: object) -> None:
         raise SchemaError(f"{len(problems)} example(s) hold speech codes the policy cannot emit:\n" + "\n".join(problems[:20]))
 
 
-def _rows(path: Path, problems: list[str]) -> Iterable[tuple[str, dict]]:
-    """(file:line, row) for every line that is a JSON object; the others become problems and reading goes on
-    (schema.read_jsonl_rows stops at the first, as a loader should)."""
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                problems.append(f"{where}: not valid JSON ({e.msg} at column {e.colno})")
-                continue
-            if not isinstance(row, dict):
-                problems.append(f"{where}: each line must be a JSON object")
-                continue
-            yield where, row
-
-
 def check_file(path: str | Path, decode_audio: bool = True, num_speech_tokens: int | None = None,
                sample_rate: int | None = None, report: DataReport | None = None) -> DataReport:  # fmt: skip
     """Every line of one JSONL file in either schema; problems are collected, never raised. Audio files always
@@ -115,7 +96,7 @@ def check_file(path: str | Path, decode_audio: bool = True, num_speech_tokens: i
     if not path.is_file():
         report.problems.append(f"{path}: file does not exist")
         return report
-    for where, row in _rows(path, report.problems):
+    for where, row in read_jsonl_rows(path, skipped=report.problems):
         try:
             ex = parse_reference(row, path.parent, where) if "messages" in row else parse_plain(row, where) if "prompt" in row else None
         except SchemaError as e:

@@ -133,24 +133,32 @@ def parse_plain(row: dict[str, Any], where: str, need_target: bool = True) -> Di
 
 
 def read_jsonl_rows(
-    path: str | Path, error: type[Exception] = SchemaError, what: str = "data"
+    path: str | Path, error: type[Exception] = SchemaError, what: str = "data", skipped: list[str] | None = None
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, row) per non-empty line of a JSONL file, where = "file:line"; bad lines raise `error` naming it."""
+    """(where, row) per non-empty line of a JSONL file, where = "file:line"; a bad line raises `error` naming it,
+    or, given a `skipped` list, is described there and reading goes on (check-data reports every line)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} file {path} does not exist")
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if not raw.strip():
                 continue
             where = f"{path}:{lineno}"
+            row = None
             try:
-                row = json.loads(line)
+                row = json.loads(raw.decode("utf-8"))
+                problem = None if isinstance(row, dict) else f"{where}: each line must be a JSON object"
+            except UnicodeDecodeError as e:
+                problem = f"{where}: not UTF-8 text ({e.reason} at byte {e.start})"
             except json.JSONDecodeError as e:
-                raise error(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise error(f"{where}: each line must be a JSON object")
-            yield where, row
+                problem = f"{where}: not valid JSON ({e.msg} at column {e.colno})"
+            if problem is None:
+                yield where, row
+            elif skipped is None:
+                raise error(problem)
+            else:
+                skipped.append(problem)
 
 
 def load_jsonl(path: str | Path, need_target: bool = True) -> list[DialogueExample]:
