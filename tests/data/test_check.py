@@ -84,3 +84,11 @@ def test_fit_stops_before_step_one_naming_the_corrupt_line(dataset, tmp_path, ro
     with pytest.raises(SchemaError, match=rf"{dataset.name}:4: audios: cannot read audio file"):
         main(["fit", "--config", "configs/debug_interleaved.yaml", f"--data.train_file={dataset}",
               "--trainer.logger=false", "--trainer.enable_progress_bar=false"])  # fmt: skip
+
+
+def test_another_sample_rate_is_a_note_not_a_problem(dataset):
+    from wavalign.data.check import check_file
+
+    report = check_file(dataset, sample_rate=16000)
+    assert any(n.startswith(f"{dataset}:9: audios: rate.wav is 8000 Hz; it is resampled") for n in report.notes)
+    assert not any(p.startswith(f"{dataset}:9:") for p in report.problems)
