@@ -2,7 +2,6 @@
 
 import glob
 import json
-import re
 
 import pytest
 import torch
@@ -10,6 +9,7 @@ import yaml
 from safetensors.torch import save_file
 
 from conftest import DEBUG_VOCAB, scalars
+from kimi_tiny import kimi_name  # our parameter name -> Kimi-Audio's, written out independently of the loader
 from wiring_toys import KeyedJudge
 from wavalign.callbacks.gating import GateCallback
 from wavalign.cli import main
@@ -285,27 +285,12 @@ def test_kimi_audio_config_resolves(capsys, at_root):
 
 
 # ---- Kimi-Audio checkpoints: the weight map, on a tiny checkpoint written under Kimi-Audio's tensor names ---------
-def to_kimi_name(ours: str, split: int) -> str:
-    """The inverse of the documented map, written out independently."""
-    if m := re.fullmatch(r"backbone\.layers\.(\d+)\.(.+)", ours):
-        return f"model.layers.{m.group(1)}.{m.group(2)}"
-    if m := re.fullmatch(r"text_branch\.layers\.(\d+)\.(.+)", ours):
-        return f"model.layers.{split + int(m.group(1))}.{m.group(2)}"
-    if m := re.fullmatch(r"audio_branch\.layers\.(\d+)\.(.+)", ours):
-        return f"model.mimo_layers.{m.group(1)}.{m.group(2)}"
-    return {
-        "backbone.embed_tokens.weight": "model.embed_tokens.weight", "text_norm.weight": "model.norm.weight",
-        "audio_norm.weight": "model.mimo_norm.weight", "text_head.weight": "lm_head.weight",
-        "audio_head.weight": "mimo_output.weight",
-    }[ours]  # fmt: skip
-
-
 def test_kimi_checkpoint_loads_through_the_weight_map(tmp_path):
     source = TinyParallel(vocab_file=str(DEBUG_VOCAB), num_speech_tokens=64, hidden_size=32, shared_layers=2,
                           text_layers=2, audio_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64, seed=5)  # fmt: skip
     model, tokenizer = source.build()
     split = model.config.num_hidden_layers
-    state = {to_kimi_name(k, split): v.contiguous() for k, v in model.state_dict().items()}
+    state = {kimi_name(k, split): v.contiguous() for k, v in model.state_dict().items()}
     assert all(kimi_weight_name(k, split) is not None for k in state)
     state["model.vq_adaptor.layers.0.weight"] = torch.zeros(2, 2)  # Whisper adaptor: present in Kimi-Audio, unused
     save_file(state, str(tmp_path / "model.safetensors"))
