@@ -22,7 +22,7 @@ from wavalign.data.speech import SpeechTokenCache
 from wavalign.hybrid.weights import step_weights
 from wavalign.judges.base import Judge
 from wavalign.objectives import LOSS_TYPES, PolicyLossOutput, dpo_loss, group_advantages, policy_loss, sft_loss
-from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy
+from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy, speech_token_count
 from wavalign.prediction import PromptReplies, predict_replies
 from wavalign.resume import ResumeStateCallback
 from wavalign.scoring import ScoredGroups, build_requests, score_groups
@@ -33,7 +33,7 @@ OBJECTIVES = ("grpo", "dpo")
 
 def check_codec_fits(policy: SpeechPolicy, codec: SpeechCodec | None) -> None:
     """The policy must not emit speech codes the codec cannot decode: fail at start-up, not mid-run in a judge."""
-    emits = getattr(policy, "num_speech_tokens", None) or getattr(getattr(policy, "layout", None), "num_speech_tokens", None)
+    emits = speech_token_count(policy)
     decodes = getattr(codec, "num_codes", None)
     if emits is not None and decodes is not None and emits > decodes:
         raise ValueError(

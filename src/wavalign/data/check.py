@@ -12,18 +12,23 @@ import argparse
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
-from wavalign.data.schema import DialogueExample, SchemaError, parse_plain, parse_reference, read_jsonl_rows
+from wavalign.data.schema import DialogueExample, SchemaError, parse_row, read_jsonl_rows
+from wavalign.policy.base import speech_token_count
 
 MIN_SECONDS, MAX_SECONDS = 0.05, 120.0
 
 
 @dataclass
 class DataReport:
-    examples: int = 0
+    parsed: dict[Path, list[DialogueExample]] = field(default_factory=dict)  # per file: what loaded (fit reuses it)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def examples(self) -> int:
+        return sum(len(v) for v in self.parsed.values())
 
     @property
     def ok(self) -> bool:
@@ -60,29 +65,34 @@ def _audio_problems(path: Path, where: str, key: str, decode: bool, sample_rate:
 
 def example_problems(ex: DialogueExample, num_speech_tokens: int | None = None) -> list[str]:
     """What is wrong with one parsed example beyond its schema: empty texts, codes outside the vocabulary."""
-    where, out = ex.source, []
+    out = []
     if not ex.target_text.strip():
-        out.append(f"{where}: sft_target_text: empty demonstration text")
+        out.append(f"{ex.source}: sft_target_text: empty demonstration text")
     if not any(m["content"].strip() for m in ex.messages):
-        out.append(f"{where}: messages: every message is empty")
-    if num_speech_tokens is not None:
-        code_lists = [("audio_codes", c) for c in ex.prompt_speech or []]
-        code_lists += [("sft_target_codes", ex.target_speech)] if ex.target_speech is not None else []
-        for key, codes in code_lists:
-            bad = [c for c in codes if not 0 <= c < num_speech_tokens]
-            if bad:
-                out.append(f"{where}: {key}: code {bad[0]} outside the policy's {num_speech_tokens} speech tokens")
+        out.append(f"{ex.source}: messages: every message is empty")
+    return out + (code_problems(ex, num_speech_tokens) if num_speech_tokens is not None else [])
+
+
+def code_problems(ex: DialogueExample, num_speech_tokens: int) -> list[str]:
+    """Pre-tokenized speech codes outside the policy's speech vocabulary, one line per code list."""
+    code_lists = [("audio_codes", c) for c in ex.prompt_speech or []]
+    code_lists += [("sft_target_codes", ex.target_speech)] if ex.target_speech is not None else []
+    out = []
+    for key, codes in code_lists:
+        bad = [c for c in codes if not 0 <= c < num_speech_tokens]
+        if bad:
+            out.append(f"{ex.source}: {key}: code {bad[0]} outside the policy's {num_speech_tokens} speech tokens")
     return out
 
 
 def check_speech_codes(policy: object, datamodule: object) -> None:
     """At start-up: every pre-tokenized code of the loaded splits must be a speech token of the policy (else it
     would fail mid-run, at the first batch that holds it). Raises SchemaError naming each example."""
-    tokens = getattr(policy, "num_speech_tokens", None) or getattr(getattr(policy, "layout", None), "num_speech_tokens", None)
+    tokens = speech_token_count(policy)
     splits = getattr(datamodule, "splits", None)
     if tokens is None or not splits:
         return
-    problems = [p for examples in splits.values() for ex in examples for p in example_problems(ex, tokens) if ": code " in p]
+    problems = [p for examples in splits.values() for ex in examples for p in code_problems(ex, tokens)]
     if problems:
         raise SchemaError(f"{len(problems)} example(s) hold speech codes the policy cannot emit:\n" + "\n".join(problems[:20]))
 
@@ -96,28 +106,28 @@ def check_file(path: str | Path, decode_audio: bool = True, num_speech_tokens: i
     if not path.is_file():
         report.problems.append(f"{path}: file does not exist")
         return report
+    report.parsed[path] = parsed = []
+    problems_before = len(report.problems)
     for where, row in read_jsonl_rows(path, skipped=report.problems):
         try:
-            ex = parse_reference(row, path.parent, where) if "messages" in row else parse_plain(row, where) if "prompt" in row else None
+            ex = parse_row(row, path.parent, where)
         except SchemaError as e:
             report.problems.append(str(e))
             continue
-        if ex is None:
-            report.problems.append(f"{where}: neither the reference schema ('messages') nor the plain one ('prompt')")
-            continue
-        report.examples += 1
+        parsed.append(ex)
         report.problems += example_problems(ex, num_speech_tokens)
         files = [("audios", a) for a in ex.audios] + [("sft_target_audio", ex.target_audio)] * (ex.target_audio is not None)
         for key, audio in files:
             report.problems += _audio_problems(audio, where, key, decode_audio, sample_rate, report.notes)
-    if report.examples == 0 and not report.problems:
+    if not parsed and len(report.problems) == problems_before:  # this file's own problems, not an earlier file's
         report.problems.append(f"{path}: no examples")
     return report
 
 
-def check_files(paths: Iterable[str | Path], **kwargs) -> DataReport:
+def check_files(paths: Iterable[str | Path], **kwargs: Any) -> DataReport:
+    """check_file over several files into one report; a file named twice (val and test alike) is read once."""
     report = DataReport()
-    for p in paths:
+    for p in dict.fromkeys(map(Path, paths)):
         check_file(p, report=report, **kwargs)
     return report
 

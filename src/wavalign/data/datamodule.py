@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator
 
 import lightning.pytorch as pl
@@ -104,8 +105,8 @@ class WavAlignDataModule(pl.LightningDataModule):
             report = check_files([p for _, p in todo], decode_audio=self.check_audio)
             if not report.ok:
                 raise SchemaError(report.summary([p for _, p in todo]))
-        for name, path in todo:
-            self.splits[name] = load_jsonl(path)
+            for name, path in todo:  # the check parsed them: no second read
+                self.splits[name] = report.parsed[Path(path)]
         train = self.splits.get("train")
         if train is not None and len(train) < self.batch_size:
             raise ValueError(f"{self.train_file}: {len(train)} examples, fewer than batch_size={self.batch_size}")

@@ -161,18 +161,20 @@ def read_jsonl_rows(
                 skipped.append(problem)
 
 
+def parse_row(row: dict[str, Any], base: Path, where: str, need_target: bool = True) -> DialogueExample:
+    """One row in either schema, decided by its keys; paths relative to `base`."""
+    if "messages" in row:
+        return parse_reference(row, base, where, need_target)
+    if "prompt" in row:
+        return parse_plain(row, where, need_target)
+    raise SchemaError(f"{where}: neither the reference schema ('messages') nor the plain one ('prompt')")
+
+
 def load_jsonl(path: str | Path, need_target: bool = True) -> list[DialogueExample]:
     """Read either schema, line by line; the schema is decided per line by its keys. need_target=False: prompt
     files (predict), where the demonstration ('sft_target_text' / 'reply') may be left out."""
     path = Path(path)
-    out: list[DialogueExample] = []
-    for where, row in read_jsonl_rows(path):
-        if "messages" in row:
-            out.append(parse_reference(row, path.parent, where, need_target))
-        elif "prompt" in row:
-            out.append(parse_plain(row, where, need_target))
-        else:
-            raise SchemaError(f"{where}: neither the reference schema ('messages') nor the plain one ('prompt')")
+    out = [parse_row(row, path.parent, where, need_target) for where, row in read_jsonl_rows(path)]
     if not out:
         raise SchemaError(f"{path}: no examples")
     return out

@@ -104,6 +104,11 @@ class SequenceBatch:
         )
 
 
+def speech_token_count(policy: object) -> int | None:
+    """How many speech codes the policy emits: on the policy (single stream) or its layout (parallel heads)."""
+    return getattr(policy, "num_speech_tokens", None) or getattr(getattr(policy, "layout", None), "num_speech_tokens", None)
+
+
 @dataclass
 class Reply:
     """One decoded reply: its text and its speech codes (codec ids, offsets removed)."""
