@@ -81,7 +81,6 @@ class WavAlignCLI(LightningCLI):
                 print(f"resume: continuing from {path}", flush=True)
             kwargs["ckpt_path"] = None if path is None else str(path)
 
-
     def before_predict(self) -> None:
         # The gate plays no part in predict: a checkpoint of another stage (the SFT warm start under the RL config)
         # must not fail on its saved gate rule. Nothing is logged either: everything goes to listen.output_dir, and
