@@ -32,18 +32,20 @@ class StreamSampling:
 class SamplingConfig:
     """Rollout sampling (paper: G = 4, temperature 0.9, top-p 0.9). text / audio: per-stream settings that replace
     temperature, top_k and top_p for that stream of a parallel-stream policy (None: the shared settings; single-stream
-    policies have one stream and use the shared settings only)."""
+    policies have one stream and use the shared settings only). top_k: None keeps the checkpoint's own top-k when
+    rollouts run through transformers' generate (which falls back to 50 when the checkpoint sets none), 0 turns top-k
+    off, k > 0 keeps the k most likely tokens; our own decoders have no checkpoint setting, so None is off there."""
 
     temperature: float = 0.9
     top_p: float = 0.9
-    top_k: int = 0
+    top_k: int | None = None
     max_new_tokens: int = 64
     do_sample: bool = True  # False: greedy decoding (evaluation)
     text: StreamSampling | None = None
     audio: StreamSampling | None = None
 
     def __post_init__(self) -> None:
-        if self.temperature <= 0 or not 0 < self.top_p <= 1 or self.max_new_tokens < 1:
+        if self.temperature <= 0 or not 0 < self.top_p <= 1 or self.max_new_tokens < 1 or (self.top_k or 0) < 0:
             raise ValueError(f"invalid sampling settings {self}")
 
     def stream(self, name: str) -> "SamplingConfig":

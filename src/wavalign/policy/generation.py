@@ -25,14 +25,14 @@ def rollout_generation_config(
 ) -> GenerationConfig:
     """A copy of the model's generation config with the sampling settings, EOS and pad of the policy.
 
-    top_k = 0 leaves the checkpoint's (or transformers') top-k as it is. mtp_inference_mode is set on models with
+    top_k None leaves the checkpoint's top-k as it is (transformers' 50 when it sets none); 0 turns top-k off. mtp_inference_mode is set on models with
     MCTP layers and on configs that carry one, so a checkpoint's own MCTP schedule never leaks into rollouts."""
     base = getattr(model, "generation_config", None)
     config = copy.deepcopy(base) if isinstance(base, GenerationConfig) else GenerationConfig()
     config.do_sample = sampling.do_sample
     config.temperature = sampling.temperature
     config.top_p = sampling.top_p
-    if sampling.top_k:
+    if sampling.top_k is not None:
         config.top_k = sampling.top_k
     config.max_new_tokens = sampling.max_new_tokens
     config.eos_token_id = eos_id
