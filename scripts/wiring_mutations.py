@@ -76,7 +76,7 @@ MUTATIONS = (
     Mutation("a rule's lambda per group on tiled rows, not grouped", "src/wavalign/hybrid/weights.py",
              "group_lam.repeat_interleave(group_size)", "group_lam.repeat(group_size)"),
     Mutation("a rule's per-token weights dropped", "src/wavalign/hybrid/weights.py",
-             "po_tokens, sft_tokens = rule.token_weights(logp, demo_logp)", "po_tokens, sft_tokens = None, None"),
+             "po_tokens, sft_tokens = rule.token_weights(inputs)", "po_tokens, sft_tokens = None, None"),
     Mutation("po_tokens ignored (always all tokens)", "src/wavalign/module.py",
              "mask = rollouts.masks.select(self.po_tokens)", 'mask = rollouts.masks.select("all")'),
     Mutation("random states not restored on resume", "src/wavalign/resume.py",

@@ -24,6 +24,23 @@ class GateOutput:
     group_lam: Tensor | None = None  # (B,) a lambda per prompt group; None: every group uses `lam`
 
 
+@dataclass
+class TokenInputs:
+    """What a rule may read to weight tokens, at each update (current policy, detached where it is a weight).
+
+    logp (N, T) / demo_logp (B, T): current log-probs of the rollouts / demonstrations (grad flows; detach them);
+    entropy / demo_entropy: their per-position entropies (None unless the rule sets needs_entropy);
+    advantages (N,): the rollouts' group advantages; masks: the completion masks the losses average over."""
+
+    logp: Tensor
+    demo_logp: Tensor
+    advantages: Tensor | None = None
+    mask: Tensor | None = None
+    demo_mask: Tensor | None = None
+    entropy: Tensor | None = None
+    demo_entropy: Tensor | None = None
+
+
 class GateRule(ABC):
     """Maps the rewards of one batch of groups, shape (B, G), to the step's lambda."""
 
@@ -35,9 +52,12 @@ class GateRule(ABC):
         """lambda when it does not depend on rewards (lets a pure-SFT run skip sampling), else None."""
         return None
 
-    def token_weights(self, logp: Tensor, demo_logp: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        """Optional per-token weights (policy-gradient term, SFT term) from the current log-probs of the rollouts
-        (N, T) and of the demonstrations (B, T), computed at each update; None leaves a term unweighted."""
+    needs_entropy: bool = False  # True: the module computes per-token entropies for token_weights
+    sum_terms: bool = False  # True: L = L_PO + L_SFT at full scale, the rule's token weights doing all the mixing
+
+    def token_weights(self, inputs: TokenInputs) -> tuple[Tensor | None, Tensor | None]:
+        """Optional per-token weights (policy-gradient term (N, T) or (N, 1), SFT term (B, T) or (B, 1)) from the
+        current step's tensors, computed at each update; None leaves a term unweighted."""
         return None, None
 
     def state_dict(self) -> dict[str, Any]:

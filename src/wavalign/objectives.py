@@ -81,13 +81,14 @@ def policy_loss(
     """GRPO loss l_it = -(min(rho A, clip(rho, 1-eps, 1+eps_high) A) - beta D_it), aggregated over `mask`.
 
     rho = pi_theta / pi_old with pi_old detached (= 1 in value on the first update, gradient still flows);
-    advantages has shape (N,) and is broadcast over positions. Pass mask = text mask for WavAlign, completion mask
+    advantages has shape (N,) and is broadcast over positions, or (N, T) per token (po_tokens 'split'). Pass mask = text mask for WavAlign, completion mask
     for the full-token baseline. token_weights (N, T) or (N, 1), if given, multiply l_it before aggregation (a hybrid
     rule's per-group lambda or per-token weight); the normaliser stays the mask's.
     """
     old = logp.detach() if old_logp is None else old_logp
     ratio = torch.exp(logp - old)
-    adv = advantages.to(logp.dtype).unsqueeze(1)
+    adv = advantages.to(logp.dtype)
+    adv = adv.unsqueeze(1) if adv.dim() == 1 else adv
     eps_high = epsilon if epsilon_high is None else epsilon_high
     clipped_ratio = torch.clamp(ratio, 1.0 - epsilon, 1.0 + eps_high)
     surrogate = torch.minimum(ratio * adv, clipped_ratio * adv)

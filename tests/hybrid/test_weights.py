@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import tiny_policy
-from wavalign.gating import DynamicGate, GateOutput, GateRule
+from wavalign.gating import DynamicGate, GateOutput, GateRule, TokenInputs
 from wavalign.hybrid.weights import mix_weights, step_weights
 from wavalign.objectives import policy_loss, sft_loss
 from wiring_toys import GROUP, make_module, no_grad, wiring_examples
@@ -78,7 +78,7 @@ def test_group_lambdas_outside_0_1_or_of_the_wrong_count_are_refused():
     with pytest.raises(ValueError, match="group_lam must lie in"):
         mix_weights(0.5, torch.tensor([1.5, 0.0]), 2)
     with pytest.raises(ValueError, match="group_lam has 3 groups"):
-        step_weights(DynamicGate(), 0.5, torch.tensor([1.0, 0.0, 1.0]), 2, torch.zeros(4, 2), torch.zeros(2, 3))
+        step_weights(DynamicGate(), 0.5, torch.tensor([1.0, 0.0, 1.0]), 2, TokenInputs(torch.zeros(4, 2), torch.zeros(2, 3)))
 
 
 class ScriptedGroupGate(GateRule):

@@ -29,6 +29,7 @@ class RolloutEntry:
     extras: dict[str, Any] = field(default_factory=dict)
     uses: int = 0
     group_lam: Tensor | None = None  # (B,) a hybrid rule's lambda per prompt group; None: `lam` for every group
+    part_advantages: Tensor | None = None  # (N, 2) semantic / acoustic advantages, for po_tokens 'split'
 
 
 class RolloutBuffer:
@@ -65,6 +66,7 @@ class RolloutBuffer:
                 "ref_logp": None if e.ref_logp is None else e.ref_logp.cpu(),
                 "old_logp": None if e.old_logp is None else e.old_logp.cpu(), "uses": e.uses,
                 "group_lam": None if e.group_lam is None else e.group_lam.cpu(),
+                "part_advantages": None if e.part_advantages is None else e.part_advantages.cpu(),
             }  # fmt: skip
         }
 
@@ -79,7 +81,7 @@ class RolloutBuffer:
             demonstrations=_batch_from_state(s["demonstrations"], device), advantages=s["advantages"].to(device),
             lam=float(s["lam"]), replies=[Reply(text, codes) for text, codes in s["replies"]],
             ref_logp=opt(s["ref_logp"]), old_logp=opt(s["old_logp"]), uses=int(s["uses"]),
-            group_lam=opt(s.get("group_lam")),
+            group_lam=opt(s.get("group_lam")), part_advantages=opt(s.get("part_advantages")),
         )  # fmt: skip
 
 

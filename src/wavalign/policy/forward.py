@@ -83,9 +83,29 @@ def train_mode_without_dropout(model: nn.Module) -> Iterator[nn.Module]:
             m.training = mode
 
 
-def gather_logprobs(logits: Tensor, targets: Tensor) -> Tensor:
-    """log-softmax of (rows, T, vocab) logits in at least float32, read at (rows, T) targets."""
+ENTROPY_CHUNK_ELEMENTS = 1 << 24  # at most this many extra vocabulary entries alive while entropy is summed (64 MiB)
+
+
+def token_entropy(log_probs: Tensor) -> Tensor:
+    """H_t = -sum_v p_v log p_v of each position of full-vocabulary log-probs (rows, T, vocab), detached.
+
+    Why this way: the forward already holds the log-softmax (autograd keeps it for the backward), so entropy is read
+    from it under no_grad, a few rows at a time: the extra memory is one chunk of p log p (at most
+    ENTROPY_CHUNK_ELEMENTS entries), freed before the next, and only the (rows, T) result is kept. entr(p) is 0 at
+    p = 0, so heads that mask tokens with -inf give no NaN."""
+    rows, steps, vocab = log_probs.shape
+    per_chunk = max(1, ENTROPY_CHUNK_ELEMENTS // max(1, steps * vocab))
+    if rows == 0:
+        return log_probs.new_zeros(0, steps)
+    with torch.no_grad():
+        return torch.cat([torch.special.entr(chunk.exp()).sum(dim=-1) for chunk in log_probs.split(per_chunk)])
+
+
+def gather_logprobs(logits: Tensor, targets: Tensor, with_entropy: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    """log-softmax of (rows, T, vocab) logits in at least float32, read at (rows, T) targets; with_entropy: also
+    each position's detached entropy (token_entropy), as (log-probs, entropy)."""
     if logits.dtype not in (torch.float32, torch.float64):
         logits = logits.float()
     logp = torch.log_softmax(logits, dim=-1)
-    return torch.gather(logp, 2, targets.unsqueeze(-1)).squeeze(-1)
+    picked = torch.gather(logp, 2, targets.unsqueeze(-1)).squeeze(-1)
+    return (picked, token_entropy(logp)) if with_entropy else picked
