@@ -54,6 +54,12 @@ class GateRule(ABC):
 
     needs_entropy: bool = False  # True: the module computes per-token entropies for token_weights
     sum_terms: bool = False  # True: L = L_PO + L_SFT at full scale, the rule's token weights doing all the mixing
+    demo_in_group: bool = False  # True: each demonstration is judged and joins its GRPO group as an off-policy row
+
+    def demo_ratio(self, demo_logp: Tensor) -> Tensor:
+        """The per-token 'ratio' of a demonstration row in the group (demo_in_group): here pi_theta itself, the
+        behaviour policy's probability taken as 1; a rule shapes it (LUFFY: p / (p + gamma))."""
+        return demo_logp.exp()
 
     def token_weights(self, inputs: TokenInputs) -> tuple[Tensor | None, Tensor | None]:
         """Optional per-token weights (policy-gradient term (N, T) or (N, 1), SFT term (B, T) or (B, 1)) from the

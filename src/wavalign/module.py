@@ -20,10 +20,11 @@ from wavalign.data.check import check_speech_codes
 from wavalign.data.schema import DialogueExample
 from wavalign.data.speech import SpeechTokenCache
 from wavalign.gating import TokenInputs
+from wavalign.hybrid.demo_group import advantages_with_demos, score_demonstrations
 from wavalign.hybrid.weights import step_weights
 from wavalign.judges.base import Judge
 from wavalign.modality_stats import modality_logs
-from wavalign.objectives import LOSS_TYPES, PolicyLossOutput, dpo_loss, group_advantages, policy_loss, sft_loss
+from wavalign.objectives import LOSS_TYPES, OffPolicyRows, PolicyLossOutput, dpo_loss, group_advantages, policy_loss, sft_loss
 from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy, speech_token_count
 from wavalign.prediction import PromptReplies, predict_replies
 from wavalign.resume import ResumeStateCallback
@@ -181,8 +182,14 @@ class WavAlignModule(pl.LightningModule):
         gate = self.gate.step(scored.rewards, scored.reliable)
         adv = group_advantages(scored.rewards, scored.reliable, scale=self.scale_rewards).flatten()
         parts = split_advantages(scored, self.group_size, self.scale_rewards).to(self.device) if self.po_tokens == "split" else None
-        entry = RolloutEntry(key, rollouts, self.demonstrations(examples, prompts), adv.to(self.device), gate.lam, replies,
-                            group_lam=gate.group_lam, part_advantages=parts)
+        demo, demo_adv = self.demonstrations(examples, prompts), None
+        if self.gate.rule.demo_in_group:  # the rule adds each demonstration to its group as an off-policy sample
+            with self.timed("judge"):
+                demo_scored = score_demonstrations(self.judge, examples, self.policy.decode(demo), self.codec)
+            adv, demo_adv = advantages_with_demos(scored, demo_scored, self.scale_rewards)
+            demo_adv = demo_adv.to(self.device)
+        entry = RolloutEntry(key, rollouts, demo, adv.to(self.device), gate.lam, replies, group_lam=gate.group_lam,
+                             part_advantages=parts, demo_advantages=demo_adv)  # fmt: skip
         # Kept for analysis callbacks (judge consistency, rollout audio) so they need not decode speech again.
         entry.extras.update(requests=scored.requests, scores=scored.scores)
         if self.beta > 0 and gate.lam > 0:
@@ -203,13 +210,13 @@ class WavAlignModule(pl.LightningModule):
         demo = entry.demonstrations
         rule = self.gate.rule
         with self.timed("forward"):
-            both = rule.sum_terms or 0.0 < lam < 1.0
+            both = rule.sum_terms or rule.demo_in_group or 0.0 < lam < 1.0
             fwd = step_logprobs(self.policy, entry.rollouts, demo, train_po=both or lam > 0, train_sft=both or lam < 1,
                                 joint=both and self.objective == "grpo", with_entropy=self.log_entropy or rule.needs_entropy)  # fmt: skip
             inputs = TokenInputs(fwd.logp, fwd.demo_logp, entry.advantages, entry.rollouts.masks.completion,
                                  demo.masks.completion, fwd.entropy, fwd.demo_entropy)  # fmt: skip
             w = step_weights(rule, lam, entry.group_lam, self.group_size, inputs)
-            po = self.preference_loss(entry, fwd.logp, w.po_tokens)
+            po = self.preference_loss(entry, fwd.logp, w.po_tokens, fwd.demo_logp)
             sft = sft_loss(fwd.demo_logp, demo.masks.completion, w.sft_tokens)
             loss = w.po_scale * po + w.sft_scale * sft
         bs = len(key)
@@ -226,10 +233,20 @@ class WavAlignModule(pl.LightningModule):
         self.log_dict({"loss/total": sft, "loss/sft": sft, "gate/lambda": 0.0}, batch_size=len(examples), prog_bar=True)
         return sft
 
-    def preference_loss(self, entry: RolloutEntry, logp: Tensor, token_weights: Tensor | None = None) -> Tensor:
+    def preference_loss(
+        self, entry: RolloutEntry, logp: Tensor, token_weights: Tensor | None = None, demo_logp: Tensor | None = None
+    ) -> Tensor:
         """The GRPO (or online DPO) loss of the entry's rollouts, given their current token log-probs; token_weights
-        (a hybrid rule's per-group lambda or per-token weight) multiply the GRPO per-token loss."""
+        (a hybrid rule's per-group lambda or per-token weight) multiply the GRPO per-token loss. With demonstration
+        advantages (a demo_in_group rule) the demonstrations join as off-policy rows (the rule's demo_ratio)."""
         rollouts = entry.rollouts
+        off = None
+        if entry.demo_advantages is not None:
+            if self.objective == "dpo" or self.po_tokens == "split" or demo_logp is None:
+                raise ValueError(f"gate rule {type(self.gate.rule).__name__} adds demonstrations to the group: it needs "
+                                 f"objective 'grpo' and po_tokens 'text', 'speech' or 'all'")  # fmt: skip
+            demo_mask = entry.demonstrations.masks.select(self.po_tokens)
+            off = OffPolicyRows(self.gate.rule.demo_ratio(demo_logp), entry.demo_advantages, demo_mask)
         if entry.old_logp is None:
             entry.old_logp = logp.detach()
         advantages = None
@@ -242,13 +259,14 @@ class WavAlignModule(pl.LightningModule):
                 raise ValueError(f"objective 'dpo' takes no per-group or per-token weights; gate rule "
                                  f"{type(self.gate.rule).__name__} sets them: use objective 'grpo'")  # fmt: skip
             return self.dpo_from_group(entry, logp, mask)
-        out = self.grpo_loss(entry, logp, mask, token_weights, advantages)
+        out = self.grpo_loss(entry, logp, mask, token_weights, advantages, off)
         self.log_dict({"loss/kl": out.kl, "rollout/clip_ratio": out.clip_ratio}, batch_size=rollouts.rows // self.group_size)
         return out.loss
 
     def grpo_loss(
-        self, entry: RolloutEntry, logp: Tensor, mask: Tensor, token_weights: Tensor | None = None, advantages: Tensor | None = None
-    ) -> PolicyLossOutput:
+        self, entry: RolloutEntry, logp: Tensor, mask: Tensor, token_weights: Tensor | None = None,
+        advantages: Tensor | None = None, off_policy: OffPolicyRows | None = None,
+    ) -> PolicyLossOutput:  # fmt: skip
         """The GRPO objective on the entry's rollouts over the tokens in `mask`, with this module's settings
         (advantages: per-token ones for po_tokens 'split'; default the entry's per-rollout ones)."""
         return policy_loss(
@@ -262,6 +280,7 @@ class WavAlignModule(pl.LightningModule):
             epsilon_high=self.epsilon_high,
             loss_type=self.loss_type,
             token_weights=token_weights,
+            off_policy=off_policy,
         )
 
     def dpo_from_group(self, entry: RolloutEntry, logp: Tensor, mask: Tensor) -> Tensor:

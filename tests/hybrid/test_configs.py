@@ -11,7 +11,7 @@ import torch
 from conftest import scalars
 from wavalign.cli import main
 
-RULES = {"hpt": "HPTGate", "chord_mu": "CHORDGate", "chord_phi": "CHORDGate", "srft": "SRFTGate"}
+RULES = {"hpt": "HPTGate", "chord_mu": "CHORDGate", "chord_phi": "CHORDGate", "srft": "SRFTGate", "luffy": "LUFFYGate"}
 QUICK = ["--trainer.max_steps=2", "--trainer.log_every_n_steps=1", "--trainer.limit_val_batches=0",
          "--trainer.enable_progress_bar=false", "--trainer.callbacks=[]", "--model.sampling.max_new_tokens=8"]  # fmt: skip
 

@@ -30,6 +30,7 @@ class RolloutEntry:
     uses: int = 0
     group_lam: Tensor | None = None  # (B,) a hybrid rule's lambda per prompt group; None: `lam` for every group
     part_advantages: Tensor | None = None  # (N, 2) semantic / acoustic advantages, for po_tokens 'split'
+    demo_advantages: Tensor | None = None  # (B,) each demonstration's advantage in its group, for demo_in_group rules
 
 
 class RolloutBuffer:
@@ -67,6 +68,7 @@ class RolloutBuffer:
                 "old_logp": None if e.old_logp is None else e.old_logp.cpu(), "uses": e.uses,
                 "group_lam": None if e.group_lam is None else e.group_lam.cpu(),
                 "part_advantages": None if e.part_advantages is None else e.part_advantages.cpu(),
+                "demo_advantages": None if e.demo_advantages is None else e.demo_advantages.cpu(),
             }  # fmt: skip
         }
 
@@ -82,6 +84,7 @@ class RolloutBuffer:
             lam=float(s["lam"]), replies=[Reply(text, codes) for text, codes in s["replies"]],
             ref_logp=opt(s["ref_logp"]), old_logp=opt(s["old_logp"]), uses=int(s["uses"]),
             group_lam=opt(s.get("group_lam")), part_advantages=opt(s.get("part_advantages")),
+            demo_advantages=opt(s.get("demo_advantages")),
         )  # fmt: skip
 
 
