@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from wavalign.policy.base import SequenceBatch
 
 MAX_VARIANCE_1_TO_5 = 4.0  # the largest population variance of scores on 1..5
 
@@ -55,6 +58,12 @@ class GateRule(ABC):
     needs_entropy: bool = False  # True: the module computes per-token entropies for token_weights
     sum_terms: bool = False  # True: L = L_PO + L_SFT at full scale, the rule's token weights doing all the mixing
     demo_in_group: bool = False  # True: each demonstration is judged and joins its GRPO group as an off-policy row
+
+    def sft_demonstrations(self, demonstrations: SequenceBatch, make_batch: Callable[..., SequenceBatch]) -> SequenceBatch | None:
+        """The demonstrations this fresh batch's SFT term trains on, asked once per rollout batch after update:
+        by default the batch's own; None: no SFT term; a rule that replays stored demonstrations (ReLIFT) builds
+        them with make_batch(prompts, replies), the policy's own padding."""
+        return demonstrations
 
     def demo_ratio(self, demo_logp: Tensor) -> Tensor:
         """The per-token 'ratio' of a demonstration row in the group (demo_in_group): here pi_theta itself, the

@@ -188,8 +188,10 @@ class WavAlignModule(pl.LightningModule):
                 demo_scored = score_demonstrations(self.judge, examples, self.policy.decode(demo), self.codec)
             adv, demo_adv = advantages_with_demos(scored, demo_scored, self.scale_rewards)
             demo_adv = demo_adv.to(self.device)
+        sft_demo = self.gate.rule.sft_demonstrations(demo, self.policy.make_batch)  # a rule may replay others, or none
         entry = RolloutEntry(key, rollouts, demo, adv.to(self.device), gate.lam, replies, group_lam=gate.group_lam,
-                             part_advantages=parts, demo_advantages=demo_adv)  # fmt: skip
+                             part_advantages=parts, demo_advantages=demo_adv, sft_skip=sft_demo is None,
+                             sft_demonstrations=None if sft_demo is demo or sft_demo is None else sft_demo.to(self.device))  # fmt: skip
         # Kept for analysis callbacks (judge consistency, rollout audio) so they need not decode speech again.
         entry.extras.update(requests=scored.requests, scores=scored.scores)
         if self.beta > 0 and gate.lam > 0:
@@ -207,17 +209,18 @@ class WavAlignModule(pl.LightningModule):
         self.buffer.mark_used(entry)
         self.last_entry = entry
         lam = entry.lam
-        demo = entry.demonstrations
+        demo = None if entry.sft_skip else entry.demonstrations if entry.sft_demonstrations is None else entry.sft_demonstrations
         rule = self.gate.rule
         with self.timed("forward"):
             both = rule.sum_terms or rule.demo_in_group or 0.0 < lam < 1.0
             fwd = step_logprobs(self.policy, entry.rollouts, demo, train_po=both or lam > 0, train_sft=both or lam < 1,
                                 joint=both and self.objective == "grpo", with_entropy=self.log_entropy or rule.needs_entropy)  # fmt: skip
+            demo_mask = None if demo is None else demo.masks.completion
             inputs = TokenInputs(fwd.logp, fwd.demo_logp, entry.advantages, entry.rollouts.masks.completion,
-                                 demo.masks.completion, fwd.entropy, fwd.demo_entropy)  # fmt: skip
+                                 demo_mask, fwd.entropy, fwd.demo_entropy)  # fmt: skip
             w = step_weights(rule, lam, entry.group_lam, self.group_size, inputs)
             po = self.preference_loss(entry, fwd.logp, w.po_tokens, fwd.demo_logp)
-            sft = sft_loss(fwd.demo_logp, demo.masks.completion, w.sft_tokens)
+            sft = fwd.logp.new_zeros(()) if demo is None else sft_loss(fwd.demo_logp, demo_mask, w.sft_tokens)
             loss = w.po_scale * po + w.sft_scale * sft
         bs = len(key)
         self.log_dict({"loss/total": loss, "loss/po": po, "loss/sft": sft, "gate/lambda": lam}, batch_size=bs, prog_bar=True)
@@ -242,9 +245,9 @@ class WavAlignModule(pl.LightningModule):
         rollouts = entry.rollouts
         off = None
         if entry.demo_advantages is not None:
-            if self.objective == "dpo" or self.po_tokens == "split" or demo_logp is None:
+            if self.objective == "dpo" or self.po_tokens == "split" or demo_logp is None or entry.sft_demonstrations is not None:
                 raise ValueError(f"gate rule {type(self.gate.rule).__name__} adds demonstrations to the group: it needs "
-                                 f"objective 'grpo' and po_tokens 'text', 'speech' or 'all'")  # fmt: skip
+                                 f"objective 'grpo', po_tokens 'text', 'speech' or 'all', and the batch's own demonstrations")  # fmt: skip
             demo_mask = entry.demonstrations.masks.select(self.po_tokens)
             off = OffPolicyRows(self.gate.rule.demo_ratio(demo_logp), entry.demo_advantages, demo_mask)
         if entry.old_logp is None:

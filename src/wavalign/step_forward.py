@@ -14,7 +14,7 @@ from wavalign.policy.base import SequenceBatch, SpeechPolicy
 @dataclass
 class StepLogprobs:
     logp: Tensor  # (N, T) rollouts
-    demo_logp: Tensor  # (B, T') demonstrations
+    demo_logp: Tensor | None  # (B, T') demonstrations (None when the step has no SFT batch)
     entropy: Tensor | None = None  # (N, T) detached, when asked
     demo_entropy: Tensor | None = None  # (B, T') detached, when asked
 
@@ -27,11 +27,14 @@ def _one(policy: SpeechPolicy, batch: SequenceBatch, grad: bool, with_entropy: b
 
 
 def step_logprobs(
-    policy: SpeechPolicy, rollouts: SequenceBatch, demo: SequenceBatch, train_po: bool, train_sft: bool,
+    policy: SpeechPolicy, rollouts: SequenceBatch, demo: SequenceBatch | None, train_po: bool, train_sft: bool,
     joint: bool, with_entropy: bool = False,
 ) -> StepLogprobs:  # fmt: skip
     """Log-probs of the rollouts (grad when train_po) and demonstrations (grad when train_sft); joint: both train,
-    so one padded forward serves both (policies that cannot pad run them one by one)."""
+    so one padded forward serves both (policies that cannot pad run them one by one). demo None: no SFT batch."""
+    if demo is None:
+        logp, entropy = _one(policy, rollouts, train_po, with_entropy)
+        return StepLogprobs(logp, None, entropy)
     if joint and train_po and train_sft:
         out = policy.joint_logprobs([rollouts, demo], with_entropy)
         if with_entropy:
