@@ -27,6 +27,7 @@ def test_the_debug_config_trains_with_each_rule(root: Path, tmp_path: Path, monk
     assert type(cli.model.gate.rule).__name__ == RULES[ablation]
     logs = scalars(tmp_path / "r")
     assert all(torch.isfinite(torch.tensor([v for _, v in logs["loss/total"]])))
+    assert {"policy/entropy_text", "policy/entropy_speech"} <= set(logs)  # the modality extras reach the logger
     cli.trainer.save_checkpoint(tmp_path / "last.ckpt")
     ckpt = torch.load(tmp_path / "last.ckpt", weights_only=False)
     state = next(v for k, v in ckpt["callbacks"].items() if k.startswith("GateCallback"))
