@@ -19,13 +19,18 @@ from wavalign.data.buffer import RolloutBuffer, RolloutEntry
 from wavalign.data.check import check_speech_codes
 from wavalign.data.schema import DialogueExample
 from wavalign.data.speech import SpeechTokenCache
+from wavalign.gating import TokenInputs
+from wavalign.hybrid.demo_group import advantages_with_demos, score_demonstrations
 from wavalign.hybrid.weights import step_weights
 from wavalign.judges.base import Judge
-from wavalign.objectives import LOSS_TYPES, PolicyLossOutput, dpo_loss, group_advantages, policy_loss, sft_loss
+from wavalign.modality_stats import modality_logs
+from wavalign.objectives import LOSS_TYPES, OffPolicyRows, PolicyLossOutput, dpo_loss, group_advantages, policy_loss, sft_loss
 from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy, speech_token_count
 from wavalign.prediction import PromptReplies, predict_replies
 from wavalign.resume import ResumeStateCallback
 from wavalign.scoring import ScoredGroups, build_requests, score_groups
+from wavalign.split_po import split_advantages, split_token_advantages
+from wavalign.step_forward import step_logprobs
 from wavalign.warm_start import load_policy_weights
 
 OBJECTIVES = ("grpo", "dpo")
@@ -46,7 +51,9 @@ class WavAlignModule(pl.LightningModule):
     """policy: the speech LLM; judge: scores replies; codec: decodes speech codes for the judge and encodes audio
     prompts (None for text-only judges and pre-tokenized data).
 
-    po_tokens: which tokens get the preference loss, 'text' (WavAlign) | 'all' (full-token baseline) | 'speech'.
+    po_tokens: which tokens get the preference loss, 'text' (WavAlign) | 'all' (full-token baseline) | 'speech' |
+    'split' (text tokens the judge's semantic part's advantage, speech tokens its acoustic part's: split_po.py).
+    log_entropy: log policy/entropy_text and policy/entropy_speech of the rollouts (read from the training forward).
     objective: 'grpo' (group advantages) or 'dpo' (best vs worst sample of each group, text-only log-probs).
     ppo_epochs: updates per rollout batch (the DataModule repeats batches to match; the CLI links the two).
     init_checkpoint: a Lightning checkpoint whose policy weights start the run (e.g. an SFT warm start).
@@ -75,12 +82,15 @@ class WavAlignModule(pl.LightningModule):
         scheduler: LRSchedulerCallable | None = None,
         init_checkpoint: str | None = None,
         sample_when_sft_only: bool = True,
+        log_entropy: bool = True,
     ) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"model.objective must be one of {OBJECTIVES}, got {objective!r}")
-        if po_tokens not in ("text", "speech", "all"):
-            raise ValueError(f"model.po_tokens must be 'text', 'speech' or 'all', got {po_tokens!r}")
+        if po_tokens not in ("text", "speech", "all", "split"):
+            raise ValueError(f"model.po_tokens must be 'text', 'speech', 'all' or 'split', got {po_tokens!r}")
+        if po_tokens == "split" and objective != "grpo":
+            raise ValueError("model.po_tokens 'split' gives text and speech tokens different advantages: use objective 'grpo'")
         if loss_type not in LOSS_TYPES:
             raise ValueError(f"model.loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
         if group_size < 2:
@@ -100,6 +110,7 @@ class WavAlignModule(pl.LightningModule):
         self.gate = None  # set by GateCallback.setup
         self.last_entry: RolloutEntry | None = None  # for callbacks (audio logging, gradient geometry)
         self.sample_when_sft_only = sample_when_sft_only
+        self.log_entropy = log_entropy
         self.timings: dict[str, float] = {}  # seconds per phase of the last step, logged as time/<phase>
         if init_checkpoint:
             load_policy_weights(self, init_checkpoint)
@@ -170,8 +181,17 @@ class WavAlignModule(pl.LightningModule):
         rollouts, replies, scored = self.sample_and_score(examples, prompts, self.group_size, self.sampling)
         gate = self.gate.step(scored.rewards, scored.reliable)
         adv = group_advantages(scored.rewards, scored.reliable, scale=self.scale_rewards).flatten()
-        entry = RolloutEntry(key, rollouts, self.demonstrations(examples, prompts), adv.to(self.device), gate.lam, replies,
-                            group_lam=gate.group_lam)
+        parts = split_advantages(scored, self.group_size, self.scale_rewards).to(self.device) if self.po_tokens == "split" else None
+        demo, demo_adv = self.demonstrations(examples, prompts), None
+        if self.gate.rule.demo_in_group:  # the rule adds each demonstration to its group as an off-policy sample
+            with self.timed("judge"):
+                demo_scored = score_demonstrations(self.judge, examples, self.policy.decode(demo), self.codec)
+            adv, demo_adv = advantages_with_demos(scored, demo_scored, self.scale_rewards)
+            demo_adv = demo_adv.to(self.device)
+        sft_demo = self.gate.rule.sft_demonstrations(demo, self.policy.make_batch)  # a rule may replay others, or none
+        entry = RolloutEntry(key, rollouts, demo, adv.to(self.device), gate.lam, replies, group_lam=gate.group_lam,
+                             part_advantages=parts, demo_advantages=demo_adv, sft_skip=sft_demo is None,
+                             sft_demonstrations=None if sft_demo is demo or sft_demo is None else sft_demo.to(self.device))  # fmt: skip
         # Kept for analysis callbacks (judge consistency, rollout audio) so they need not decode speech again.
         entry.extras.update(requests=scored.requests, scores=scored.scores)
         if self.beta > 0 and gate.lam > 0:
@@ -189,21 +209,23 @@ class WavAlignModule(pl.LightningModule):
         self.buffer.mark_used(entry)
         self.last_entry = entry
         lam = entry.lam
-        demo = entry.demonstrations
+        demo = None if entry.sft_skip else entry.demonstrations if entry.sft_demonstrations is None else entry.sft_demonstrations
+        rule = self.gate.rule
         with self.timed("forward"):
-            if 0.0 < lam < 1.0 and self.objective == "grpo":  # both terms train: one joint forward where it pays
-                logp, demo_logp = self.policy.joint_logprobs([entry.rollouts, demo])
-            else:
-                with torch.set_grad_enabled(lam > 0):
-                    logp = self.policy.token_logprobs(entry.rollouts)
-                with torch.set_grad_enabled(lam < 1):
-                    demo_logp = self.policy.token_logprobs(demo)
-            w = step_weights(self.gate.rule, lam, entry.group_lam, self.group_size, logp, demo_logp)
-            po = self.preference_loss(entry, logp, w.po_tokens)
-            sft = sft_loss(demo_logp, demo.masks.completion, w.sft_tokens)
+            both = rule.sum_terms or rule.demo_in_group or 0.0 < lam < 1.0
+            fwd = step_logprobs(self.policy, entry.rollouts, demo, train_po=both or lam > 0, train_sft=both or lam < 1,
+                                joint=both and self.objective == "grpo", with_entropy=self.log_entropy or rule.needs_entropy)  # fmt: skip
+            demo_mask = None if demo is None else demo.masks.completion
+            inputs = TokenInputs(fwd.logp, fwd.demo_logp, entry.advantages, entry.rollouts.masks.completion,
+                                 demo_mask, fwd.entropy, fwd.demo_entropy)  # fmt: skip
+            w = step_weights(rule, lam, entry.group_lam, self.group_size, inputs)
+            po = self.preference_loss(entry, fwd.logp, w.po_tokens, fwd.demo_logp)
+            sft = fwd.logp.new_zeros(()) if demo is None else sft_loss(fwd.demo_logp, demo_mask, w.sft_tokens)
             loss = w.po_scale * po + w.sft_scale * sft
         bs = len(key)
         self.log_dict({"loss/total": loss, "loss/po": po, "loss/sft": sft, "gate/lambda": lam}, batch_size=bs, prog_bar=True)
+        self.log_dict(modality_logs(entry.rollouts.masks, fwd.entropy if self.log_entropy else None, fwd.logp,
+                                    entry.ref_logp), batch_size=bs)  # fmt: skip
         self.log_dict({f"time/{k}": v for k, v in self.timings.items()}, batch_size=bs)
         return loss
 
@@ -214,27 +236,45 @@ class WavAlignModule(pl.LightningModule):
         self.log_dict({"loss/total": sft, "loss/sft": sft, "gate/lambda": 0.0}, batch_size=len(examples), prog_bar=True)
         return sft
 
-    def preference_loss(self, entry: RolloutEntry, logp: Tensor, token_weights: Tensor | None = None) -> Tensor:
+    def preference_loss(
+        self, entry: RolloutEntry, logp: Tensor, token_weights: Tensor | None = None, demo_logp: Tensor | None = None
+    ) -> Tensor:
         """The GRPO (or online DPO) loss of the entry's rollouts, given their current token log-probs; token_weights
-        (a hybrid rule's per-group lambda or per-token weight) multiply the GRPO per-token loss."""
+        (a hybrid rule's per-group lambda or per-token weight) multiply the GRPO per-token loss. With demonstration
+        advantages (a demo_in_group rule) the demonstrations join as off-policy rows (the rule's demo_ratio)."""
         rollouts = entry.rollouts
+        off = None
+        if entry.demo_advantages is not None:
+            if self.objective == "dpo" or self.po_tokens == "split" or demo_logp is None or entry.sft_demonstrations is not None:
+                raise ValueError(f"gate rule {type(self.gate.rule).__name__} adds demonstrations to the group: it needs "
+                                 f"objective 'grpo', po_tokens 'text', 'speech' or 'all', and the batch's own demonstrations")  # fmt: skip
+            demo_mask = entry.demonstrations.masks.select(self.po_tokens)
+            off = OffPolicyRows(self.gate.rule.demo_ratio(demo_logp), entry.demo_advantages, demo_mask)
         if entry.old_logp is None:
             entry.old_logp = logp.detach()
-        mask = rollouts.masks.select(self.po_tokens)
+        advantages = None
+        if self.po_tokens == "split":
+            advantages, mask = split_token_advantages(entry.part_advantages, rollouts.masks)
+        else:
+            mask = rollouts.masks.select(self.po_tokens)
         if self.objective == "dpo":
             if token_weights is not None:
                 raise ValueError(f"objective 'dpo' takes no per-group or per-token weights; gate rule "
                                  f"{type(self.gate.rule).__name__} sets them: use objective 'grpo'")  # fmt: skip
             return self.dpo_from_group(entry, logp, mask)
-        out = self.grpo_loss(entry, logp, mask, token_weights)
+        out = self.grpo_loss(entry, logp, mask, token_weights, advantages, off)
         self.log_dict({"loss/kl": out.kl, "rollout/clip_ratio": out.clip_ratio}, batch_size=rollouts.rows // self.group_size)
         return out.loss
 
-    def grpo_loss(self, entry: RolloutEntry, logp: Tensor, mask: Tensor, token_weights: Tensor | None = None) -> PolicyLossOutput:
-        """The GRPO objective on the entry's rollouts over the tokens in `mask`, with this module's settings."""
+    def grpo_loss(
+        self, entry: RolloutEntry, logp: Tensor, mask: Tensor, token_weights: Tensor | None = None,
+        advantages: Tensor | None = None, off_policy: OffPolicyRows | None = None,
+    ) -> PolicyLossOutput:  # fmt: skip
+        """The GRPO objective on the entry's rollouts over the tokens in `mask`, with this module's settings
+        (advantages: per-token ones for po_tokens 'split'; default the entry's per-rollout ones)."""
         return policy_loss(
             logp,
-            entry.advantages,
+            entry.advantages if advantages is None else advantages,
             mask,
             old_logp=entry.old_logp,
             ref_logp=entry.ref_logp,
@@ -243,6 +283,7 @@ class WavAlignModule(pl.LightningModule):
             epsilon_high=self.epsilon_high,
             loss_type=self.loss_type,
             token_weights=token_weights,
+            off_policy=off_policy,
         )
 
     def dpo_from_group(self, entry: RolloutEntry, logp: Tensor, mask: Tensor) -> Tensor:

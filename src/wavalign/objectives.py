@@ -60,6 +60,21 @@ def aggregate(per_token: Tensor, mask: Tensor, loss_type: str = "grpo", max_len:
 
 
 @dataclass
+class OffPolicyRows:
+    """Rows that join the GRPO groups from another policy (LUFFY's demonstrations): their per-token 'ratio' is a
+    (shaped) probability under the current policy, with no pi_old and no clip, so their loss is -A ratio; they are
+    averaged with the rollout rows as rows of the same batch. Shapes: ratio, mask (B, T'), advantages (B,)."""
+
+    ratio: Tensor
+    advantages: Tensor
+    mask: Tensor
+
+
+def _pad_positions(x: Tensor, length: int) -> Tensor:
+    return F.pad(x, (0, length - x.shape[1]))
+
+
+@dataclass
 class PolicyLossOutput:
     loss: Tensor
     kl: Tensor  # masked mean k3 KL (0 when beta = 0 and no reference is given)
@@ -77,17 +92,21 @@ def policy_loss(
     epsilon_high: float | None = None,
     loss_type: str = "grpo",
     token_weights: Tensor | None = None,
+    off_policy: OffPolicyRows | None = None,
 ) -> PolicyLossOutput:
     """GRPO loss l_it = -(min(rho A, clip(rho, 1-eps, 1+eps_high) A) - beta D_it), aggregated over `mask`.
 
     rho = pi_theta / pi_old with pi_old detached (= 1 in value on the first update, gradient still flows);
-    advantages has shape (N,) and is broadcast over positions. Pass mask = text mask for WavAlign, completion mask
+    advantages has shape (N,) and is broadcast over positions, or (N, T) per token (po_tokens 'split'). Pass mask = text mask for WavAlign, completion mask
     for the full-token baseline. token_weights (N, T) or (N, 1), if given, multiply l_it before aggregation (a hybrid
-    rule's per-group lambda or per-token weight); the normaliser stays the mask's.
+    rule's per-group lambda or per-token weight); the normaliser stays the mask's. off_policy rows (a rule's
+    demonstrations in the group) add -A ratio per token, aggregated together with the rollout rows; the logged KL
+    and clip ratio stay the rollouts'.
     """
     old = logp.detach() if old_logp is None else old_logp
     ratio = torch.exp(logp - old)
-    adv = advantages.to(logp.dtype).unsqueeze(1)
+    adv = advantages.to(logp.dtype)
+    adv = adv.unsqueeze(1) if adv.dim() == 1 else adv
     eps_high = epsilon if epsilon_high is None else epsilon_high
     clipped_ratio = torch.clamp(ratio, 1.0 - epsilon, 1.0 + eps_high)
     surrogate = torch.minimum(ratio * adv, clipped_ratio * adv)
@@ -104,6 +123,11 @@ def policy_loss(
         n = mask.sum().clamp(min=1.0)
         clip_ratio = (was_clipped * mask).sum() / n
         kl_mean = (kl.detach() * mask).sum() / n
+    if off_policy is not None:
+        off = -off_policy.advantages.to(logp.dtype).unsqueeze(1) * off_policy.ratio
+        t = max(per_token.shape[1], off.shape[1])
+        per_token = torch.cat([_pad_positions(per_token, t), _pad_positions(off, t)])
+        mask = torch.cat([_pad_positions(mask, t), _pad_positions(off_policy.mask.to(mask.dtype), t)])
     return PolicyLossOutput(aggregate(per_token, mask, loss_type), kl_mean, clip_ratio)
 
 

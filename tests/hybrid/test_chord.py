@@ -11,6 +11,7 @@ import torch
 
 from conftest import tiny_policy
 from wavalign.callbacks.gating import GateCallback
+from wavalign.gating import TokenInputs
 from wavalign.hybrid.chord import CHORDGate, chord_mu, chord_phi
 from wavalign.hybrid.weights import step_weights
 from wavalign.objectives import sft_loss
@@ -43,13 +44,13 @@ def test_phi_weights_each_sft_token_by_p_one_minus_p_without_a_gradient_through_
     probs = torch.tensor([[0.5, 0.9, 0.2]], dtype=torch.float64)
     logp = probs.log().requires_grad_(True)
     mask = torch.tensor([[1.0, 1.0, 0.0]], dtype=torch.float64)
-    po_w, phi = CHORDGate(phi=True).token_weights(torch.zeros(4, 3), logp)
+    po_w, phi = CHORDGate(phi=True).token_weights(TokenInputs(torch.zeros(4, 3), logp))
     assert po_w is None and torch.allclose(phi, torch.tensor([[0.25, 0.09, 0.16]], dtype=torch.float64))
     loss = sft_loss(logp, mask, phi)
     assert float(loss.detach()) == pytest.approx((0.25 * -math.log(0.5) + 0.09 * -math.log(0.9)) / 2, rel=1e-12)
     loss.backward()
     assert logp.grad[0].tolist() == pytest.approx([-0.25 / 2, -0.09 / 2, 0.0], abs=1e-15)
-    assert CHORDGate(phi=False).token_weights(torch.zeros(4, 3), logp) == (None, None)
+    assert CHORDGate(phi=False).token_weights(TokenInputs(torch.zeros(4, 3), logp)) == (None, None)
     assert torch.equal(chord_phi(logp), phi)
 
 
@@ -66,7 +67,7 @@ def test_the_module_step_is_one_minus_mu_grpo_plus_mu_phi_weighted_sft():
     assert logged["gate/lambda"] == pytest.approx(0.6)
     assert logged["loss/sft"] == pytest.approx(sft, rel=1e-5)
     assert float(loss.detach()) == pytest.approx(0.6 * logged["loss/po"] + 0.4 * sft, rel=1e-5)
-    w = step_weights(gate, entry.lam, None, 4, torch.zeros(8, 2), demo_logp)
+    w = step_weights(gate, entry.lam, None, 4, TokenInputs(torch.zeros(8, 2), demo_logp))
     assert (w.po_scale, w.sft_scale) == pytest.approx((0.6, 0.4))
 
 

@@ -11,7 +11,9 @@ import torch
 from conftest import scalars
 from wavalign.cli import main
 
-RULES = {"hpt": "HPTGate", "chord_mu": "CHORDGate", "chord_phi": "CHORDGate"}
+RULES = {"hpt": "HPTGate", "chord_mu": "CHORDGate", "chord_phi": "CHORDGate", "srft": "SRFTGate", "luffy": "LUFFYGate",
+         "relift": "ReLIFTGate"}
+EXTRA = {"relift": ["--gate.rule.init_args.sft_batch_size=1", "--gate.rule.init_args.success_threshold=6.0"]}  # SFT at once
 QUICK = ["--trainer.max_steps=2", "--trainer.log_every_n_steps=1", "--trainer.limit_val_batches=0",
          "--trainer.enable_progress_bar=false", "--trainer.callbacks=[]", "--model.sampling.max_new_tokens=8"]  # fmt: skip
 
@@ -20,17 +22,20 @@ QUICK = ["--trainer.max_steps=2", "--trainer.log_every_n_steps=1", "--trainer.li
 def test_the_debug_config_trains_with_each_rule(root: Path, tmp_path: Path, monkeypatch, ablation: str) -> None:
     monkeypatch.chdir(root)
     cli = main(["fit", "--config", "configs/debug_interleaved.yaml", "--config", f"configs/ablations/{ablation}.yaml",
-                *QUICK, "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.logger.init_args.name", "r"])  # fmt: skip
+                *QUICK, *EXTRA.get(ablation, []), "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.logger.init_args.name", "r"])  # fmt: skip
     assert cli.trainer.global_step == 2
     assert type(cli.model.gate.rule).__name__ == RULES[ablation]
     logs = scalars(tmp_path / "r")
     assert all(torch.isfinite(torch.tensor([v for _, v in logs["loss/total"]])))
+    assert {"policy/entropy_text", "policy/entropy_speech"} <= set(logs)  # the modality extras reach the logger
     cli.trainer.save_checkpoint(tmp_path / "last.ckpt")
     ckpt = torch.load(tmp_path / "last.ckpt", weights_only=False)
     state = next(v for k, v in ckpt["callbacks"].items() if k.startswith("GateCallback"))
     assert state["rule"] == RULES[ablation]
     if RULES[ablation] == "CHORDGate":
         assert state["rule_state"] == {"step": 2}
+    if RULES[ablation] == "ReLIFTGate":  # every prompt failed (threshold 6): each step buffered 2, trained SFT on 1
+        assert len(state["rule_state"]["buffer"]) == 2 and all(v > 0 for _, v in logs["loss/sft"])
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +51,7 @@ def test_the_world_rl_stage_trains_with_each_rule(world_dir: Path, monkeypatch, 
     """configs/tiny.yaml from a fresh policy (no warm start: the wiring, not the result, is under test)."""
     monkeypatch.chdir(world_dir)
     cli = main(["fit", "--config", "configs/tiny.yaml", "--config", f"configs/ablations/{ablation}.yaml", *QUICK,
-                "--world.n_train=16", "--world.n_val=4", "--world.n_test=4", "--world.num_codes=256",
+                *EXTRA.get(ablation, []), "--world.n_train=16", "--world.n_val=4", "--world.n_test=4", "--world.num_codes=256",
                 "--model.init_checkpoint=null", "--model.group_size=2", "--data.init_args.batch_size=2",
                 "--trainer.logger.init_args.name", ablation, "--trainer.max_steps=1"])  # fmt: skip
     assert cli.trainer.global_step == 1

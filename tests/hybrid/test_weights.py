@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import tiny_policy
-from wavalign.gating import DynamicGate, GateOutput, GateRule
+from wavalign.gating import DynamicGate, GateOutput, GateRule, TokenInputs
 from wavalign.hybrid.weights import mix_weights, step_weights
 from wavalign.objectives import policy_loss, sft_loss
 from wiring_toys import GROUP, make_module, no_grad, wiring_examples
@@ -78,7 +78,7 @@ def test_group_lambdas_outside_0_1_or_of_the_wrong_count_are_refused():
     with pytest.raises(ValueError, match="group_lam must lie in"):
         mix_weights(0.5, torch.tensor([1.5, 0.0]), 2)
     with pytest.raises(ValueError, match="group_lam has 3 groups"):
-        step_weights(DynamicGate(), 0.5, torch.tensor([1.0, 0.0, 1.0]), 2, torch.zeros(4, 2), torch.zeros(2, 3))
+        step_weights(DynamicGate(), 0.5, torch.tensor([1.0, 0.0, 1.0]), 2, TokenInputs(torch.zeros(4, 2), torch.zeros(2, 3)))
 
 
 class ScriptedGroupGate(GateRule):
@@ -113,3 +113,17 @@ def test_the_module_mixes_each_group_by_its_own_lambda():
     assert float(loss.detach()) == pytest.approx(expected, rel=1e-5, abs=1e-7)
     assert logged["gate/lambda"] == pytest.approx(0.625)
     assert float(adv[:GROUP].abs().sum()) > 0 or float(adv[GROUP:].abs().sum()) > 0  # the PO term is not empty
+
+
+def test_dynamic_gate_steps_are_bit_identical_to_the_plain_mix():
+    """The paper's gate through the generic path (step_logprobs with entropies on, step_weights, modality logs) gives
+    exactly lambda L_PO + (1 - lambda) L_SFT computed from one plain joint forward: torch.equal, not approx."""
+    torch.manual_seed(0)
+    module, logged = make_module(tiny_policy(seed=1), rule=DynamicGate(lambda_max=0.8, alpha=0.0, k=5.0, tau=1.0))
+    loss = module.training_step({"ids": [0, 1], "examples": wiring_examples()}, 0)
+    entry, policy = module.last_entry, module.policy
+    assert 0.0 < entry.lam < 1.0 and "policy/entropy_text" in logged
+    logp, demo_logp = policy.joint_logprobs([entry.rollouts, entry.demonstrations])
+    po = policy_loss(logp, entry.advantages, entry.rollouts.masks.select("text"), old_logp=logp.detach()).loss
+    sft = sft_loss(demo_logp, entry.demonstrations.masks.completion)
+    assert torch.equal(loss, entry.lam * po + (1.0 - entry.lam) * sft)

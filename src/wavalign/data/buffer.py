@@ -29,6 +29,10 @@ class RolloutEntry:
     extras: dict[str, Any] = field(default_factory=dict)
     uses: int = 0
     group_lam: Tensor | None = None  # (B,) a hybrid rule's lambda per prompt group; None: `lam` for every group
+    part_advantages: Tensor | None = None  # (N, 2) semantic / acoustic advantages, for po_tokens 'split'
+    demo_advantages: Tensor | None = None  # (B,) each demonstration's advantage in its group, for demo_in_group rules
+    sft_demonstrations: SequenceBatch | None = None  # what the SFT term trains on when a rule replaces `demonstrations`
+    sft_skip: bool = False  # a rule turned this batch's SFT term off
 
 
 class RolloutBuffer:
@@ -65,6 +69,10 @@ class RolloutBuffer:
                 "ref_logp": None if e.ref_logp is None else e.ref_logp.cpu(),
                 "old_logp": None if e.old_logp is None else e.old_logp.cpu(), "uses": e.uses,
                 "group_lam": None if e.group_lam is None else e.group_lam.cpu(),
+                "part_advantages": None if e.part_advantages is None else e.part_advantages.cpu(),
+                "demo_advantages": None if e.demo_advantages is None else e.demo_advantages.cpu(),
+                "sft_demonstrations": None if e.sft_demonstrations is None else _batch_state(e.sft_demonstrations),
+                "sft_skip": e.sft_skip,
             }  # fmt: skip
         }
 
@@ -79,7 +87,9 @@ class RolloutBuffer:
             demonstrations=_batch_from_state(s["demonstrations"], device), advantages=s["advantages"].to(device),
             lam=float(s["lam"]), replies=[Reply(text, codes) for text, codes in s["replies"]],
             ref_logp=opt(s["ref_logp"]), old_logp=opt(s["old_logp"]), uses=int(s["uses"]),
-            group_lam=opt(s.get("group_lam")),
+            group_lam=opt(s.get("group_lam")), part_advantages=opt(s.get("part_advantages")),
+            demo_advantages=opt(s.get("demo_advantages")), sft_skip=bool(s.get("sft_skip", False)),
+            sft_demonstrations=None if s.get("sft_demonstrations") is None else _batch_from_state(s["sft_demonstrations"], device),
         )  # fmt: skip
 
 

@@ -2,5 +2,8 @@
 
 from wavalign.hybrid.chord import CHORDGate
 from wavalign.hybrid.hpt import HPTGate
+from wavalign.hybrid.luffy import LUFFYGate
+from wavalign.hybrid.relift import ReLIFTGate
+from wavalign.hybrid.srft import SRFTGate
 
-__all__ = ["CHORDGate", "HPTGate"]
+__all__ = ["CHORDGate", "HPTGate", "LUFFYGate", "ReLIFTGate", "SRFTGate"]

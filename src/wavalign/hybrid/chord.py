@@ -19,7 +19,7 @@ from typing import Any
 
 from torch import Tensor
 
-from wavalign.gating import GateOutput, GateRule
+from wavalign.gating import GateOutput, GateRule, TokenInputs
 
 
 def chord_mu(step: int, warmup_steps: int, decay_steps: int, peak: float, valley: float) -> float:
@@ -67,8 +67,8 @@ class CHORDGate(GateRule):
         self.step += 1
         return GateOutput(lam, lam)
 
-    def token_weights(self, logp: Tensor, demo_logp: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        return None, (chord_phi(demo_logp) if self.phi else None)
+    def token_weights(self, inputs: TokenInputs) -> tuple[Tensor | None, Tensor | None]:
+        return None, (chord_phi(inputs.demo_logp) if self.phi else None)
 
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step}

@@ -8,7 +8,8 @@ demonstration row) become row weights inside the two losses, so for loss_type gr
     L = (1/B) sum_b [lambda_b L_PO,b + (1 - lambda_b) L_SFT,b]
 
 with L_PO,b the mean of the group's per-row GRPO losses and L_SFT,b its demonstration's per-token NLL. A rule's
-per-token weights (CHORD's phi, ...) multiply on top. The logged loss/po and loss/sft are then the weighted terms
+per-token weights (CHORD's phi, SRFT's entropy weights, ...) multiply on top; a rule with sum_terms (SRFT) adds
+the two terms at full scale, L = L_PO(w_po) + L_SFT(w_sft). The logged loss/po and loss/sft are then the weighted terms
 (they add up to loss/total). Other loss types (dapo, dr_grpo) keep their own normaliser with the weights inside.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from wavalign.gating import GateRule
+from wavalign.gating import GateRule, TokenInputs
 
 
 @dataclass
@@ -53,11 +54,15 @@ def mix_weights(
     return LossWeights(1.0, 1.0, _times(rows, po_tokens), _times((1.0 - group_lam).unsqueeze(1), sft_tokens))
 
 
-def step_weights(
-    rule: GateRule, lam: float, group_lam: Tensor | None, group_size: int, logp: Tensor, demo_logp: Tensor
-) -> LossWeights:
-    """The weights of one update: the entry's lambda(s) and the rule's per-token weights on the current log-probs."""
-    po_tokens, sft_tokens = rule.token_weights(logp, demo_logp)
+def step_weights(rule: GateRule, lam: float, group_lam: Tensor | None, group_size: int, inputs: TokenInputs) -> LossWeights:
+    """The weights of one update: the entry's lambda(s) and the rule's per-token weights on the current tensors.
+    A rule with sum_terms adds the two terms at full scale (its token weights carry the mix)."""
+    logp = inputs.logp
+    po_tokens, sft_tokens = rule.token_weights(inputs)
+    if rule.sum_terms:
+        if group_lam is not None:
+            raise ValueError(f"gate rule {type(rule).__name__} sets sum_terms and a lambda per group: use one of them")
+        return LossWeights(1.0, 1.0, po_tokens, sft_tokens)
     if group_lam is not None:
         group_lam = group_lam.to(device=logp.device, dtype=logp.dtype)
         if group_lam.numel() * group_size != logp.shape[0]:

@@ -153,8 +153,9 @@ class SpeechPolicy(nn.Module, ABC):
         """Sample group_size replies per prompt; rows are grouped: prompt i owns rows i*G .. i*G+G-1."""
 
     @abstractmethod
-    def _forward_logprobs(self, model: nn.Module, batch: SequenceBatch) -> Tensor:
-        """log-probs of the batch's completion tokens under `model` (self.model, or the frozen reference copy)."""
+    def _forward_logprobs(self, model: nn.Module, batch: SequenceBatch, with_entropy: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """log-probs of the batch's completion tokens under `model` (self.model, or the frozen reference copy);
+        with_entropy: (log-probs, each position's detached entropy of the full distribution), same shape."""
 
     def token_logprobs(self, batch: SequenceBatch, reference: bool = False) -> Tensor:
         """log pi(y_t | y_<t, x) of each completion position, shape like batch.masks.completion.
@@ -172,9 +173,17 @@ class SpeechPolicy(nn.Module, ABC):
                 self._frozen_reference.to(self.device)
             return self._forward_logprobs(self._frozen_reference, batch)
 
-    def joint_logprobs(self, batches: Sequence[SequenceBatch]) -> list[Tensor]:
-        """token_logprobs of several batches (rollouts and demonstrations); a policy that can pad them into one
-        forward and one backward overrides this. The default runs them one by one."""
+    def token_logprobs_and_entropy(self, batch: SequenceBatch) -> tuple[Tensor, Tensor]:
+        """token_logprobs of the trained policy and, from the same forward, each position's detached entropy
+        H_t = -sum_v pi(v) log pi(v); positions outside the completion hold arbitrary values (mask them)."""
+        return self._forward_logprobs(self.model, batch, with_entropy=True)  # type: ignore[return-value]
+
+    def joint_logprobs(self, batches: Sequence[SequenceBatch], with_entropy: bool = False) -> list[Any]:
+        """token_logprobs (with_entropy: token_logprobs_and_entropy pairs) of several batches (rollouts and
+        demonstrations); a policy that can pad them into one forward and one backward overrides this. The default
+        runs them one by one."""
+        if with_entropy:
+            return [self.token_logprobs_and_entropy(b) for b in batches]
         return [self.token_logprobs(b) for b in batches]
 
     @abstractmethod

@@ -83,9 +83,35 @@ def train_mode_without_dropout(model: nn.Module) -> Iterator[nn.Module]:
             m.training = mode
 
 
-def gather_logprobs(logits: Tensor, targets: Tensor) -> Tensor:
-    """log-softmax of (rows, T, vocab) logits in at least float32, read at (rows, T) targets."""
+ENTROPY_CHUNK_ELEMENTS = 1 << 24  # at most this many extra vocabulary entries alive while entropy is summed (64 MiB)
+
+
+def token_entropy(log_probs: Tensor) -> Tensor:
+    """H_t = -sum_v p_v log p_v of each position of full-vocabulary log-probs (rows, T, vocab), detached.
+
+    Why this way: the forward already holds the log-softmax (autograd keeps it for the backward), so entropy is read
+    from it under no_grad, a few rows at a time: the extra memory is a few temporaries of one chunk (at most
+    ENTROPY_CHUNK_ELEMENTS entries each), freed before the next chunk, and only the (rows, T) result is kept. A -inf
+    log-prob (a head that masks tokens) counts as p log p = 0, never NaN."""
+    rows, steps, vocab = log_probs.shape
+    per_chunk = max(1, ENTROPY_CHUNK_ELEMENTS // max(1, steps * vocab))
+    if rows == 0:
+        return log_probs.new_zeros(0, steps)
+    with torch.no_grad():
+        return torch.cat([_entropy(chunk) for chunk in log_probs.split(per_chunk)])
+
+
+def _entropy(log_probs: Tensor) -> Tensor:
+    """-sum p log p with -inf log-probs (p = 0) read as the most negative finite value, so 0 x -inf gives 0."""
+    finite = log_probs.clamp(min=torch.finfo(log_probs.dtype).min)
+    return -(log_probs.exp() * finite).sum(dim=-1)
+
+
+def gather_logprobs(logits: Tensor, targets: Tensor, with_entropy: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    """log-softmax of (rows, T, vocab) logits in at least float32, read at (rows, T) targets; with_entropy: also
+    each position's detached entropy (token_entropy), as (log-probs, entropy)."""
     if logits.dtype not in (torch.float32, torch.float64):
         logits = logits.float()
     logp = torch.log_softmax(logits, dim=-1)
-    return torch.gather(logp, 2, targets.unsqueeze(-1)).squeeze(-1)
+    picked = torch.gather(logp, 2, targets.unsqueeze(-1)).squeeze(-1)
+    return (picked, token_entropy(logp)) if with_entropy else picked

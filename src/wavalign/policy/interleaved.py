@@ -8,7 +8,7 @@ disabled (no second copy), or a frozen copy under full fine-tuning.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -195,7 +195,7 @@ class InterleavedPolicy(SpeechPolicy):
         return out[:, ids.shape[1] :]
 
     # ---- log-probs -----------------------------------------------------------------------------------------------
-    def _forward_logprobs(self, model: torch.nn.Module, batch: SequenceBatch) -> Tensor:
+    def _forward_logprobs(self, model: torch.nn.Module, batch: SequenceBatch, with_entropy: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         completion = batch.completion_ids
         ids = torch.cat([batch.prompt_ids, completion], dim=1)
         attn = torch.cat([batch.prompt_mask, batch.masks.completion.long()], dim=1)
@@ -204,14 +204,14 @@ class InterleavedPolicy(SpeechPolicy):
         mode = train_mode_without_dropout(model) if self.train_mode_forward and not model.training else nullcontext()
         with mode:
             logits = completion_logits(model, ids, attn, position_ids, batch.prompt_ids.shape[1])
-        return gather_logprobs(logits, completion)
+        return gather_logprobs(logits, completion, with_entropy)
 
-    def joint_logprobs(self, batches: Sequence[SequenceBatch]) -> list[Tensor]:
+    def joint_logprobs(self, batches: Sequence[SequenceBatch], with_entropy: bool = False) -> list[Any]:
         """One forward over all rows: prompts re-padded left and completions right to the common lengths (padding
         changes no log-prob: attention masks and position ids skip it), then split back. On a small model this
         saves a forward and a backward pass of fixed per-layer overhead."""
         if len(batches) < 2:
-            return [self.token_logprobs(b) for b in batches]
+            return super().joint_logprobs(batches, with_entropy)
         p_len = max(b.prompt_ids.shape[1] for b in batches)
         t_len = max(b.completion_ids.shape[1] for b in batches)
         pad = self.spec.pad_id
@@ -229,10 +229,15 @@ class InterleavedPolicy(SpeechPolicy):
             torch.cat([grow(b.completion_ids, t_len, pad, False) for b in batches]),
             ModalityMasks(right("completion"), right("text"), right("speech")),
         )
-        logp = self.token_logprobs(joint)
-        out, row = [], 0
+        if with_entropy:
+            logp, entropy = self.token_logprobs_and_entropy(joint)
+        else:
+            logp, entropy = self.token_logprobs(joint), None
+        out: list[Any] = []
+        row = 0
         for b in batches:
-            out.append(logp[row : row + b.rows, : b.completion_ids.shape[1]])
+            part = (slice(row, row + b.rows), slice(0, b.completion_ids.shape[1]))
+            out.append(logp[part] if entropy is None else (logp[part], entropy[part]))
             row += b.rows
         return out
 

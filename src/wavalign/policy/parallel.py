@@ -30,6 +30,7 @@ from torch import Tensor
 
 from wavalign.policy.base import PromptFeatures, Reply, SamplingConfig, SequenceBatch, SpeechPolicy
 from wavalign.policy.decoding import sample_next
+from wavalign.policy.forward import token_entropy
 from wavalign.policy.lora import LoraSettings, apply_lora
 from wavalign.policy.parallel_layout import (  # noqa: F401  (StreamLayout, ParallelChatTemplate: public here too)
     AUDIO,
@@ -292,7 +293,7 @@ class ParallelPolicy(SpeechPolicy):
         return torch.stack(steps, dim=1), torch.cat([lp[..., TEXT], lp[..., AUDIO]], dim=1)
 
     # ---- log-probs -----------------------------------------------------------------------------------------------
-    def _forward_logprobs(self, model: torch.nn.Module, batch: SequenceBatch) -> Tensor:
+    def _forward_logprobs(self, model: torch.nn.Module, batch: SequenceBatch, with_entropy: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         completion = batch.completion_ids
         t = completion.shape[1]
         ids = torch.cat([batch.prompt_ids, completion], dim=1)
@@ -311,7 +312,12 @@ class ParallelPolicy(SpeechPolicy):
             [text_lp.gather(2, completion[..., TEXT:TEXT + 1]).squeeze(-1), audio_lp.gather(2, completion[..., AUDIO:]).squeeze(-1)],
             dim=1,
         )
-        return out.masked_fill(batch.masks.completion == 0, 0.0)  # restricted heads give -inf beyond the reply
+        outside = batch.masks.completion == 0
+        out = out.masked_fill(outside, 0.0)  # restricted heads give -inf beyond the reply
+        if not with_entropy:
+            return out
+        entropy = torch.cat([token_entropy(text_lp), token_entropy(audio_lp)], dim=1)  # each head's own distribution
+        return out, entropy.masked_fill(outside, 0.0)
 
     # ---- decoding ------------------------------------------------------------------------------------------------
     def decode(self, batch: SequenceBatch) -> list[Reply]:
