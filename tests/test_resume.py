@@ -94,3 +94,52 @@ def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path, uninterrupted
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "on_exception.ckpt" in resumed.stdout
     assert_continues_exactly(logged(tmp_path / "runs" / "run" / "version_1"), uninterrupted, first=step)
+
+
+class _FailsAtStep(__import__("lightning").pytorch.LightningModule):
+    """One linear layer that raises when training reaches `fail_at` (0: in setup, before any step)."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        import torch
+
+        self.fail_at, self.layer = fail_at, torch.nn.Linear(2, 1)
+
+    def setup(self, stage: str) -> None:
+        if self.fail_at == 0:
+            raise RuntimeError("bad data")
+
+    def train_dataloader(self):
+        import torch
+
+        return torch.utils.data.DataLoader(torch.ones(8, 2), batch_size=1)
+
+    def training_step(self, batch, batch_idx):
+        if self.global_step == self.fail_at:
+            raise RuntimeError("died mid-run")
+        return self.layer(batch).sum()
+
+    def configure_optimizers(self):
+        import torch
+
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+@pytest.mark.parametrize("fail_at", [0, 2])
+def test_an_interrupt_checkpoint_is_written_only_once_a_step_has_trained(tmp_path, fail_at):
+    import lightning.pytorch as pl
+
+    from wavalign.resume import InterruptCheckpoint
+
+    earlier = tmp_path / "on_exception.ckpt"
+    earlier.write_bytes(b"an earlier crash's checkpoint")
+    trainer = pl.Trainer(default_root_dir=tmp_path, max_steps=4, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=[InterruptCheckpoint(tmp_path)])  # fmt: skip
+    with pytest.raises(RuntimeError, match="bad data" if fail_at == 0 else "died mid-run"):
+        trainer.fit(_FailsAtStep(fail_at))
+    if fail_at == 0:
+        assert earlier.read_bytes() == b"an earlier crash's checkpoint"
+    else:
+        import torch
+
+        assert torch.load(earlier, weights_only=False)["global_step"] == fail_at

@@ -120,7 +120,9 @@ def checkpoint_dirs(trainer: pl.Trainer) -> list[Path]:
 
 class InterruptCheckpoint(Checkpoint):
     """Saves `<dirpath>/on_exception.ckpt` when the run dies of an exception, Ctrl-C or a scheduler's SIGTERM
-    (Lightning stops at the next batch boundary and calls on_exception), and says how to resume.
+    (Lightning stops at the next batch boundary and calls on_exception), and says how to resume. A run that dies
+    before its first step (bad data, a missing file) saves nothing: there is nothing to resume, and an earlier
+    crash's checkpoint in the same folder must not be replaced by an untrained one.
 
     Written here rather than using Lightning's OnExceptionCheckpoint: with that one present, every fresh `fit`
     without a ckpt_path silently turns into `ckpt_path="last"` and warns that none exists."""
@@ -133,7 +135,7 @@ class InterruptCheckpoint(Checkpoint):
         return Path(self.dirpath) / f"{INTERRUPT_NAME}.ckpt"
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        if trainer.state.fn != "fit" or trainer.sanity_checking:
+        if trainer.state.fn != "fit" or trainer.sanity_checking or trainer.global_step == 0:
             return
         trainer.save_checkpoint(self.path)  # on every rank: saving is collective under sharded strategies
         if trainer.is_global_zero:
