@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 import lightning.pytorch as pl
+import torch
 
 from wavalign.judges.base import Judge, JudgeRequest, JudgeScore
 
@@ -38,7 +39,7 @@ class RankRecorder(pl.Callback):
         row = {
             "step": trainer.global_step, "epoch": trainer.current_epoch, "ids": list(batch["ids"]),
             "lam": entry.lam, "gate_state": pl_module.gate.rule.state_dict(), "loss": float(outputs["loss"]),
-            "world_size": trainer.world_size,
+            "world_size": trainer.world_size, "rng": zlib.crc32(torch.get_rng_state().numpy().tobytes()),
         }  # fmt: skip
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with open(self.out_dir / f"rank{trainer.global_rank}.jsonl", "a") as f:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -97,8 +98,15 @@ def fit(tmp: Path, name: str, processes: int, batch_size: int, extra: list[str] 
         "--trainer.logger.init_args.save_dir", str(tmp / name / "runs"), *extra,
     ]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, start_new_session=True)
-    assert done.returncode == 0, done.stderr[-4000:]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        _, err = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:  # a rank stuck in a collective: end the launcher and the ranks it started
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        pytest.fail(f"{name}: no result in 240 s (a rank waiting for another?)\n{err[-4000:]}")
+    assert proc.returncode == 0, err[-4000:]
     return records
 
 
@@ -116,6 +124,7 @@ def test_two_processes_train_as_one_global_batch_and_resume_exactly(tmp_path):
     assert [r["lam"] for r in r0] == [r["lam"] for r in r1]
     assert [r["gate_state"] for r in r0] == [r["gate_state"] for r in r1]
     assert len({r["lam"] for r in r0}) > 2  # the keyed rewards move the gate: the comparison is not of constants
+    assert r0[0]["rng"] != r1[0]["rng"]  # each rank samples with its own random stream
     # no prompt twice within an epoch across ranks (a batch repeats for its 2nd PPO epoch: count fresh batches)
     for epoch in {r["epoch"] for r in r0}:
         fresh = [i for rank in (r0, r1) for r in rank[::2] if r["epoch"] == epoch for i in r["ids"]]
