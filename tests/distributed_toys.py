@@ -30,6 +30,18 @@ class PromptKeyedJudge(Judge):
         return out
 
 
+def policy_facts(policy) -> dict:
+    """What the policy runs with: LoRA, sharded (DTensor) weights, gradient checkpointing, the reference's kind."""
+    from torch.distributed.tensor import DTensor
+
+    return {
+        "lora": policy.uses_lora,
+        "sharded": any(isinstance(p, DTensor) for p in policy.model.parameters()),
+        "checkpointing": any(getattr(m, "gradient_checkpointing", False) is True for m in policy.model.modules()),
+        "reference": "adapters off" if policy.uses_lora else ("frozen copy" if policy._frozen_reference is not None else None),
+    }
+
+
 class RankRecorder(pl.Callback):
     def __init__(self, out_dir: str) -> None:
         self.out_dir = Path(out_dir)
@@ -40,6 +52,7 @@ class RankRecorder(pl.Callback):
             "step": trainer.global_step, "epoch": trainer.current_epoch, "ids": list(batch["ids"]),
             "lam": entry.lam, "gate_state": pl_module.gate.rule.state_dict(), "loss": float(outputs["loss"]),
             "world_size": trainer.world_size, "rng": zlib.crc32(torch.get_rng_state().numpy().tobytes()),
+            "strategy": type(trainer.strategy).__name__, **policy_facts(pl_module.policy),
         }  # fmt: skip
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with open(self.out_dir / f"rank{trainer.global_rank}.jsonl", "a") as f:

@@ -77,9 +77,18 @@ def test_per_rank_states_round_trip_and_a_changed_process_count_is_refused():
 
 
 # ---- real processes ----------------------------------------------------------------------------------------------
-def fit(tmp: Path, name: str, processes: int, batch_size: int, extra: list[str] = []) -> Path:
-    """A `fit` of configs/debug_interleaved.yaml (PPO epochs 2, a checkpoint every 5 steps, kept); returns the folder
-    of the per-rank records."""
+LORA = {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+STRATEGIES = {  # the overlay, and what else the run turns on (docs/distributed.md's table)
+    "ddp": (["--config", "configs/strategies/ddp.yaml"], {}),
+    "fsdp": (["--config", "configs/strategies/fsdp.yaml", "--trainer.strategy.init_args.data_parallel_size=2"],
+             {"lora": LORA, "gradient_checkpointing": True}),
+}  # fmt: skip
+
+
+def fit(tmp: Path, name: str, processes: int, batch_size: int, strategy: str | None = None, extra: list[str] = [],
+        config: str = "configs/debug_interleaved.yaml", steps: int = STEPS) -> Path:  # fmt: skip
+    """A `fit` of `config` (PPO epochs 2, a checkpoint every 5 steps, all kept) with the prompt-keyed judge; returns
+    the folder of the per-rank records."""
     records = tmp / name / "records"
     overlay = tmp / f"{name}.yaml"
     callbacks = [
@@ -87,12 +96,14 @@ def fit(tmp: Path, name: str, processes: int, batch_size: int, extra: list[str] 
          "init_args": {"dirpath": str(tmp / name / "ckpt"), "every_n_train_steps": 5, "save_top_k": -1}},
         {"class_path": "distributed_toys.RankRecorder", "init_args": {"out_dir": str(records)}},
     ]  # fmt: skip
-    judge = {"class_path": "distributed_toys.PromptKeyedJudge", "init_args": {"group_size": GROUP}}
-    overlay.write_text(yaml.safe_dump({"trainer": {"callbacks": callbacks}, "model": {"judge": judge}}))
-    strategy = ["--config", "configs/strategies/ddp.yaml", f"--trainer.devices={processes}"] if processes > 1 else []
+    model = {"judge": {"class_path": "distributed_toys.PromptKeyedJudge", "init_args": {"group_size": GROUP}}}
+    args, policy = STRATEGIES[strategy] if strategy else ([], {})
+    if policy:
+        model["policy"] = {"init_args": policy}
+    overlay.write_text(yaml.safe_dump({"trainer": {"callbacks": callbacks}, "model": model}))
     cmd = [
-        sys.executable, "-m", "wavalign", "fit", "--config", "configs/debug_interleaved.yaml", *strategy,
-        "--config", str(overlay), "--trainer.accelerator=cpu", f"--trainer.max_steps={STEPS}",
+        sys.executable, "-m", "wavalign", "fit", "--config", config, *args, "--config", str(overlay),
+        f"--trainer.devices={processes}", "--trainer.accelerator=cpu", f"--trainer.max_steps={steps}",
         "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false", "--model.ppo_epochs=2",
         f"--model.group_size={GROUP}", f"--data.init_args.batch_size={batch_size}", "--model.sampling.max_new_tokens=12",
         "--trainer.logger.init_args.save_dir", str(tmp / name / "runs"), *extra,
@@ -114,10 +125,23 @@ def rows(records: Path, rank: int) -> list[dict]:
     return [json.loads(line) for line in (records / f"rank{rank}.jsonl").read_text().splitlines()]
 
 
+def saved_rng_ranks(ckpt: Path) -> int:
+    """How many ranks' random states a checkpoint holds (a file, or a sharded checkpoint's folder with meta.pt)."""
+    state = torch.load(ckpt / "meta.pt" if ckpt.is_dir() else ckpt, map_location="cpu", weights_only=True)
+    return len(state["callbacks"]["ResumeStateCallback"]["rng"]["ranks"])
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory) -> list[dict]:
+    """One process over the 2-process runs' global batch (2 x PER_RANK prompts a step)."""
+    return rows(fit(tmp_path_factory.mktemp("one"), "one", 1, 2 * PER_RANK), 0)
+
+
 @pytest.mark.distributed
-def test_two_processes_train_as_one_global_batch_and_resume_exactly(tmp_path):
-    ddp = fit(tmp_path, "ddp", 2, PER_RANK)
-    r0, r1 = rows(ddp, 0), rows(ddp, 1)
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_two_processes_train_as_one_global_batch_and_resume_exactly(tmp_path, strategy, one_process):
+    ranks = fit(tmp_path, "two", 2, PER_RANK, strategy)
+    r0, r1 = rows(ranks, 0), rows(ranks, 1)
     assert [r["step"] for r in r0] == [r["step"] for r in r1] == list(range(1, STEPS + 1))
     assert {r["world_size"] for r in r0 + r1} == {2}
     # the gate saw the global batch: the same λ and rule state on both ranks
@@ -130,14 +154,12 @@ def test_two_processes_train_as_one_global_batch_and_resume_exactly(tmp_path):
         fresh = [i for rank in (r0, r1) for r in rank[::2] if r["epoch"] == epoch for i in r["ids"]]
         assert len(fresh) == len(set(fresh)), epoch
     # one process with the global batch: the same prompts per step in the same group order, and the same λ
-    one = rows(fit(tmp_path, "one", 1, 2 * PER_RANK), 0)
-    assert [r["ids"] for r in one] == [a["ids"] + b["ids"] for a, b in zip(r0, r1)]
-    assert [r["lam"] for r in one] == [r["lam"] for r in r0]
-    assert [r["gate_state"] for r in one] == [r["gate_state"] for r in r0]
+    assert [r["ids"] for r in one_process] == [a["ids"] + b["ids"] for a, b in zip(r0, r1)]
+    assert [r["lam"] for r in one_process] == [r["lam"] for r in r0]
+    assert [r["gate_state"] for r in one_process] == [r["gate_state"] for r in r0]
     # resume both ranks from the step-5 checkpoint (between the two PPO epochs of a rollout batch: the buffers)
-    ckpt = tmp_path / "ddp" / "ckpt" / "epoch=0-step=5.ckpt"
-    resumed = fit(tmp_path, "resume", 2, PER_RANK, ["--ckpt_path", str(ckpt)])
+    ckpt = tmp_path / "two" / "ckpt" / "epoch=0-step=5.ckpt"
+    assert saved_rng_ranks(ckpt) == 2  # every rank's random states are in the checkpoint
+    resumed = fit(tmp_path, "resume", 2, PER_RANK, strategy, ["--ckpt_path", str(ckpt)])
     for rank, whole in ((0, r0), (1, r1)):
         assert rows(resumed, rank) == [r for r in whole if r["step"] > 5], rank
-    # every rank's random states are in the checkpoint
-    assert len(torch.load(ckpt, map_location="cpu", weights_only=True)["callbacks"]["ResumeStateCallback"]["rng"]["ranks"]) == 2

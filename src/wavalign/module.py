@@ -27,6 +27,7 @@ from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPol
 from wavalign.prediction import PromptReplies, predict_replies
 from wavalign.resume import ResumeStateCallback
 from wavalign.scoring import ScoredGroups, build_requests, score_groups
+from wavalign.sharding import shard_policy
 from wavalign.warm_start import load_policy_weights
 
 OBJECTIVES = ("grpo", "dpo")
@@ -112,6 +113,10 @@ class WavAlignModule(pl.LightningModule):
         if stage != "predict" and (self.beta > 0 or self.objective == "dpo"):
             self.policy.setup_reference()
         check_speech_codes(self.policy, getattr(self._trainer, "datamodule", None))
+
+    def configure_model(self) -> None:
+        """Sharded strategies wrap the policy here (FSDP2 under ModelParallelStrategy: wavalign.sharding)."""
+        shard_policy(self)
 
     def configure_callbacks(self) -> list[pl.Callback]:
         """Random states and data position in every checkpoint, so a resumed run continues exactly."""
