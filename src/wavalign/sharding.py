@@ -33,6 +33,26 @@ def transformer_blocks(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if match(m)]
 
 
+def broadcast_from_rank0(model: nn.Module, device_type: str) -> None:
+    """Every rank starts from rank 0's weights. FSDP2 shards whatever each rank holds (DDP, unlike it, broadcasts at
+    wrap time): ranks built with different random states (a LoRA init from an unseeded stream) would otherwise train
+    a model stitched from different initialisations. Each tensor travels through the mesh's device type (NCCL: GPU)."""
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_initialized() or dist.get_world_size() == 1:
+        return
+    device = torch.device("cuda", torch.cuda.current_device()) if device_type == "cuda" else torch.device(device_type)
+    with torch.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            if t.device.type == "meta":
+                continue
+            moved = t.detach().to(device)
+            dist.broadcast(moved, src=0)
+            if moved is not t:
+                t.copy_(moved)
+
+
 def fully_shard_model(model: nn.Module, mesh: object, extra_roots: Iterable[nn.Module] = ()) -> int:
     """FSDP2 units: each block, then `model` itself, the transformers model under a peft wrapper (reshard_after_forward
     off: a rollout calls its forward once per decoding step). Returns the number of blocks sharded. A model with no recognisable block is refused: sharding it
@@ -45,10 +65,12 @@ def fully_shard_model(model: nn.Module, mesh: object, extra_roots: Iterable[nn.M
     if not blocks:
         raise ValueError(f"{type(model).__name__}: no transformer blocks found to shard (no _no_split_modules, no "
                          f"class named *{BLOCK_SUFFIXES[0]} or *{BLOCK_SUFFIXES[1]})")  # fmt: skip
+    broadcast_from_rank0(model, mesh.device_type)
     for block in blocks:
         fully_shard(block, mesh=mesh)
     fully_shard(model, mesh=mesh, reshard_after_forward=False)
     for root in extra_roots:
+        broadcast_from_rank0(root, mesh.device_type)
         for block in transformer_blocks(root):
             fully_shard(block, mesh=mesh)
         fully_shard(root, mesh=mesh, reshard_after_forward=False)
@@ -57,11 +79,15 @@ def fully_shard_model(model: nn.Module, mesh: object, extra_roots: Iterable[nn.M
 
 def shard_policy(module: pl.LightningModule) -> None:
     """The configure_model hook: FSDP2-shard the policy under ModelParallelStrategy, leave it as it is otherwise
-    (DDP replicates it; DeepSpeed shards it itself). Idempotent: Lightning may call configure_model again."""
-    from lightning.pytorch.strategies import ModelParallelStrategy
+    (DDP replicates it; DeepSpeed shards it itself, and under ZeRO-3 decoding goes in lockstep too). Idempotent:
+    Lightning may call configure_model again."""
+    from lightning.pytorch.strategies import DeepSpeedStrategy, ModelParallelStrategy
 
     trainer = module._trainer
-    if trainer is None or not isinstance(trainer.strategy, ModelParallelStrategy):
+    strategy = None if trainer is None else trainer.strategy
+    if isinstance(strategy, DeepSpeedStrategy) and strategy.config.get("zero_optimization", {}).get("stage") == 3:
+        module.policy.lockstep_decoding = True  # ZeRO-3 gathers parameters in every module's forward, like FSDP
+    if not isinstance(strategy, ModelParallelStrategy):
         return
     mesh = module.device_mesh
     if mesh["tensor_parallel"].size() != 1:
@@ -73,3 +99,4 @@ def shard_policy(module: pl.LightningModule) -> None:
     reference = getattr(policy, "_frozen_reference", None)
     fully_shard_model(policy.model, mesh["data_parallel"], [reference] if reference is not None else [])
     object.__setattr__(policy, "_sharded", True)
+    policy.lockstep_decoding = True  # a rank done decoding early would leave the others' all-gathers waiting
