@@ -9,6 +9,7 @@ from the first run's mid-run checkpoint. Rewards come from a judge keyed on the 
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -78,15 +79,20 @@ def test_per_rank_states_round_trip_and_a_changed_process_count_is_refused():
 
 # ---- real processes ----------------------------------------------------------------------------------------------
 LORA = {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}
-STRATEGIES = {  # the overlay, and what else the run turns on (docs/distributed.md's table)
-    "ddp": (["--config", "configs/strategies/ddp.yaml"], {}),
-    "fsdp": (["--config", "configs/strategies/fsdp.yaml", "--trainer.strategy.init_args.data_parallel_size=2"],
-             {"lora": LORA, "gradient_checkpointing": True}),
-}  # fmt: skip
+LORA_CKPT = {"lora": LORA, "gradient_checkpointing": True}
+STRATEGIES = {  # the overlay's arguments for 2 processes
+    "ddp": ["--config", "configs/strategies/ddp.yaml"],
+    "fsdp": ["--config", "configs/strategies/fsdp.yaml", "--trainer.strategy.init_args.data_parallel_size=2"],
+}
+# docs/distributed.md's table, as each run checks it: (policy settings, what the ranks must report)
+MAIN_RUNS = {
+    "ddp": ({}, {"lora": False, "sharded": False, "checkpointing": False, "reference": "frozen copy"}),
+    "fsdp": (LORA_CKPT, {"lora": True, "sharded": True, "checkpointing": True, "reference": "adapters off"}),
+}
 
 
 def fit(tmp: Path, name: str, processes: int, batch_size: int, strategy: str | None = None, extra: list[str] = [],
-        config: str = "configs/debug_interleaved.yaml", steps: int = STEPS) -> Path:  # fmt: skip
+        config: str = "configs/debug_interleaved.yaml", steps: int = STEPS, policy: dict = {}) -> Path:  # fmt: skip
     """A `fit` of `config` (PPO epochs 2, a checkpoint every 5 steps, all kept) with the prompt-keyed judge; returns
     the folder of the per-rank records."""
     records = tmp / name / "records"
@@ -97,7 +103,7 @@ def fit(tmp: Path, name: str, processes: int, batch_size: int, strategy: str | N
         {"class_path": "distributed_toys.RankRecorder", "init_args": {"out_dir": str(records)}},
     ]  # fmt: skip
     model = {"judge": {"class_path": "distributed_toys.PromptKeyedJudge", "init_args": {"group_size": GROUP}}}
-    args, policy = STRATEGIES[strategy] if strategy else ([], {})
+    args = STRATEGIES[strategy] if strategy else []
     if policy:
         model["policy"] = {"init_args": policy}
     overlay.write_text(yaml.safe_dump({"trainer": {"callbacks": callbacks}, "model": model}))
@@ -140,8 +146,10 @@ def one_process(tmp_path_factory) -> list[dict]:
 @pytest.mark.distributed
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_two_processes_train_as_one_global_batch_and_resume_exactly(tmp_path, strategy, one_process):
-    ranks = fit(tmp_path, "two", 2, PER_RANK, strategy)
+    policy, facts = MAIN_RUNS[strategy]
+    ranks = fit(tmp_path, "two", 2, PER_RANK, strategy, policy=policy)
     r0, r1 = rows(ranks, 0), rows(ranks, 1)
+    assert {k: r0[0][k] for k in facts} == {k: r1[0][k] for k in facts} == facts
     assert [r["step"] for r in r0] == [r["step"] for r in r1] == list(range(1, STEPS + 1))
     assert {r["world_size"] for r in r0 + r1} == {2}
     # the gate saw the global batch: the same λ and rule state on both ranks
@@ -160,6 +168,18 @@ def test_two_processes_train_as_one_global_batch_and_resume_exactly(tmp_path, st
     # resume both ranks from the step-5 checkpoint (between the two PPO epochs of a rollout batch: the buffers)
     ckpt = tmp_path / "two" / "ckpt" / "epoch=0-step=5.ckpt"
     assert saved_rng_ranks(ckpt) == 2  # every rank's random states are in the checkpoint
-    resumed = fit(tmp_path, "resume", 2, PER_RANK, strategy, ["--ckpt_path", str(ckpt)])
+    resumed = fit(tmp_path, "resume", 2, PER_RANK, strategy, ["--ckpt_path", str(ckpt)], policy=policy)
     for rank, whole in ((0, r0), (1, r1)):
         assert rows(resumed, rank) == [r for r in whole if r["step"] > 5], rank
+
+
+@pytest.mark.distributed
+def test_parallel_heads_with_lora_and_checkpointing_train_under_ddp(tmp_path):
+    """Kimi-Audio's layout (two heads, branch layers) under DDP: every parameter takes part in the loss, so DDP's
+    default find_unused_parameters=False holds; LoRA reference = adapters off. (Under FSDP: tests/test_sharding.py.)"""
+    ranks = fit(tmp_path, "parallel", 2, 2, "ddp", config="configs/debug_parallel.yaml", steps=2, policy=LORA_CKPT)
+    r0, r1 = rows(ranks, 0), rows(ranks, 1)
+    facts = {"lora": True, "sharded": False, "checkpointing": True, "reference": "adapters off"}
+    assert {k: r0[0][k] for k in facts} == {k: r1[0][k] for k in facts} == facts
+    assert [r["step"] for r in r0] == [1, 2] and [r["lam"] for r in r0] == [r["lam"] for r in r1]
+    assert r0[0]["ids"] != r1[0]["ids"] and all(math.isfinite(r["loss"]) for r in r0 + r1)

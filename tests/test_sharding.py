@@ -17,7 +17,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from conftest import tiny_policy
+from conftest import DEBUG_VOCAB, tiny_policy
+from wavalign.policy.parallel import ParallelPolicy
+from wavalign.policy.tiny_parallel import TinyParallel
 from wavalign.policy.base import SamplingConfig
 from wavalign.policy.decoding import StaticCacheSampler
 from wavalign.policy.lora import LoraSettings
@@ -77,9 +79,32 @@ def _worker(rank: int, port: int, out: str) -> None:
     # rank 0's only row ends at its first token (its EOS is that token); rank 1's never ends
     eos = int(whole["greedy"][0, 0]) if rank == 0 else -1
     early = sampler.sample(prompt, mask, GREEDY, eos_id=eos, pad_id=policy.spec.pad_id, lockstep=True)
-    torch.save({"own_differs": own_differs, "blocks": blocks, "all_dtensor": all(isinstance(p, DTensor) for p in params), "whole": whole,
+    par = whole_and_sharded_parallel(rank)
+    torch.save({"parallel": par, "own_differs": own_differs, "blocks": blocks, "all_dtensor": all(isinstance(p, DTensor) for p in params), "whole": whole,
                 "sharded": sharded, "early": early, "eos": eos, "pad": policy.spec.pad_id}, Path(out) / f"rank{rank}.pt")  # fmt: skip
     dist.destroy_process_group()
+
+
+def whole_and_sharded_parallel(rank: int) -> dict:
+    """A parallel-head policy, full fine-tuning with its frozen reference copy: greedy rollouts of both streams and
+    log-probs before and after sharding (the reference copy is sharded too)."""
+    from torch.distributed.device_mesh import init_device_mesh
+
+    source = TinyParallel(vocab_file=str(DEBUG_VOCAB), num_speech_tokens=64, hidden_size=32, shared_layers=2,
+                          text_layers=1, audio_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64)  # fmt: skip
+    policy = ParallelPolicy(source, num_speech_tokens=64, audio_delay=2)
+    policy.setup_reference()
+    prompts = [policy.prompt_ids(MESSAGES, [[rank + 1, 2, 3]])]
+
+    def run() -> dict:
+        rollouts = policy.rollout(prompts, 2, GREEDY)
+        return {"completion": rollouts.completion_ids, "policy": policy.token_logprobs(rollouts).detach(),
+                "reference": policy.token_logprobs(rollouts, reference=True)}  # fmt: skip
+
+    whole = run()
+    fully_shard_model(policy.model, init_device_mesh("cpu", (2,)), [policy._frozen_reference])
+    policy.lockstep_decoding = True
+    return {"whole": whole, "sharded": run()}
 
 
 def free_port() -> int:
@@ -108,6 +133,10 @@ def test_sharded_policy_decodes_and_scores_as_the_whole_one_in_lockstep(tmp_path
         for key in ("policy", "reference"):
             torch.testing.assert_close(got["sharded"][key], got["whole"][key], rtol=1e-5, atol=1e-5)
         assert not torch.allclose(got["whole"]["policy"], got["whole"]["reference"])  # the adapter matters
+        par = got["parallel"]
+        assert torch.equal(par["sharded"]["completion"], par["whole"]["completion"])
+        for key in ("policy", "reference"):
+            torch.testing.assert_close(par["sharded"][key], par["whole"][key], rtol=1e-5, atol=1e-5)
         early = got["early"]
         assert early.shape == got["whole"]["greedy"].shape  # both ranks decoded all 6 steps
         if rank == 0:
