@@ -180,7 +180,7 @@ class WavAlignModule(pl.LightningModule):
         entry = RolloutEntry(key, rollouts, self.demonstrations(examples, prompts), adv.to(self.device), gate.lam, replies,
                             group_lam=gate.group_lam)
         # Kept for analysis callbacks (judge consistency, rollout audio) so they need not decode speech again.
-        entry.extras.update(requests=scored.requests, scores=scored.scores)
+        entry.extras.update(requests=scored.requests, scores=scored.scores, global_reliable=world.reliable)
         if self.beta > 0 and gate.lam > 0:
             with self.timed("reference"):
                 entry.ref_logp = self.policy.token_logprobs(rollouts, reference=True)
