@@ -174,12 +174,17 @@ def test_two_processes_train_as_one_global_batch_and_resume_exactly(tmp_path, st
 
 
 @pytest.mark.distributed
-def test_parallel_heads_with_lora_and_checkpointing_train_under_ddp(tmp_path):
+def test_parallel_heads_with_lora_and_checkpointing_train_under_ddp_with_a_per_group_rule(tmp_path):
     """Kimi-Audio's layout (two heads, branch layers) under DDP: every parameter takes part in the loss, so DDP's
-    default find_unused_parameters=False holds; LoRA reference = adapters off. (Under FSDP: tests/test_sharding.py.)"""
-    ranks = fit(tmp_path, "parallel", 2, 2, "ddp", config="configs/debug_parallel.yaml", steps=2, policy=LORA_CKPT)
+    default find_unused_parameters=False holds; LoRA reference = adapters off. (Under FSDP: tests/test_sharding.py.)
+    The gate is HPT's, a λ per group: every rank gets the whole batch's λ vector and keeps its own groups' slice."""
+    hpt = ["--gate.rule=wavalign.hybrid.HPTGate", "--gate.rule.init_args.switch_gate=1"]
+    ranks = fit(tmp_path, "parallel", 2, 2, "ddp", hpt, config="configs/debug_parallel.yaml", steps=2, policy=LORA_CKPT)
     r0, r1 = rows(ranks, 0), rows(ranks, 1)
     facts = {"lora": True, "sharded": False, "checkpointing": True, "reference": "adapters off"}
     assert {k: r0[0][k] for k in facts} == {k: r1[0][k] for k in facts} == facts
     assert [r["step"] for r in r0] == [1, 2] and [r["lam"] for r in r0] == [r["lam"] for r in r1]
     assert r0[0]["ids"] != r1[0]["ids"] and all(math.isfinite(r["loss"]) for r in r0 + r1)
+    whole = r0[0]["gate_group_lam"]
+    assert whole == r1[0]["gate_group_lam"] and len(whole) == 4 and 0 < sum(whole) < 4  # both kinds of group
+    assert r0[0]["group_lam"] == whole[:2] and r1[0]["group_lam"] == whole[2:]
