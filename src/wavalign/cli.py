@@ -51,6 +51,9 @@ class WavAlignCLI(LightningCLI):
         parser.add_lightning_class_args(RunGuards, "guards")
         parser.add_lightning_class_args(ReplyWriter, "listen")  # acts in `predict` only
         parser.link_arguments("model.ppo_epochs", "data.init_args.repeat_batches")
+        # The train sampler shards prompts across processes itself (whole groups per rank, the one-process order of
+        # the global batch, an exact resume position): Lightning must not try to wrap it in a DistributedSampler.
+        parser.set_defaults({"trainer.use_distributed_sampler": False})
         parser.add_argument("--world", type=WorldSettings | None, default=None, help="prepare the embedded world first")
         parser.add_argument("--warm_start_config", type=str | None, default=None, help="config that makes model.init_checkpoint")
 

@@ -19,6 +19,7 @@ from wavalign.data.buffer import RolloutBuffer, RolloutEntry
 from wavalign.data.check import check_speech_codes
 from wavalign.data.schema import DialogueExample
 from wavalign.data.speech import SpeechTokenCache
+from wavalign.distributed import GlobalGroups, global_gate_step, load_per_rank, process_slot, save_per_rank
 from wavalign.gating import TokenInputs
 from wavalign.hybrid.demo_group import advantages_with_demos, score_demonstrations
 from wavalign.hybrid.weights import step_weights
@@ -29,6 +30,7 @@ from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPol
 from wavalign.prediction import PromptReplies, predict_replies
 from wavalign.resume import ResumeStateCallback
 from wavalign.scoring import ScoredGroups, build_requests, score_groups
+from wavalign.sharding import shard_policy
 from wavalign.split_po import split_advantages, split_token_advantages
 from wavalign.step_forward import step_logprobs
 from wavalign.warm_start import load_policy_weights
@@ -123,16 +125,21 @@ class WavAlignModule(pl.LightningModule):
             self.policy.setup_reference()
         check_speech_codes(self.policy, getattr(self._trainer, "datamodule", None))
 
+    def configure_model(self) -> None:
+        """Sharded strategies wrap the policy here (FSDP2 under ModelParallelStrategy: wavalign.sharding)."""
+        shard_policy(self)
+
     def configure_callbacks(self) -> list[pl.Callback]:
         """Random states and data position in every checkpoint, so a resumed run continues exactly."""
         return [ResumeStateCallback()]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["rollout_buffer"] = self.buffer.state_dict()
+        checkpoint["rollout_buffer"] = save_per_rank(self._trainer, self.buffer.state_dict())  # each rank's own groups
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "rollout_buffer" in checkpoint:
-            self.buffer.load_state_dict(checkpoint["rollout_buffer"], self.device)
+            mine = load_per_rank(checkpoint["rollout_buffer"], *process_slot(self._trainer), "rollout buffer")
+            self.buffer.load_state_dict(mine, self.device)
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]
@@ -179,7 +186,7 @@ class WavAlignModule(pl.LightningModule):
     def make_entry(self, key: tuple[int, ...], examples: Sequence[DialogueExample]) -> RolloutEntry:
         prompts = self.prompts(examples)
         rollouts, replies, scored = self.sample_and_score(examples, prompts, self.group_size, self.sampling)
-        gate = self.gate.step(scored.rewards, scored.reliable)
+        gate, world = global_gate_step(self.gate, self, scored.rewards, scored.reliable)  # the gate sees all ranks
         adv = group_advantages(scored.rewards, scored.reliable, scale=self.scale_rewards).flatten()
         parts = split_advantages(scored, self.group_size, self.scale_rewards).to(self.device) if self.po_tokens == "split" else None
         demo, demo_adv = self.demonstrations(examples, prompts), None
@@ -193,11 +200,11 @@ class WavAlignModule(pl.LightningModule):
                              part_advantages=parts, demo_advantages=demo_adv, sft_skip=sft_demo is None,
                              sft_demonstrations=None if sft_demo is demo or sft_demo is None else sft_demo.to(self.device))  # fmt: skip
         # Kept for analysis callbacks (judge consistency, rollout audio) so they need not decode speech again.
-        entry.extras.update(requests=scored.requests, scores=scored.scores)
+        entry.extras.update(requests=scored.requests, scores=scored.scores, global_reliable=world.reliable)
         if self.beta > 0 and gate.lam > 0:
             with self.timed("reference"):
                 entry.ref_logp = self.policy.token_logprobs(rollouts, reference=True)
-        self.log_rollout_stats(entry, scored, gate.lam_raw)
+        self.log_rollout_stats(entry, scored, gate.lam_raw, world)
         return entry
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
@@ -300,20 +307,14 @@ class WavAlignModule(pl.LightningModule):
         ref = entry.ref_logp
         return dpo_loss(logp[best], logp[worst], ref[best], ref[worst], mask[best], mask[worst], self.dpo_beta)
 
-    def log_rollout_stats(self, entry: RolloutEntry, scored: ScoredGroups, lam_raw: float) -> None:
-        r = scored.rewards
+    def log_rollout_stats(self, entry: RolloutEntry, scored: ScoredGroups, lam_raw: float, world: GlobalGroups) -> None:
+        """Gate and reward figures of the global batch (gathered); per-rank figures averaged over ranks."""
         masks = entry.rollouts.masks
-        stats = {
-            "gate/lambda_raw": lam_raw,
-            "reward/mean": r.mean(),
-            "reward/std": r.std(dim=1, unbiased=False).mean(),
-            "rollout/frac_zero_std": (r.std(dim=1, unbiased=False) == 0).double().mean(),
-            "rollout/len_text": masks.text.sum(dim=1).mean(),
-            "rollout/len_speech": masks.speech.sum(dim=1).mean(),
-            "judge/unreliable": (~scored.reliable).double().mean(),
-        }
-        stats.update({f"judge/{k}": v for k, v in scored.part_means().items()})
-        self.log_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in stats.items()}, batch_size=r.shape[0])
+        f32 = lambda d: {k: torch.as_tensor(v, dtype=torch.float32) for k, v in d.items()}  # noqa: E731
+        self.log_dict(f32({"gate/lambda_raw": lam_raw, **world.reward_stats()}), batch_size=world.rewards.shape[0])
+        local = {"rollout/len_text": masks.text.sum(dim=1).mean(), "rollout/len_speech": masks.speech.sum(dim=1).mean()}
+        local.update({f"judge/{k}": v for k, v in scored.part_means().items()})
+        self.log_dict(f32(local), batch_size=scored.rewards.shape[0], sync_dist=True)
 
     # ---- evaluation ----------------------------------------------------------------------------------------------
     def eval_step(self, batch: dict, prefix: str) -> None:

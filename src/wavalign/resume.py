@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 
+from wavalign.distributed import decorrelate_rank_streams, load_per_rank, process_slot, save_per_rank
+
 
 def rng_states() -> dict[str, Any]:
     """Every random state a training step may draw from. Written here rather than taken from Lightning, whose
@@ -51,12 +53,21 @@ class ResumeStateCallback(pl.Callback):
     On resume the data module is told where to continue (`resume_after(batches)`), and the random states are put
     back at the first training batch, after everything Lightning runs between restore and that batch (sanity
     checks, loader setup, start-of-training evaluations), so none of it shifts the stream.
+
+    Under several processes each rank has its own stream (wavalign.distributed.decorrelate_rank_streams); a
+    checkpoint holds every rank's random states and each rank takes its own back on resume (same process count).
     """
 
     def __init__(self) -> None:
         self.trained_batches = 0
         self._pending: dict[str, Any] | None = None
         self._outside_validation: dict[str, Any] | None = None
+        self._trainer: pl.Trainer | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._trainer = trainer  # load_state_dict gets no trainer, and needs this process's rank
+        if stage == "fit":
+            decorrelate_rank_streams(trainer)
 
     # ---- the training data position ------------------------------------------------------------------------------
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -95,11 +106,13 @@ class ResumeStateCallback(pl.Callback):
         """The training stream's state: during validation, the one validation will hand back; right after a
         restore, the one still to be put back."""
         rng = self._outside_validation or self._pending or rng_states()
-        return {"trained_batches": self.trained_batches, "rng": rng}
+        return {"trained_batches": self.trained_batches, "rng": save_per_rank(self._trainer, rng)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.trained_batches = int(state_dict.get("trained_batches", 0))
-        self._pending = state_dict.get("rng")
+        rank, world = process_slot(self._trainer)
+        rng = state_dict.get("rng")
+        self._pending = None if rng is None else load_per_rank(rng, rank, world, "random states")
 
 
 # ---- where checkpoints are, for `--ckpt_path last` ----------------------------------------------------------------

@@ -252,3 +252,35 @@ def test_prompt_dir_overrides_packaged_prompts(make_judge, server: _Server, tmp_
     assert judge.prompts["holistic"] == load_prompts()["holistic"]
     with pytest.raises(JudgeConfigError, match="mode"):
         make_judge(mode="vibes")
+
+
+def test_concurrency_is_bounded_per_judge_so_per_rank() -> None:
+    """Each training process (rank) builds its own HttpJudge: a shared server sees at most max_concurrency calls
+    from each, max_concurrency x ranks in all (the bound docs/distributed.md tells users to divide by)."""
+    from chat_server import chat_server
+
+    state = {"now": 0, "peak": 0}
+    lock = threading.Lock()
+
+    def answer(body: dict[str, Any]) -> list[str]:
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.15)
+        with lock:
+            state["now"] -= 1
+        return ["<justification>ok</justification><score>4</score>"]
+
+    requests = [JudgeRequest(question=f"q{i}", reply_text="a") for i in range(8)]
+    with chat_server(answer) as server:
+        judge = HttpJudge(server.url, "m", allow_no_key=True, max_concurrency=2, send_audio=False)
+        assert [s.score for s in judge.score(requests)] == [4.0] * 8
+        assert state["peak"] == 2  # one judge: never more than its bound, and the bound is reached
+        state["peak"] = 0
+        ranks = [HttpJudge(server.url, "m", allow_no_key=True, max_concurrency=2, send_audio=False) for _ in range(2)]
+        threads = [threading.Thread(target=j.score, args=(requests,)) for j in ranks]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert 2 < state["peak"] <= 4  # two ranks: up to twice the bound

@@ -14,6 +14,7 @@ does not depend on lambda, and the norms are those of the preference loss itself
 from __future__ import annotations
 
 import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_warn
 import torch
 from torch import Tensor
 
@@ -37,6 +38,12 @@ def modality_gradients(pl_module: pl.LightningModule, entry: RolloutEntry) -> di
     return out
 
 
+def _sharded(pl_module: pl.LightningModule) -> bool:
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(p, DTensor) for p in pl_module.parameters())
+
+
 def geometry(grads: dict[str, Tensor]) -> dict[str, float]:
     """Norms of both gradients and their cosine; the cosine is left out when either gradient is zero (undefined)."""
     g_text, g_speech = grads["text"], grads["speech"]
@@ -50,7 +57,11 @@ def geometry(grads: dict[str, Tensor]) -> dict[str, float]:
 class GradientGeometryCallback(pl.Callback):
     """Logs grad/norm_text, grad/norm_speech, grad/cos_text_speech every `every_n_steps` optimiser steps
     (steps 0, N, 2N, ...), from the rollouts the module trained on (`pl_module.last_entry`). The measurement runs in
-    eval mode (no dropout noise) and costs one extra forward and two backward passes."""
+    eval mode (no dropout noise) and costs one extra forward and two backward passes.
+
+    Under DDP the figures are process 0's gradients of its own groups (logged by process 0). Under sharded weights
+    (FSDP2, whose parameters are DTensors) the measurement is skipped with a warning: autograd.grad on sharded
+    parameters bypasses FSDP's gradient reduction, so the flattened per-process pieces would not be the gradient."""
 
     def __init__(self, every_n_steps: int = 50) -> None:
         if every_n_steps < 1:
@@ -58,6 +69,7 @@ class GradientGeometryCallback(pl.Callback):
         self.every_n_steps = every_n_steps
         self.last: dict[str, float] = {}
         self._last_step = -1
+        self._warned_sharded = False
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer) -> None:
         step = trainer.global_step
@@ -65,6 +77,11 @@ class GradientGeometryCallback(pl.Callback):
         if step % self.every_n_steps or step == self._last_step or entry is None:
             return
         self._last_step = step
+        if _sharded(pl_module):
+            if not self._warned_sharded:
+                rank_zero_warn("GradientGeometryCallback: skipped under sharded parameters (FSDP); run it under DDP or on one device")
+            self._warned_sharded = True
+            return
         was_training = pl_module.training
         pl_module.eval()  # no dropout noise in the measurement
         try:

@@ -3,6 +3,8 @@
 - Judge outage: after `max_failed_judge_steps` consecutive rollout batches in which every score is unreliable (the
   gate would otherwise go on as pure SFT indefinitely), the run stops with an error naming the judge, its last error
   and how to resume; the interrupt checkpoint (wavalign.resume) is written on the way out.
+  Under several processes the count is over every rank's scores (gathered for the gate), so all ranks stop at
+  the same step instead of one rank stopping while the others wait for it.
   `judge/consecutive_failed_steps` is logged every step.
 - Non-finite values: a step whose loss or any gradient is NaN/inf has its gradients dropped before the optimiser
   (and before clipping), so the weights and optimiser moments never see them and no checkpoint holds them; counted
@@ -72,7 +74,9 @@ class RunGuards(pl.Callback):
         if fresh:  # a new rollout batch was judged this step (PPO epochs reuse it without judging again)
             self._last_entry_seen = entry
             scores = entry.extras["scores"]
-            if scores and not any(s.reliable for s in scores):
+            everywhere = entry.extras.get("global_reliable")  # every rank's flags: all ranks stop at the same step
+            none_reliable = not bool(everywhere.any()) if everywhere is not None else not any(s.reliable for s in scores)
+            if scores and none_reliable:
                 self.failed_judge_steps += 1
             else:
                 self.failed_judge_steps = 0

@@ -28,17 +28,33 @@ class RepeatBatchSampler(Sampler[list[int]]):
     """Yields each batch of indices `repeat` times in a row, so one rollout batch serves several updates.
 
     The order of epoch e is a function of (seed + e) alone, so a resumed run can continue at any batch: `skip(n)`
-    makes the next iteration start n batches into the run (at epoch n // len(self), that many batches in)."""
+    makes the next iteration start n batches into the run (at epoch n // len(self), that many batches in).
 
-    def __init__(self, n: int, batch_size: int, repeat: int = 1, shuffle: bool = True, seed: int = 0) -> None:
+    Under several processes every rank draws the same epoch order and cuts it into global batches of
+    batch_size x world_size prompts; rank r takes the r-th slice of each. So no prompt is seen twice in an epoch
+    across ranks, a prompt's group stays whole on one rank, and the ranks' batches joined in rank order are exactly
+    the batches of a one-process run with batch_size x world_size (what makes the gathered gate statistics equal to
+    that run's). Lightning cannot shard a custom batch sampler itself, hence `trainer.use_distributed_sampler: false`
+    (the CLI's default)."""
+
+    def __init__(
+        self, n: int, batch_size: int, repeat: int = 1, shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
         self.n, self.batch_size, self.repeat, self.shuffle, self.seed = n, batch_size, repeat, shuffle, seed
+        self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self._skip_in_epoch = 0
+
+    @property
+    def global_batch_size(self) -> int:
+        return self.batch_size * self.world_size
 
     def skip(self, batches: int) -> None:
         per_epoch = len(self)
         if per_epoch == 0:
-            raise ValueError(f"no full batch of {self.batch_size} in {self.n} examples")
+            raise ValueError(f"no full batch of {self.batch_size} x {self.world_size} processes in {self.n} examples")
         self.epoch, self._skip_in_epoch = divmod(batches, per_epoch)
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -46,8 +62,9 @@ class RepeatBatchSampler(Sampler[list[int]]):
         order = torch.randperm(self.n, generator=g).tolist() if self.shuffle else list(range(self.n))
         self.epoch += 1
         skip, self._skip_in_epoch = self._skip_in_epoch, 0
-        for s in range(0, self.n - self.batch_size + 1, self.batch_size):  # drop_last: groups stay full size
-            batch = order[s : s + self.batch_size]
+        step, mine = self.global_batch_size, self.rank * self.batch_size
+        for s in range(0, self.n - step + 1, step):  # drop_last: groups stay full size, every rank gets a batch
+            batch = order[s + mine : s + mine + self.batch_size]
             for _ in range(self.repeat):
                 if skip:
                     skip -= 1
@@ -55,7 +72,7 @@ class RepeatBatchSampler(Sampler[list[int]]):
                 yield batch
 
     def __len__(self) -> int:
-        return (self.n // self.batch_size) * self.repeat
+        return (self.n // self.global_batch_size) * self.repeat
 
 
 def collate_examples(items: list[tuple[int, DialogueExample]]) -> dict:
@@ -63,7 +80,9 @@ def collate_examples(items: list[tuple[int, DialogueExample]]) -> dict:
 
 
 class WavAlignDataModule(pl.LightningDataModule):
-    """train_file / val_file / test_file: JSONL in the reference or plain schema. repeat_batches is linked to the
+    """train_file / val_file / test_file: JSONL in the reference or plain schema. batch_size: prompts per process and
+    step (the global batch is batch_size x processes; training prompts are sharded by RepeatBatchSampler, while
+    validation and test run the whole split on every process). repeat_batches is linked to the
     model's ppo_epochs by the CLI. setup checks every line of every file first and reports all problems at once;
     check_audio also decodes every audio file (slower; `python -m wavalign check-data` does it on its own).
     predict_file: the prompts `wavalign predict` answers (either schema; the demonstration may be left out), all of
@@ -108,8 +127,15 @@ class WavAlignDataModule(pl.LightningDataModule):
             for name, path in todo:  # the check parsed them: no second read
                 self.splits[name] = report.parsed[Path(path)]
         train = self.splits.get("train")
-        if train is not None and len(train) < self.batch_size:
-            raise ValueError(f"{self.train_file}: {len(train)} examples, fewer than batch_size={self.batch_size}")
+        rank, world = self.process_slot()
+        if train is not None and len(train) < self.batch_size * world:
+            raise ValueError(f"{self.train_file}: {len(train)} examples, fewer than batch_size={self.batch_size} x "
+                             f"{world} processes")  # fmt: skip
+
+    def process_slot(self) -> tuple[int, int]:
+        """(global rank, world size) of this process: (0, 1) outside a Trainer."""
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
     def resume_after(self, batches: int) -> None:
         """Continue a resumed run at its next batch: the train loader skips the `batches` already trained on."""
@@ -117,7 +143,8 @@ class WavAlignDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         data = ExampleDataset(self.splits["train"])
-        sampler = RepeatBatchSampler(len(data), self.batch_size, self.repeat_batches, self.shuffle, self.seed)
+        rank, world = self.process_slot()
+        sampler = RepeatBatchSampler(len(data), self.batch_size, self.repeat_batches, self.shuffle, self.seed, rank, world)
         if self._resume_after:
             sampler.skip(self._resume_after)
         # Its own generator: DataLoader otherwise draws a worker seed from the global stream at every epoch start,

@@ -86,6 +86,11 @@ class HttpJudge(Judge):
     and 5xx and replies without a score are retried up to `max_retries` times with capped exponential backoff and
     jitter; other 4xx are not retried. A call that still fails scores `fallback_score`, reliable=False, so that one
     bad request never stops training. `last_unreliable` / `total_unreliable` / `total_scored` count them for logs.
+
+    Concurrency is bounded per process: at most `max_concurrency` calls are in flight from one judge (retries wait
+    inside their slot). Under multi-process training (configs/strategies/) every rank builds its own judge and scores
+    only its own groups, so a shared judge server sees up to max_concurrency x processes (devices x nodes) calls at
+    once: set max_concurrency to the server's budget divided by the process count.
     """
 
     def __init__(

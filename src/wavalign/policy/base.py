@@ -129,6 +129,9 @@ class SpeechPolicy(nn.Module, ABC):
     model: nn.Module
     uses_lora: bool = False
     _frozen_reference: nn.Module | None = None
+    # Sharded weights (FSDP, ZeRO-3): every forward is a collective, so a rank whose rows are all done keeps decoding
+    # (pads) until every rank is done; set by wavalign.sharding.
+    lockstep_decoding: bool = False
 
     @abstractmethod
     def prompt_ids(self, messages: Sequence[dict[str, str]], speech: Sequence[Sequence[int]]) -> list[int] | Tensor:

@@ -18,6 +18,18 @@ from transformers import StaticCache
 
 from wavalign.policy.base import SamplingConfig
 
+
+def still_running(done: Tensor, lockstep: bool = False) -> bool:
+    """Whether decoding goes on: some row here is not done, or, in lockstep, some row on any rank (one all_reduce).
+    Under sharded weights every forward gathers parameters with the other ranks, so a rank that stopped early
+    would leave the others waiting for it forever."""
+    running = not bool(done.all())
+    if not lockstep or not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return running
+    flag = torch.tensor([float(running)], device=done.device)
+    torch.distributed.all_reduce(flag)  # sum over ranks
+    return bool(flag.item() > 0)
+
 BUCKET = 64  # cache lengths are rounded up to a multiple of this, so varying prompt lengths reuse one compilation
 
 
@@ -88,8 +100,11 @@ class StaticCacheSampler:
         return cache
 
     @torch.no_grad()
-    def sample(self, prompt_ids: Tensor, prompt_mask: Tensor, sampling: SamplingConfig, eos_id: int, pad_id: int) -> Tensor:
-        """(rows, P) left-padded prompts -> (rows, T<=max_new_tokens) completions, pad after each row's EOS."""
+    def sample(
+        self, prompt_ids: Tensor, prompt_mask: Tensor, sampling: SamplingConfig, eos_id: int, pad_id: int, lockstep: bool = False
+    ) -> Tensor:
+        """(rows, P) left-padded prompts -> (rows, T<=max_new_tokens) completions, pad after each row's EOS;
+        lockstep: go on until every rank's rows are done (sharded weights)."""
         rows, p_len = prompt_ids.shape
         total = -(-(p_len + sampling.max_new_tokens) // BUCKET) * BUCKET
         dtype = next(self.model.parameters()).dtype
@@ -107,7 +122,7 @@ class StaticCacheSampler:
         next_pos = positions[:, -1:] + 1
         where = torch.tensor([p_len], device=prompt_ids.device)
         left = sampling.max_new_tokens - 1
-        while left > 0 and not bool(done.all()):
+        while left > 0 and still_running(done, lockstep):
             steps = min(self.unroll, left)
             new, done = self.step(token, next_pos, attention, cache, where, done, sampling, eos_id, pad_id, steps)
             tokens.append(new)

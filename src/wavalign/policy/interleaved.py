@@ -189,9 +189,10 @@ class InterleavedPolicy(SpeechPolicy):
         if self.decoder != "generate":
             if self._sampler is None:
                 self._sampler = StaticCacheSampler(self.model, compile=self.decoder == "compiled")
-            return self._sampler.sample(ids, attn, sampling, self.spec.eos_id, self.spec.pad_id)
+            return self._sampler.sample(ids, attn, sampling, self.spec.eos_id, self.spec.pad_id, self.lockstep_decoding)
         config = rollout_generation_config(self.model, sampling, self.spec.eos_id, self.spec.pad_id, self.mtp_inference_mode)
-        out = self.model.generate(input_ids=ids, attention_mask=attn, generation_config=config)
+        synced = {"synced_gpus": True} if self.lockstep_decoding else {}  # transformers' lockstep across ranks
+        out = self.model.generate(input_ids=ids, attention_mask=attn, generation_config=config, **synced)
         return out[:, ids.shape[1] :]
 
     # ---- log-probs -----------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from wavalign.policy.base import PromptFeatures, Reply, SamplingConfig, SequenceBatch, SpeechPolicy
-from wavalign.policy.decoding import sample_next
+from wavalign.policy.decoding import sample_next, still_running
 from wavalign.policy.forward import token_entropy
 from wavalign.policy.lora import LoraSettings, apply_lora
 from wavalign.policy.parallel_layout import (  # noqa: F401  (StreamLayout, ParallelChatTemplate: public here too)
@@ -282,7 +282,7 @@ class ParallelPolicy(SpeechPolicy):
             text_done |= text == lay.text_eos_id
             audio_done |= torch.isin(audio, ends)
             finished = audio_done if lay.stop_on == "audio" else text_done & audio_done
-            if bool(finished.all()) or step == sampling.max_new_tokens - 1:
+            if not still_running(finished, self.lockstep_decoding) or step == sampling.max_new_tokens - 1:
                 break
             attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
             logits = self.model(
