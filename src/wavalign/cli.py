@@ -18,11 +18,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from wavalign.callbacks.gating import GateCallback
 from wavalign.callbacks.guards import RunGuards
 from wavalign.callbacks.predict_writer import ReplyWriter
+from wavalign.callbacks.step_progress import StepProgressBar
 from wavalign.callbacks.run_summary import RunSummary
 from wavalign.data.datamodule import WavAlignDataModule
 from wavalign.module import WavAlignModule
@@ -73,6 +75,17 @@ class WavAlignCLI(LightningCLI):
         parser.link_arguments("model.ppo_epochs", "data.init_args.repeat_batches")
         parser.add_argument("--world", type=WorldSettings | None, default=None, help="prepare the embedded world first")
         parser.add_argument("--warm_start_config", type=str | None, default=None, help="config that makes model.init_checkpoint")
+
+    def instantiate_trainer(self, **kwargs):
+        """The Trainer, with StepProgressBar (progress in optimiser steps) unless the config brings its own bar or
+        turns the bar off."""
+        trainer = self._get(self.config_init, "trainer", default={})
+        listed = trainer.get("callbacks") or []
+        listed = listed if isinstance(listed, list) else [listed]
+        wants_bar = trainer.get("enable_progress_bar") is not False
+        if wants_bar and not any(isinstance(c, ProgressBar) for c in listed) and "callbacks" not in kwargs:
+            kwargs["callbacks"] = [*listed, StepProgressBar()]
+        return super().instantiate_trainer(**kwargs)
 
     def before_instantiate_classes(self) -> None:
         self._started, self._stage_seconds = time.time(), {}

@@ -211,6 +211,7 @@ def render_text(report: dict[str, Any]) -> str:
             last_step = rows[0].get("last_step", report["global_step"])
             lines.append(f"{report['split']:<15} {_step(first_step):>16} {_step(last_step):>16}")
             lines += [f"  {r['label']:<13} {_value(r, 'first'):>16} {_value(r, 'last'):>16}" for r in rows]
+            lines.append("  (TensorBoard steps: an evaluation after n updates is logged at step n - 1)")
         else:
             lines += [f"{report['split']} {r['label']:<8} {_value(r, 'last')}" for r in rows]
     else:

@@ -33,6 +33,7 @@ import numpy as np
 from wavalign.audio.io import read_wav, write_wav
 from wavalign.audio.tts import ESPEAK_VOICE, STYLES, SpeakingStyle, espeak_binary, synthesize
 from wavalign.audio.world_codec import WorldCodec
+from wavalign.progress import ProgressLines
 from wavalign.world.tasks import SPLITS, WORLD_STYLES, Example, make_splits, split_questions, system_prompt, vocabulary
 from wavalign.world.teacher import HEARD_VOICES, heard_examples, heard_voice, imperfect_teacher
 
@@ -111,14 +112,16 @@ def _settings(seed: int, counts: dict[str, int], num_codes: int, frame_ms: float
 Job = tuple[str, "str | SpeakingStyle", str]  # (text, style, espeak-ng voice)
 
 
-def _synthesize_all(root: Path, jobs: dict[str, Job], workers: int) -> None:
+def _synthesize_all(root: Path, jobs: dict[str, Job], workers: int, progress: ProgressLines | None = None) -> None:
     """Write every (relative path -> (text, style, voice)) WAV; espeak-ng runs as a subprocess, so threads
-    parallelise."""
+    parallelise. `progress` counts each written file."""
 
     def one(item: tuple[str, Job]) -> None:
         rel, (text, style, voice) = item
         wav, sr = synthesize(text, style, sample_rate=SAMPLE_RATE, voice=voice)
         write_wav(root / rel, wav, sr)
+        if progress is not None:
+            progress.advance()
 
     items = sorted(jobs.items(), key=lambda kv: kv[0])
     if workers <= 1:
@@ -223,7 +226,7 @@ def prepare_world(
             jobs[path] = job
             jobs[reply_audio(ex)] = (ex.reply_text, ex.spoken_style, ESPEAK_VOICE)
     say(f"world: synthesising {len(jobs)} utterances with espeak-ng ({workers} workers) ...", flush=True)
-    _synthesize_all(root, jobs, workers)
+    _synthesize_all(root, jobs, workers, ProgressLines("world: synthesised", len(jobs)) if verbose else None)
     t1 = time.perf_counter()
 
     for split, examples in splits.items():
