@@ -1,4 +1,5 @@
 """`python -m wavalign fit|validate|test|predict --config configs/X.yaml`: LightningCLI with the gate as a top-level key.
+`wavalign --help` lists these and the package's other commands (wavalign.commands, which also runs those).
 
 `predict` answers the prompts of `data.predict_file` and writes replies, WAVs and a listening page to the folder
 of the top-level `listen:` key (wavalign.callbacks.predict_writer.ReplyWriter).
@@ -26,6 +27,7 @@ from wavalign.callbacks.guards import RunGuards
 from wavalign.callbacks.predict_writer import ReplyWriter
 from wavalign.callbacks.step_progress import StepProgressBar
 from wavalign.callbacks.run_summary import RunSummary
+from wavalign.commands import dispatch
 from wavalign.data.datamodule import WavAlignDataModule
 from wavalign.module import WavAlignModule
 from wavalign.prediction import check_checkpoint_fits
@@ -158,10 +160,9 @@ class WavAlignCLI(LightningCLI):
 def main(args: list[str] | None = None) -> WavAlignCLI | None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     argv = sys.argv[1:] if args is None else args
-    if argv[:1] == ["check-data"]:  # not a Trainer command: validate datasets before a long run
-        from wavalign.data.check import main as check_data
-
-        raise SystemExit(check_data(argv[1:]))
+    code = dispatch(argv)  # `--help` lists every command; the package's tools (check-data, world, ablate, ...) run here
+    if code is not None:
+        raise SystemExit(code)
     return WavAlignCLI(
         WavAlignModule,
         WavAlignDataModule,
