@@ -62,5 +62,6 @@ def test_tiny_world_says_its_progress(tmp_path: Path, capsys):
     out = capsys.readouterr().out
     n_audio = len(list((root / "audio").glob("*.wav")))
     assert re.search(rf"^world: synthesised {n_audio}/{n_audio} \(100%, \d+ s\)$", out, re.M), out
+    assert re.search(r"^world: analysed 8/8 \(100%", out, re.M)  # the codebook's WORLD analysis, max_fit_utterances
     for split, n in (("train", 24), ("val", 6), ("test", 6)):  # a question and a reply per example
         assert re.search(rf"^world: encoded {split} {n}/{n} \(100%", out, re.M), split

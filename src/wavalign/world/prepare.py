@@ -132,7 +132,8 @@ def _synthesize_all(root: Path, jobs: dict[str, Job], workers: int, progress: Pr
         list(pool.map(one, items, chunksize=16))
 
 
-def _fit_codebook(root: Path, train: list[Example], seed: int, num_codes: int, frame_ms: float, max_fit: int) -> None:
+def _fit_codebook(root: Path, train: list[Example], seed: int, num_codes: int, frame_ms: float, max_fit: int,
+                  progress: ProgressLines | None = None) -> None:  # fmt: skip
     paths = sorted({question_audio(e) for e in train} | {reply_audio(e) for e in train})
     if len(paths) > max_fit:
         paths = sorted(random.Random(f"wavalign-world-fit-{seed}").sample(paths, max_fit))
@@ -142,7 +143,10 @@ def _fit_codebook(root: Path, train: list[Example], seed: int, num_codes: int, f
         if sr != SAMPLE_RATE:
             raise RuntimeError(f"{root / rel}: expected {SAMPLE_RATE} Hz audio, found {sr} Hz")
         wavs.append(wav)
-    codec = WorldCodec.fit(wavs, SAMPLE_RATE, num_codes=num_codes, frame_ms=frame_ms, seed=seed)
+    if progress is not None:
+        progress.total = len(wavs)
+    each = progress.advance if progress is not None else None
+    codec = WorldCodec.fit(wavs, SAMPLE_RATE, num_codes=num_codes, frame_ms=frame_ms, seed=seed, each_analysed=each)
     codec.save(root / "codebook.npz")
 
 
@@ -232,8 +236,10 @@ def prepare_world(
     for split, examples in splits.items():
         lines = [json.dumps(to_row(ex, q), ensure_ascii=True) + "\n" for ex, q in zip(examples, questions[split])]
         (root / f"{split}.jsonl").write_text("".join(lines), encoding="utf-8")
-    say(f"world: fitting a {num_codes}-code WORLD codebook ({frame_ms:g} ms frames) on training audio ...", flush=True)
-    _fit_codebook(root, splits["train"], seed, num_codes, frame_ms, max_fit_utterances)
+    say(f"world: fitting a {num_codes}-code WORLD codebook ({frame_ms:g} ms frames) on training audio: WORLD "
+        "analysis, then k-means ...", flush=True)  # fmt: skip
+    analysed = ProgressLines("world: analysed", 0) if verbose else None
+    _fit_codebook(root, splits["train"], seed, num_codes, frame_ms, max_fit_utterances, analysed)
     t2 = time.perf_counter()
 
     manifest = {
