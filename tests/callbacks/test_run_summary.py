@@ -82,11 +82,16 @@ def test_test_stage_reports_the_test_metrics(fitted, root, monkeypatch, capsys):
     assert (tmp / "runs" / "debug_interleaved" / "t" / "summary.json").is_file()
 
 
-def test_disabled_writes_nothing(root, tmp_path, monkeypatch, capsys):
+def test_validate_reports_and_disabled_writes_nothing(root, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(root)
-    main(["validate", "--config", CONFIG, "--summary.enabled", "false", "--trainer.logger.init_args.save_dir",
-          str(tmp_path), "--trainer.enable_progress_bar", "false"])  # fmt: skip
-    assert not list(tmp_path.rglob("summary.*")) and "=== WavAlign" not in capsys.readouterr().out
+    args = ["validate", "--config", CONFIG, "--trainer.enable_progress_bar", "false", "--trainer.logger.init_args.save_dir"]
+    cli = main([*args, str(tmp_path / "on")])
+    report = json.loads(next((tmp_path / "on").rglob("summary.json")).read_text())
+    assert report["stage"] == "validate" and report["split"] == "validation" and report["checkpoints"] == []
+    assert report["metrics"][0]["last"] == pytest.approx(float(cli.trainer.callback_metrics["eval/iq"]))
+    assert "=== WavAlign validate: done at step 0" in capsys.readouterr().out
+    main([*args, str(tmp_path / "off"), "--summary.enabled", "false"])
+    assert not list((tmp_path / "off").rglob("summary.*")) and "=== WavAlign" not in capsys.readouterr().out
 
 
 def test_read_event_series_counts_audio_clips_and_sorts_steps(tmp_path):

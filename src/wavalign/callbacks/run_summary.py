@@ -78,6 +78,7 @@ class RunSummary(pl.Callback):
         self.python = "python"
         self.report: dict[str, Any] = {}  # the latest report, for tests and callers
         self.text = ""
+        self._trainer_started: float | None = None
 
     # ---- hooks ---------------------------------------------------------------------------------------------------
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -148,7 +149,7 @@ class RunSummary(pl.Callback):
             "global_step": trainer.global_step,
             "max_steps": trainer.max_steps,
             "wall_seconds": now - (self.started_at or now),
-            "stage_seconds": {**self.stage_seconds, stage: now - getattr(self, "_trainer_started", now)},
+            "stage_seconds": {**self.stage_seconds, stage: now - (self._trainer_started or now)},
             "metrics": rows,
             "checkpoints": checkpoints,
             "log_dir": log_dir,
