@@ -12,6 +12,10 @@ cd "$(dirname "$0")/.."
 VENV="${WAVALIGN_VENV:-.venv}"
 
 apt_install() {  # apt_install PKG...: install Debian packages, with sudo when not root
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: no apt-get here; install these with your system's package manager, then re-run:$*" >&2
+    exit 1
+  fi
   local sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq
