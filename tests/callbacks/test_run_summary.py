@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,9 @@ def test_validate_reports_and_disabled_writes_nothing(root, tmp_path, monkeypatc
     report = json.loads(next((tmp_path / "on").rglob("summary.json")).read_text())
     assert report["stage"] == "validate" and report["split"] == "validation" and report["checkpoints"] == []
     assert report["metrics"][0]["last"] == pytest.approx(float(cli.trainer.callback_metrics["eval/iq"]))
-    assert "=== WavAlign validate: done at step 0" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "=== WavAlign validate: done at step 0" in out
+    assert re.search(r"^eval: scored items (\d+)/\1 \(100%", out, re.M)  # the benchmark says how far it is
     main([*args, str(tmp_path / "off"), "--summary.enabled", "false"])
     assert not list((tmp_path / "off").rglob("summary.*")) and "=== WavAlign" not in capsys.readouterr().out
 
