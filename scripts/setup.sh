@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One set-up for a fresh machine: Debian/Ubuntu packages (espeak-ng, g++, python3-venv when missing), then a project
-# virtual environment .venv with the CPU torch and the package (editable, with the test extras).
+# virtual environment .venv with the CPU torch and the package (editable, with the test and plot extras).
 #
 # Why a venv of our own: a stock Debian 12/13 or Ubuntu 24.04 system Python refuses `pip install` (PEP 668,
 # externally-managed-environment). .venv is made from the `python3` first on PATH, so inside an active venv or conda
@@ -50,5 +50,5 @@ else
 fi
 PY="$VENV/bin/python"
 "$PY" -m pip install -q --disable-pip-version-check torch==2.13.0
-"$PY" -m pip install -q --disable-pip-version-check -e ".[dev]"
+"$PY" -m pip install -q --disable-pip-version-check -e ".[dev,plot]"  # plot: the ablation report's figure, which tests check
 echo "setup: done; run the package with $PY (README: the two commands)" >&2
