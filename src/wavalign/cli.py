@@ -1,4 +1,5 @@
 """`python -m wavalign fit|validate|test|predict --config configs/X.yaml`: LightningCLI with the gate as a top-level key.
+`wavalign --help` lists these and the package's other commands (wavalign.commands, which also runs those).
 
 `predict` answers the prompts of `data.predict_file` and writes replies, WAVs and a listening page to the folder
 of the top-level `listen:` key (wavalign.callbacks.predict_writer.ReplyWriter).
@@ -12,19 +13,35 @@ Two optional top-level keys make one command do everything in the embedded world
 from __future__ import annotations
 
 import os
+import shlex
 import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from wavalign.callbacks.gating import GateCallback
 from wavalign.callbacks.guards import RunGuards
 from wavalign.callbacks.predict_writer import ReplyWriter
+from wavalign.callbacks.step_progress import StepProgressBar
+from wavalign.callbacks.run_summary import RunSummary
+from wavalign.commands import dispatch
 from wavalign.data.datamodule import WavAlignDataModule
 from wavalign.module import WavAlignModule
 from wavalign.prediction import check_checkpoint_fits
 from wavalign.resume import add_interrupt_checkpoint, find_last_checkpoint
 from wavalign.warm_start import ensure_checkpoint
+
+
+def python_name() -> str:
+    """This interpreter as a user would type it: relative when it lies under the working folder (`.venv/bin/python`
+    after scripts/setup.sh), else `python`."""
+    try:
+        return str(Path(sys.executable).relative_to(Path.cwd()))
+    except ValueError:
+        return "python"
 
 
 @dataclass
@@ -44,12 +61,19 @@ class WorldSettings:
 
 
 class WavAlignCLI(LightningCLI):
+    def __init__(self, *args, **kwargs) -> None:
+        argv = kwargs.get("args")
+        self._argv = [str(a) for a in (sys.argv[1:] if argv is None else argv if isinstance(argv, list) else [])]
+        super().__init__(*args, **kwargs)
+
     def add_arguments_to_parser(self, parser) -> None:
         # The gate is part of the method, not an optional extra: `gate.rule` in YAML picks the rule.
         parser.add_lightning_class_args(GateCallback, "gate")
         # Judge-outage and non-finite guards are on for every run; `--guards.max_failed_judge_steps N` tunes them.
         parser.add_lightning_class_args(RunGuards, "guards")
         parser.add_lightning_class_args(ReplyWriter, "listen")  # acts in `predict` only
+        # What the run achieved and where its outputs are, printed and written at the end of fit / validate / test.
+        parser.add_lightning_class_args(RunSummary, "summary")
         parser.link_arguments("model.ppo_epochs", "data.init_args.repeat_batches")
         # The train sampler shards prompts across processes itself (whole groups per rank, the one-process order of
         # the global batch, an exact resume position): Lightning must not try to wrap it in a DistributedSampler.
@@ -57,7 +81,19 @@ class WavAlignCLI(LightningCLI):
         parser.add_argument("--world", type=WorldSettings | None, default=None, help="prepare the embedded world first")
         parser.add_argument("--warm_start_config", type=str | None, default=None, help="config that makes model.init_checkpoint")
 
+    def instantiate_trainer(self, **kwargs):
+        """The Trainer, with StepProgressBar (progress in optimiser steps) unless the config brings its own bar or
+        turns the bar off."""
+        trainer = self._get(self.config_init, "trainer", default={})
+        listed = trainer.get("callbacks") or []
+        listed = listed if isinstance(listed, list) else [listed]
+        wants_bar = trainer.get("enable_progress_bar") is not False
+        if wants_bar and not any(isinstance(c, ProgressBar) for c in listed) and "callbacks" not in kwargs:
+            kwargs["callbacks"] = [*listed, StepProgressBar()]
+        return super().instantiate_trainer(**kwargs)
+
     def before_instantiate_classes(self) -> None:
+        self._started, self._stage_seconds = time.time(), {}
         cfg = self.config[self.subcommand] if self.subcommand else self.config
         if cfg.get("world") is not None:
             from wavalign.world.prepare import prepare_world
@@ -68,12 +104,34 @@ class WavAlignCLI(LightningCLI):
                           num_codes=w.num_codes, frame_ms=w.frame_ms, teacher_wrong_answer=w.teacher_wrong_answer,
                           teacher_wrong_style=w.teacher_wrong_style, n_heard=w.n_heard)  # fmt: skip
             write_world_extras(w.dir)
+            self._stage_seconds["world"] = time.time() - self._started
         checkpoint = cfg.model.get("init_checkpoint")
         if cfg.get("warm_start_config") and checkpoint:
             stamp = os.path.join(cfg.world.dir, "manifest.json") if cfg.get("world") is not None else None
+            begun = time.time()
             ensure_checkpoint(checkpoint, cfg.warm_start_config, data_stamp=stamp)
+            self._stage_seconds["warm start"] = time.time() - begun
+
+    def _tell_summary(self) -> None:
+        """Give the RunSummary the command's start, its earlier stages' durations and its command line."""
+        cfg = self.config[self.subcommand]
+        configs = [str(c) for c in cfg.get("config") or []]
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, RunSummary):
+                callback.started_at = getattr(self, "_started", None)
+                callback.stage_seconds = dict(getattr(self, "_stage_seconds", {}))
+                callback.command = shlex.join([python_name(), "-m", "wavalign", *self._argv])
+                callback.configs = configs
+                callback.python = python_name()
+
+    def before_validate(self) -> None:
+        self._tell_summary()
+
+    def before_test(self) -> None:
+        self._tell_summary()
 
     def before_fit(self) -> None:
+        self._tell_summary()
         add_interrupt_checkpoint(self.trainer)
         kwargs = self.config_init[self.subcommand]
         if kwargs.get("ckpt_path") == "last":
@@ -105,10 +163,9 @@ class WavAlignCLI(LightningCLI):
 def main(args: list[str] | None = None) -> WavAlignCLI | None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     argv = sys.argv[1:] if args is None else args
-    if argv[:1] == ["check-data"]:  # not a Trainer command: validate datasets before a long run
-        from wavalign.data.check import main as check_data
-
-        raise SystemExit(check_data(argv[1:]))
+    code = dispatch(argv)  # `--help` lists every command; the package's tools (check-data, world, ablate, ...) run here
+    if code is not None:
+        raise SystemExit(code)
     return WavAlignCLI(
         WavAlignModule,
         WavAlignDataModule,

@@ -300,7 +300,7 @@ def test_speech_text_wer_with_the_offline_asr_on_real_speech(tmp_path):
 
 
 def test_official_judges_are_configured_from_yaml_as_the_cli_does(tmp_path, monkeypatch):
-    """The README's YAML shape (class_path / init_args) builds both judges through jsonargparse."""
+    """The YAML shape of docs/reference.md (class_path / init_args) builds both judges through jsonargparse."""
     import yaml
     from jsonargparse import ArgumentParser
 

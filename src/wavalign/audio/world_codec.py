@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -100,16 +101,22 @@ class WorldCodec(SpeechCodec):
 
     @classmethod
     def fit(
-        cls, wavs: list[np.ndarray], sample_rate: int, num_codes: int = 256, frame_ms: float = 40.0, seed: int = 0
+        cls, wavs: list[np.ndarray], sample_rate: int, num_codes: int = 256, frame_ms: float = 40.0, seed: int = 0,
+        each_analysed: Callable[[], None] | None = None,
     ) -> WorldCodec:
-        """Fit the codebook on training waveforms (any rate; resampled to 16 kHz). Deterministic for a given seed."""
+        """Fit the codebook on training waveforms (any rate; resampled to 16 kHz). Deterministic for a given seed.
+        each_analysed: called after each waveform's WORLD analysis (the slow part), for progress reports."""
         from sklearn.cluster import KMeans
 
         if not wavs:
             raise ValueError("WorldCodec.fit needs at least one waveform")
         if num_codes < 2 or frame_ms <= 0:
             raise ValueError(f"WorldCodec.fit: need num_codes >= 2 and frame_ms > 0, got {num_codes}, {frame_ms}")
-        feats = [analyze(resample(w, sample_rate, SAMPLE_RATE), frame_ms, with_aperiodicity=True) for w in wavs]
+        feats = []
+        for w in wavs:
+            feats.append(analyze(resample(w, sample_rate, SAMPLE_RATE), frame_ms, with_aperiodicity=True))
+            if each_analysed is not None:
+                each_analysed()
         env = np.concatenate([f["envelope"] for f in feats])
         log_f0 = np.concatenate([f["log_f0"] for f in feats])
         voiced = np.concatenate([f["voiced"] for f in feats])

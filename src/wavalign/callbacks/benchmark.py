@@ -44,6 +44,7 @@ from wavalign.benchmarks.voicebench_rules import RULE_SUBSETS, VoiceBenchRules
 from wavalign.judges.base import Judge, JudgeRequest
 from wavalign.judges.official import VoiceBenchJudge, VStyleJudge
 from wavalign.metrics import EQ, IQ, SpeechTextWER
+from wavalign.progress import ProgressLines
 from wavalign.policy.base import Reply
 from wavalign.scoring import build_requests
 
@@ -198,11 +199,15 @@ class BenchmarkCallback(pl.Callback):
         tally = OfficialTally([it for it in all_items if it.kind != "generic"])
         guesses = random.Random(self.seed)  # VoiceBench's random answers where no rule matches, repeatable
         devices = [pl_module.device.index or 0] if pl_module.device.type == "cuda" else []
+        mine = all_items[rank::world]
+        quiet = trainer is not None and not trainer.is_global_zero  # one process reports progress
+        progress = ProgressLines("eval: scored items", len(mine), say=(lambda line: None) if quiet else None)
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed)
-            mine = all_items[rank::world]
             for start in range(0, len(mine), self.batch_size):
-                self._score_chunk(pl_module, mine[start : start + self.batch_size], scores, tally, guesses)
+                chunk = mine[start : start + self.batch_size]
+                self._score_chunk(pl_module, chunk, scores, tally, guesses)
+                progress.advance(len(chunk))  # a line every 10 s: a 150-item evaluation takes minutes on a busy CPU
         values: dict[str, float] = {}
         with warnings.catch_warnings():  # a scope without e.g. references is NaN by design, not a misuse
             warnings.filterwarnings("ignore", message=".*was called before the ``update`` method")

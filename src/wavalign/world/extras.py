@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from wavalign.progress import ProgressLines
 from wavalign.world.prepare import world_splits
 from wavalign.world.tasks import sentences, vocabulary
 
@@ -97,8 +98,13 @@ def _tokenize_splits(root: Path):
     for split in world_splits(root):
         rows = [json.loads(line) for line in (root / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
         jobs = [(codebook, str(root / p)) for r in rows for p in [*r["audios"], r["sft_target_audio"]]]
+        progress = ProgressLines(f"world: encoded {split}", len(jobs))
+        encoded = []
         with multiprocessing.get_context("fork").Pool(2) as pool:
-            codes = iter(pool.map(_encode_file, jobs, chunksize=16))
+            for c in pool.imap(_encode_file, jobs, chunksize=16):  # in order, so progress can be told as it comes
+                encoded.append(c)
+                progress.advance()
+        codes = iter(encoded)
         for r in rows:
             r["audio_codes"] = [next(codes) for _ in r["audios"]]
             r["sft_target_codes"] = next(codes)

@@ -33,6 +33,7 @@ import numpy as np
 from wavalign.audio.io import read_wav, write_wav
 from wavalign.audio.tts import ESPEAK_VOICE, STYLES, SpeakingStyle, espeak_binary, synthesize
 from wavalign.audio.world_codec import WorldCodec
+from wavalign.progress import ProgressLines
 from wavalign.world.tasks import SPLITS, WORLD_STYLES, Example, make_splits, split_questions, system_prompt, vocabulary
 from wavalign.world.teacher import HEARD_VOICES, heard_examples, heard_voice, imperfect_teacher
 
@@ -111,14 +112,16 @@ def _settings(seed: int, counts: dict[str, int], num_codes: int, frame_ms: float
 Job = tuple[str, "str | SpeakingStyle", str]  # (text, style, espeak-ng voice)
 
 
-def _synthesize_all(root: Path, jobs: dict[str, Job], workers: int) -> None:
+def _synthesize_all(root: Path, jobs: dict[str, Job], workers: int, progress: ProgressLines | None = None) -> None:
     """Write every (relative path -> (text, style, voice)) WAV; espeak-ng runs as a subprocess, so threads
-    parallelise."""
+    parallelise. `progress` counts each written file."""
 
     def one(item: tuple[str, Job]) -> None:
         rel, (text, style, voice) = item
         wav, sr = synthesize(text, style, sample_rate=SAMPLE_RATE, voice=voice)
         write_wav(root / rel, wav, sr)
+        if progress is not None:
+            progress.advance()
 
     items = sorted(jobs.items(), key=lambda kv: kv[0])
     if workers <= 1:
@@ -129,7 +132,8 @@ def _synthesize_all(root: Path, jobs: dict[str, Job], workers: int) -> None:
         list(pool.map(one, items, chunksize=16))
 
 
-def _fit_codebook(root: Path, train: list[Example], seed: int, num_codes: int, frame_ms: float, max_fit: int) -> None:
+def _fit_codebook(root: Path, train: list[Example], seed: int, num_codes: int, frame_ms: float, max_fit: int,
+                  progress: ProgressLines | None = None) -> None:  # fmt: skip
     paths = sorted({question_audio(e) for e in train} | {reply_audio(e) for e in train})
     if len(paths) > max_fit:
         paths = sorted(random.Random(f"wavalign-world-fit-{seed}").sample(paths, max_fit))
@@ -139,7 +143,10 @@ def _fit_codebook(root: Path, train: list[Example], seed: int, num_codes: int, f
         if sr != SAMPLE_RATE:
             raise RuntimeError(f"{root / rel}: expected {SAMPLE_RATE} Hz audio, found {sr} Hz")
         wavs.append(wav)
-    codec = WorldCodec.fit(wavs, SAMPLE_RATE, num_codes=num_codes, frame_ms=frame_ms, seed=seed)
+    if progress is not None:
+        progress.total = len(wavs)
+    each = progress.advance if progress is not None else None
+    codec = WorldCodec.fit(wavs, SAMPLE_RATE, num_codes=num_codes, frame_ms=frame_ms, seed=seed, each_analysed=each)
     codec.save(root / "codebook.npz")
 
 
@@ -223,14 +230,16 @@ def prepare_world(
             jobs[path] = job
             jobs[reply_audio(ex)] = (ex.reply_text, ex.spoken_style, ESPEAK_VOICE)
     say(f"world: synthesising {len(jobs)} utterances with espeak-ng ({workers} workers) ...", flush=True)
-    _synthesize_all(root, jobs, workers)
+    _synthesize_all(root, jobs, workers, ProgressLines("world: synthesised", len(jobs)) if verbose else None)
     t1 = time.perf_counter()
 
     for split, examples in splits.items():
         lines = [json.dumps(to_row(ex, q), ensure_ascii=True) + "\n" for ex, q in zip(examples, questions[split])]
         (root / f"{split}.jsonl").write_text("".join(lines), encoding="utf-8")
-    say(f"world: fitting a {num_codes}-code WORLD codebook ({frame_ms:g} ms frames) on training audio ...", flush=True)
-    _fit_codebook(root, splits["train"], seed, num_codes, frame_ms, max_fit_utterances)
+    say(f"world: fitting a {num_codes}-code WORLD codebook ({frame_ms:g} ms frames) on training audio: WORLD "
+        "analysis, then k-means ...", flush=True)  # fmt: skip
+    analysed = ProgressLines("world: analysed", 0) if verbose else None
+    _fit_codebook(root, splits["train"], seed, num_codes, frame_ms, max_fit_utterances, analysed)
     t2 = time.perf_counter()
 
     manifest = {
