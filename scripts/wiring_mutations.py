@@ -27,7 +27,7 @@ DEFAULT_TESTS = (
     "tests/test_reference_run.py", "tests/data", "tests/test_objectives.py", "tests/test_gating.py",
     "tests/test_resume.py", "tests/hybrid/test_weights.py", "tests/hybrid/test_hpt.py", "tests/hybrid/test_chord.py",
     "tests/hybrid/test_srft.py", "tests/hybrid/test_luffy.py", "tests/hybrid/test_relift.py", "tests/test_split_po.py",
-    "tests/test_modality_stats.py",
+    "tests/test_modality_stats.py", "tests/test_distributed.py",
 )  # fmt: skip
 
 
@@ -63,8 +63,12 @@ MUTATIONS = (
     Mutation("DPO chosen and rejected swapped", "src/wavalign/module.py",
              "dpo_loss(logp[best], logp[worst], ref[best], ref[worst], mask[best], mask[worst]",
              "dpo_loss(logp[worst], logp[best], ref[worst], ref[best], mask[worst], mask[best]"),
-    Mutation("reliability flags dropped before the gate", "src/wavalign/module.py",
-             "self.gate.step(scored.rewards, scored.reliable)", "self.gate.step(scored.rewards)"),
+    Mutation("reliability flags dropped before the gate", "src/wavalign/distributed.py",
+             "out = gate.step(world.rewards, world.reliable)", "out = gate.step(world.rewards)"),
+    Mutation("the gate sees only this process's groups", "src/wavalign/module.py",
+             "global_gate_step(self.gate, self, scored.rewards, scored.reliable)",
+             "(self.gate.step(scored.rewards, scored.reliable), GlobalGroups(scored.rewards, scored.reliable.bool(), 0, "
+             "scored.rewards.shape[0]))"),
     Mutation("reliability flags dropped before the advantages", "src/wavalign/module.py",
              "group_advantages(scored.rewards, scored.reliable,", "group_advantages(scored.rewards, None,"),
     Mutation("sft_target_codes of the reference schema ignored", "src/wavalign/data/schema.py",
