@@ -74,11 +74,16 @@ def test_quick_ablation_writes_the_report_and_resumes(at_root: Path, tmp_path: P
     result = json.loads((work / "runs" / "wavalign" / "seed1" / "result.json").read_text())
     assert result["steps"] == 2 and {"eval/world_val/iq", "eval/world_heard/iq", "eval/eq"} <= set(result["metrics"])
     before = (work / "runs" / "wavalign" / "seed1" / "result.json").stat().st_mtime_ns
+    analysis = json.loads((work / "runs" / "warm_start" / "seed0" / "analysis.json").read_text())
+    assert (analysis["prompts"], analysis["group_size"]) == (2, 4)  # --quick: 2 validation prompts x G
+    assert set(analysis["aspects"]) == {"semantic", "content_listening", "acoustic"}
+    assert all(1.0 <= a["mean"] <= 5.0 and 0.0 <= a["variance"] <= 4.0 for a in analysis["aspects"].values())
+    assert "## Analysis: how reliable is each part of the judge?" in report and "| acoustic (0.5 speech-text" in report
 
     capsys.readouterr()
     assert main(args) == 0  # resumed: nothing is rerun
     printed = capsys.readouterr().out
-    assert "[warm start] cached" in printed and printed.count(": cached (") == 2
+    assert "[warm start] cached" in printed and printed.count(": cached (") == 2 and "[analysis] cached" in printed
     assert (work / "runs" / "wavalign" / "seed1" / "result.json").stat().st_mtime_ns == before
     (out / "ablation.md").unlink()
     assert main([*args, "--report-only"]) == 0 and "| wavalign | 2 |" in (out / "ablation.md").read_text()

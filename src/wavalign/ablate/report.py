@@ -63,8 +63,8 @@ def _cell(stats: dict[str, tuple[float, float]], key: str, digits: int) -> str:
 
 
 def write_report(settings: AblationSettings, warm: dict[str, Any], results: list[dict[str, Any]], out_dir: str | Path,
-                 cli: str, png_note: str) -> Path:  # fmt: skip
-    """results/ablation.md: settings, the table, per-row commands."""
+                 cli: str, png_note: str, analysis: dict[str, Any] | None = None) -> Path:  # fmt: skip
+    """results/ablation.md: settings, the table, the analysis figures, per-row commands."""
     agg = aggregate(results)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -89,6 +89,16 @@ def write_report(settings: AblationSettings, warm: dict[str, Any], results: list
         keys = ("grad/norm_text:mean", "grad/norm_speech:mean", "grad/cos_text_speech:mean", "reward/mean:mean",
                 "reward/std:mean", "rollout/frac_zero_std:mean")  # fmt: skip
         lines.append(f"| {name} | " + " | ".join(_cell(row["stats"], k, 3) for k in keys) + " |")
+    if analysis is not None:
+        from wavalign.ablate.analysis import format_markdown
+
+        lines += ["", "## Analysis: how reliable is each part of the judge? (the warm start's samples)", "",
+                  f"{analysis['prompts']} validation prompts x G = {analysis['group_size']} replies sampled from the warm "
+                  "start (training sampling), each scored by the parts of the split judge. In-group variance: mean over "
+                  "prompts of the population variance of the G scores (1-5). Rank consistency: mean Spearman over "
+                  "prompts between the G scores of the reply's decoded speech and of a second decoding (re-encoded and "
+                  "decoded by the codec), where both rank the group (docs/ablation.md says why).", "",
+                  *format_markdown(analysis)]  # fmt: skip
     lines += ["", "## Settings", "", "```json"]
     import json
 
