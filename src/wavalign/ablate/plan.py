@@ -44,7 +44,12 @@ class AblationSettings:
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings every run of one work directory must share (more seeds or gate rows may be added later)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("work", "seeds", "extra_gates", "threads")}
+        from wavalign.world.teacher import HEARD_VOICES
+
+        out = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("work", "seeds", "extra_gates", "threads")}
+        if self.world.get("n_heard"):  # the heard split's recordings are code, not settings: a change is another plan
+            out["heard_voices"] = [list(v) for v in HEARD_VOICES]
+        return out
 
     @property
     def world_dir(self) -> str:
