@@ -52,6 +52,18 @@ def test_generated_configs_share_world_warm_start_steps_and_evaluation(at_root: 
         assert bench["init_args"]["eq_judge"]["init_args"]["profiles_file"] == f"{settings.world_dir}/style_profiles.json"
 
 
+def test_runs_go_seed_major_and_bad_job_counts_are_refused(at_root: Path, tmp_path: Path, capsys) -> None:
+    from wavalign.ablate.runner import job_order
+
+    settings = AblationSettings(work=str(tmp_path), seeds=[0, 1])
+    rows = discover_rows(settings, ["sft_only", "wavalign"])
+    assert [(r.name, s) for r, s in job_order(settings, rows)] == [("sft_only", 0), ("wavalign", 0), ("sft_only", 1),
+                                                                     ("wavalign", 1)]  # fmt: skip
+    with pytest.raises(SystemExit):
+        main(["--quick", "--jobs", "0", "--work", str(tmp_path / "w")])
+    assert "--jobs and --threads must be at least 1" in capsys.readouterr().err
+
+
 def test_mean_and_95_percent_interval_by_hand() -> None:
     # [1, 2, 3]: mean 2, sample sd 1, t(0.975, df=2) = 4.302653 -> half-width 4.302653 / sqrt(3) = 2.48414
     mean, half = mean_ci([1.0, 2.0, 3.0])

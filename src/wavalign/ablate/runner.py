@@ -143,13 +143,18 @@ def summary(m: dict[str, float]) -> str:
     return ", ".join(parts)
 
 
+def job_order(settings: AblationSettings, rows: list[Row]) -> list[tuple[Row, int]]:
+    """Seed-major: every row's seed 0, then every row's seed 1, ... (a stopped ablation leaves whole seeds)."""
+    return [(row, seed) for seed in settings.seeds for row in rows]
+
+
 def run_all(settings: AblationSettings, rl_yaml: str, rows: list[Row], say: Callable[[str], None],
             jobs: int = 1) -> list[dict[str, Any]]:  # fmt: skip
     """Every (row, seed) run, seed-major, `jobs` child processes at a time; a progress line per run. Results come
     back in (row, seed) order whatever order the runs finish in."""
     if jobs < 1:
         raise ValueError(f"ablation: jobs must be at least 1, got {jobs}")
-    order = [(row, seed) for seed in settings.seeds for row in rows]
+    order = job_order(settings, rows)
     n = len(order)
     done: dict[tuple[str, int], dict[str, Any]] = {}
     queue = []
