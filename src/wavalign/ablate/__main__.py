@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1 or args.threads < 1:
         parser.error(f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}")
     say = lambda line: print(line, flush=True)  # noqa: E731
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill PID` stops the runs it started too (finally)
     try:
         check_plan(settings)
         rows = discover_rows(settings, args.rows)

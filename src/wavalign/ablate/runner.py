@@ -55,6 +55,13 @@ def command(args: list[str]) -> str:
     return "python -m wavalign " + " ".join(args)
 
 
+def _cpu_seconds() -> float:
+    import resource
+
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))  # fmt: skip
+
+
 def _run(args: list[str], run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
     from wavalign.cli import main
 
@@ -62,12 +69,16 @@ def _run(args: list[str], run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]
         shutil.rmtree(run_dir)  # an interrupted earlier attempt
     argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI reads `args`; keep the ablation's own flags out of sight
     try:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu_seconds()
         cli = main(args)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     finally:
         sys.argv = argv
-    result = {**meta, "steps": int(cli.trainer.global_step), "wall_s": wall, "command": command(args),
+    if cli.trainer.global_step < cli.trainer.max_steps:  # stopped early (a signal): not a finished run
+        raise SystemExit(f"ablation: the run stopped at step {cli.trainer.global_step} of {cli.trainer.max_steps}")
+    # cpu_s: CPU time of this process and its finished children (judge pools); with one thread per run about the run's wall time on an idle core, whatever
+    # else the machine was doing (the wall time of a shared machine is not)
+    result = {**meta, "steps": int(cli.trainer.global_step), "wall_s": wall, "cpu_s": cpu, "command": command(args),
               "metrics": read_metrics(run_dir)}  # fmt: skip
     tmp = run_dir / "result.json.tmp"
     tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
@@ -167,6 +178,17 @@ def run_all(settings: AblationSettings, rl_yaml: str, rows: list[Row], say: Call
         else:
             queue.append((i, row, seed, where))
     running: list[tuple[int, Row, int, Path, subprocess.Popen]] = []
+    try:
+        _drain(queue, running, done, settings, rl_yaml, jobs, n, say)
+    finally:  # interrupted or failed: no run outlives the command (its result.json is missing, so it reruns later)
+        for *_, proc in running:
+            proc.terminate()
+    return [done[(row.name, seed)] for row in rows for seed in settings.seeds]
+
+
+def _drain(queue: list, running: list, done: dict, settings: AblationSettings, rl_yaml: str, jobs: int, n: int,
+           say: Callable[[str], None]) -> None:  # fmt: skip
+    """Start queued runs while fewer than `jobs` run; collect each as it ends."""
     while queue or running:
         while queue and len(running) < jobs:
             i, row, seed, where = queue.pop(0)
@@ -179,15 +201,9 @@ def run_all(settings: AblationSettings, rl_yaml: str, rows: list[Row], say: Call
         for job in [j for j in running if j[4].poll() is not None]:
             running.remove(job)
             i, row, seed, where, proc = job
-            try:
-                result = _collect_child(proc, where)
-            except RunFailed:
-                for *_, other in running:
-                    other.terminate()
-                raise
+            result = _collect_child(proc, where)
             say(f"[{i}/{n}] {row.name} seed {seed}: done in {result['wall_s']:.0f} s; {summary(result['metrics'])}")
             done[(row.name, seed)] = result
-    return [done[(row.name, seed)] for row in rows for seed in settings.seeds]
 
 
 def collect(settings: AblationSettings, rows: list[Row]) -> list[dict[str, Any]]:
