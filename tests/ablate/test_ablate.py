@@ -52,6 +52,18 @@ def test_generated_configs_share_world_warm_start_steps_and_evaluation(at_root: 
         assert bench["init_args"]["eq_judge"]["init_args"]["profiles_file"] == f"{settings.world_dir}/style_profiles.json"
 
 
+def test_runs_go_seed_major_and_bad_job_counts_are_refused(at_root: Path, tmp_path: Path, capsys) -> None:
+    from wavalign.ablate.runner import job_order
+
+    settings = AblationSettings(work=str(tmp_path), seeds=[0, 1])
+    rows = discover_rows(settings, ["sft_only", "wavalign"])
+    assert [(r.name, s) for r, s in job_order(settings, rows)] == [("sft_only", 0), ("wavalign", 0), ("sft_only", 1),
+                                                                     ("wavalign", 1)]  # fmt: skip
+    with pytest.raises(SystemExit):
+        main(["--quick", "--jobs", "0", "--work", str(tmp_path / "w")])
+    assert "--jobs and --threads must be at least 1" in capsys.readouterr().err
+
+
 def test_mean_and_95_percent_interval_by_hand() -> None:
     # [1, 2, 3]: mean 2, sample sd 1, t(0.975, df=2) = 4.302653 -> half-width 4.302653 / sqrt(3) = 2.48414
     mean, half = mean_ci([1.0, 2.0, 3.0])
@@ -73,12 +85,18 @@ def test_quick_ablation_writes_the_report_and_resumes(at_root: Path, tmp_path: P
     assert (out / "ablation_tradeoff.png").read_bytes()[:4] == b"\x89PNG"
     result = json.loads((work / "runs" / "wavalign" / "seed1" / "result.json").read_text())
     assert result["steps"] == 2 and {"eval/world_val/iq", "eval/world_heard/iq", "eval/eq"} <= set(result["metrics"])
+    assert 0 < result["cpu_s"] and (work / "runs" / "wavalign" / "seed1.log").is_file()
     before = (work / "runs" / "wavalign" / "seed1" / "result.json").stat().st_mtime_ns
+    analysis = json.loads((work / "runs" / "warm_start" / "seed0" / "analysis.json").read_text())
+    assert (analysis["prompts"], analysis["group_size"]) == (2, 4)  # --quick: 2 validation prompts x G
+    assert set(analysis["aspects"]) == {"semantic", "content_listening", "acoustic"}
+    assert all(1.0 <= a["mean"] <= 5.0 and 0.0 <= a["variance"] <= 4.0 for a in analysis["aspects"].values())
+    assert "## Analysis: how reliable is each part of the judge?" in report and "| acoustic (0.5 speech-text" in report
 
     capsys.readouterr()
     assert main(args) == 0  # resumed: nothing is rerun
     printed = capsys.readouterr().out
-    assert "[warm start] cached" in printed and printed.count(": cached (") == 2
+    assert "[warm start] cached" in printed and printed.count(": cached (") == 2 and "[analysis] cached" in printed
     assert (work / "runs" / "wavalign" / "seed1" / "result.json").stat().st_mtime_ns == before
     (out / "ablation.md").unlink()
     assert main([*args, "--report-only"]) == 0 and "| wavalign | 2 |" in (out / "ablation.md").read_text()

@@ -29,12 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--teacher-wrong-style", type=float, default=None,
                         help=f"share of demonstrations in a wrong style (default {DEFAULT_WORLD['teacher_wrong_style']})")
     parser.add_argument("--eval-max-items", type=int, default=None, help="items per evaluation split (default all)")
+    parser.add_argument("--analysis-prompts", type=int, default=None,
+                        help="validation prompts for the judge variance / rank consistency figures (default 50)")
     parser.add_argument("--work", default=None,
                         help="world, warm start and runs, resumable (default .cache/ablate; quick: .cache/ablate_quick)")
     parser.add_argument("--out", default="results", help="where ablation.md and ablation_tradeoff.png go")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: write the report from the runs already finished in --work (any seeds)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="runs at a time, one child process each (default 2: one per core of a 2-core laptop)")
     args = parser.parse_args(argv)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, str(args.threads))
@@ -44,16 +48,18 @@ def main(argv: list[str] | None = None) -> int:
 
     from wavalign.ablate.plan import check_plan, discover_rows, write_configs
     from wavalign.ablate.report import write_figure, write_report
-    from wavalign.ablate.runner import WARM_START, finished, collect, run_all, run_dir, warm_start
+    from wavalign.ablate.runner import (WARM_START, RunFailed, collect, finished, run_all, run_dir, warm_analysis,
+                                        warm_start)
 
     if args.quick:
         settings = AblationSettings(work=args.work or ".cache/ablate_quick", seeds=[0, 1], steps=2, sft_steps=4, world=dict(QUICK_WORLD),
-                                    iq_samples=1, max_new_tokens=48, batch_size=4)  # fmt: skip
+                                    iq_samples=1, max_new_tokens=48, batch_size=4, analysis_prompts=2)  # fmt: skip
     else:
         settings = AblationSettings(work=args.work or ".cache/ablate")
     if args.seeds is not None:
         settings.seeds = args.seeds
-    for field, value in (("steps", args.steps), ("sft_steps", args.sft_steps), ("eval_max_items", args.eval_max_items)):
+    for field, value in (("steps", args.steps), ("sft_steps", args.sft_steps), ("eval_max_items", args.eval_max_items),
+                         ("analysis_prompts", args.analysis_prompts)):  # fmt: skip
         if value is not None:
             if value < 1:
                 parser.error(f"--{field.replace('_', '-')} must be at least 1, got {value}")
@@ -61,8 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in (("teacher_wrong_answer", args.teacher_wrong_answer), ("teacher_wrong_style", args.teacher_wrong_style)):
         if value is not None:
             settings.world[key] = value
-    settings.extra_gates = args.gate
+    settings.extra_gates, settings.threads = args.gate, args.threads
+    if args.jobs < 1 or args.threads < 1:
+        parser.error(f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}")
     say = lambda line: print(line, flush=True)  # noqa: E731
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill PID` stops the runs it started too (finally)
     try:
         check_plan(settings)
         rows = discover_rows(settings, args.rows)
@@ -77,11 +88,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {settings.work} holds no finished warm start or runs to report", file=sys.stderr)
             return 2
     else:
-        warm = warm_start(settings, sft_yaml, say)
-        results = run_all(settings, rl_yaml, rows, say)
+        try:
+            warm = warm_start(settings, sft_yaml, say)
+            results = run_all(settings, rl_yaml, rows, say, args.jobs)
+        except RunFailed as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+    try:
+        analysis = warm_analysis(settings, rl_yaml, say)  # after the rows: the table first when time is short
+    except FileNotFoundError as e:  # --report-only on runs whose warm-start checkpoint was deleted
+        say(f"[analysis] skipped: {e}")
+        analysis = None
     note = write_figure(results, args.out, warm)
     cli = "python -m wavalign.ablate " + " ".join(argv if argv is not None else sys.argv[1:])
-    path = write_report(settings, warm, results, args.out, cli.strip(), note)
+    path = write_report(settings, warm, results, args.out, cli.strip(), note, analysis)
     say(f"ablation: wrote {path} ({note})")
     return 0
 

@@ -39,10 +39,17 @@ class AblationSettings:
     max_new_tokens: int | None = None  # None = the base configs' own
     batch_size: int | None = None  # examples per step of both stages; None = the base configs' own
     extra_gates: list[str] = field(default_factory=list)  # user gate rules (class paths), one extra row each
+    threads: int = 1  # torch threads per run
+    analysis_prompts: int = 50  # validation prompts x G warm-start samples for the judge figures (ablate/analysis.py)
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings every run of one work directory must share (more seeds or gate rows may be added later)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("work", "seeds", "extra_gates")}
+        from wavalign.world.teacher import HEARD_VOICES
+
+        out = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("work", "seeds", "extra_gates", "threads")}
+        if self.world.get("n_heard"):  # the heard split's recordings are code, not settings: a change is another plan
+            out["heard_voices"] = [list(v) for v in HEARD_VOICES]
+        return out
 
     @property
     def world_dir(self) -> str:

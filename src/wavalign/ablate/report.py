@@ -51,8 +51,13 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         stats = {k: mean_ci([r["metrics"][k] for r in runs if k in r["metrics"]]) for k in keys}
         out[name] = {"n": len(runs), "seeds": [r["seed"] for r in runs], "stats": stats,
                      "steps": sum(r["steps"] for r in runs) / len(runs),
-                     "wall_s": sum(r["wall_s"] for r in runs) / len(runs), "command": runs[0]["command"]}  # fmt: skip
+                     "wall_s": sum(r["wall_s"] for r in runs) / len(runs), "command": runs[0]["command"],
+                     "cpu_s": _mean([r["cpu_s"] for r in runs if "cpu_s" in r])}  # fmt: skip
     return out
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def _cell(stats: dict[str, tuple[float, float]], key: str, digits: int) -> str:
@@ -63,8 +68,8 @@ def _cell(stats: dict[str, tuple[float, float]], key: str, digits: int) -> str:
 
 
 def write_report(settings: AblationSettings, warm: dict[str, Any], results: list[dict[str, Any]], out_dir: str | Path,
-                 cli: str, png_note: str) -> Path:  # fmt: skip
-    """results/ablation.md: settings, the table, per-row commands."""
+                 cli: str, png_note: str, analysis: dict[str, Any] | None = None) -> Path:  # fmt: skip
+    """results/ablation.md: settings, the table, the analysis figures, per-row commands."""
     agg = aggregate(results)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -72,14 +77,16 @@ def write_report(settings: AblationSettings, warm: dict[str, Any], results: list
         f"Command: `{cli}` ({stamp}). Every row starts from the same warm start and gets the same steps, data, "
         f"learning rate and evaluation; only its overlay file differs. Values are mean ± the half-width of the 95 % "
         f"Student-t interval over seeds (none with one seed). IQ is answer accuracy (0-100) over "
-        f"{settings.iq_samples} sampled replies per item; EQ and WER use the first reply.", "",
-        "| row | seeds | " + " | ".join(c[1] for c in COLUMNS) + " | steps | wall time per run |",
-        "|---" * (len(COLUMNS) + 4) + "|",
+        f"{settings.iq_samples} sampled replies per item; EQ and WER use the first reply. CPU time (the run's process and "
+        f"its judge workers) is about the wall time on an idle core; the wall time depends on what else ran.", "",
+        "| row | seeds | " + " | ".join(c[1] for c in COLUMNS) + " | steps | wall time per run | CPU time per run |",
+        "|---" * (len(COLUMNS) + 5) + "|",
     ]
     table = [(WARM_START, aggregate([warm])[WARM_START])] + list(agg.items())
     for name, row in table:
         cells = [_cell(row["stats"], key, d) for key, _, d in COLUMNS]
-        lines.append(f"| {name} | {row['n']} | " + " | ".join(cells) + f" | {row['steps']:.0f} | {row['wall_s']:.0f} s |")
+        cpu = "-" if row["cpu_s"] is None else f"{row['cpu_s']:.0f} s"
+        lines.append(f"| {name} | {row['n']} | " + " | ".join(cells) + f" | {row['steps']:.0f} | {row['wall_s']:.0f} s | {cpu} |")
     lines += ["", f"Figure: `ablation_tradeoff.png` ({png_note}).", "", "## Analysis: gradient geometry and rewards",
               "", "Means over each run's logged steps (grad/*: the GRPO loss's gradient on text vs speech tokens, "
               "`GradientGeometryCallback`; reward/std: mean within-group std of the reward).", "",
@@ -89,6 +96,16 @@ def write_report(settings: AblationSettings, warm: dict[str, Any], results: list
         keys = ("grad/norm_text:mean", "grad/norm_speech:mean", "grad/cos_text_speech:mean", "reward/mean:mean",
                 "reward/std:mean", "rollout/frac_zero_std:mean")  # fmt: skip
         lines.append(f"| {name} | " + " | ".join(_cell(row["stats"], k, 3) for k in keys) + " |")
+    if analysis is not None:
+        from wavalign.ablate.analysis import format_markdown
+
+        lines += ["", "## Analysis: how reliable is each part of the judge? (the warm start's samples)", "",
+                  f"{analysis['prompts']} validation prompts x G = {analysis['group_size']} replies sampled from the warm "
+                  "start (training sampling), each scored by the parts of the split judge. In-group variance: mean over "
+                  "prompts of the population variance of the G scores (1-5). Rank consistency: mean Spearman over "
+                  "prompts between the G scores of the reply's decoded speech and of a second decoding (re-encoded and "
+                  "decoded by the codec), where both rank the group (docs/ablation.md says why).", "",
+                  *format_markdown(analysis)]  # fmt: skip
     lines += ["", "## Settings", "", "```json"]
     import json
 

@@ -1,14 +1,19 @@
-"""Run an ablation's warm start and its (row, seed) runs, in this process, one after another; resumable.
+"""Run an ablation's warm start, then its (row, seed) runs `jobs` at a time (seed-major: every row gets seed 0
+before any row gets seed 1, so a stopped ablation leaves whole seeds); resumable.
 
-A run is finished when its result.json exists (written last, atomically); finished runs are never rerun, and an
-unfinished run's directory is cleared before it starts again. Each run is exactly `python -m wavalign fit` with the
-generated RL base config, the row's overlay and the seed, so its command line can be rerun by hand.
+Each run is one child process (`python -m wavalign.ablate.runner RUN_DIR META_JSON ARGS...`) that runs exactly
+`python -m wavalign fit ARGS` in-process, with the generated RL base config, the row's overlay and the seed (so its
+command line can be rerun by hand), then writes the run's result.json last, atomically; its output goes to
+<run dir>.log. A run is finished when its result.json exists: finished runs are never rerun, and an unfinished run's
+directory is cleared before it starts again.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -50,6 +55,13 @@ def command(args: list[str]) -> str:
     return "python -m wavalign " + " ".join(args)
 
 
+def _cpu_seconds() -> float:
+    import resource
+
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))  # fmt: skip
+
+
 def _run(args: list[str], run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
     from wavalign.cli import main
 
@@ -57,17 +69,41 @@ def _run(args: list[str], run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]
         shutil.rmtree(run_dir)  # an interrupted earlier attempt
     argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI reads `args`; keep the ablation's own flags out of sight
     try:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu_seconds()
         cli = main(args)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     finally:
         sys.argv = argv
-    result = {**meta, "steps": int(cli.trainer.global_step), "wall_s": wall, "command": command(args),
+    if cli.trainer.global_step < cli.trainer.max_steps:  # stopped early (a signal): not a finished run
+        raise SystemExit(f"ablation: the run stopped at step {cli.trainer.global_step} of {cli.trainer.max_steps}")
+    # cpu_s: CPU time of this process and its finished children (judge pools); with one thread per run about the run's wall time on an idle core, whatever
+    # else the machine was doing (the wall time of a shared machine is not)
+    result = {**meta, "steps": int(cli.trainer.global_step), "wall_s": wall, "cpu_s": cpu, "command": command(args),
               "metrics": read_metrics(run_dir)}  # fmt: skip
     tmp = run_dir / "result.json.tmp"
     tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     tmp.replace(run_dir / "result.json")
     return result
+
+
+class RunFailed(RuntimeError):
+    pass
+
+
+def _spawn(args: list[str], where: Path, meta: dict[str, Any], threads: int) -> subprocess.Popen:
+    """Start one run as a child process; its stdout and stderr go to <where>.log."""
+    where.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    with open(f"{where}.log", "w", encoding="utf-8") as log:
+        return subprocess.Popen([sys.executable, "-m", "wavalign.ablate.runner", str(where), json.dumps(meta), *args],
+                                stdout=log, stderr=subprocess.STDOUT, env=env)  # fmt: skip
+
+
+def _collect_child(proc: subprocess.Popen, where: Path) -> dict[str, Any]:
+    done = finished(where)
+    if proc.returncode != 0 or done is None:
+        raise RunFailed(f"ablation: the run in {where} failed (exit {proc.returncode}); see {where}.log")
+    return done
 
 
 def finished(run_dir: Path) -> dict[str, Any] | None:
@@ -88,8 +124,25 @@ def warm_start(settings: AblationSettings, sft_yaml: str, say: Callable[[str], N
         return done
     Path(settings.warm_start).unlink(missing_ok=True)
     say(f"[warm start] SFT {settings.sft_steps} steps on the demonstrations ...")
-    result = _run(["fit", "--config", sft_yaml], where, {"row": WARM_START, "seed": 0})
+    proc = _spawn(["fit", "--config", sft_yaml], where, {"row": WARM_START, "seed": 0}, settings.threads)
+    proc.wait()
+    result = _collect_child(proc, where)
     say(f"[warm start] done in {result['wall_s']:.0f} s; {summary(result['metrics'])}")
+    return result
+
+
+def warm_analysis(settings: AblationSettings, rl_yaml: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """The judge figures (ablate/analysis.py) on the warm start's samples; cached in its run directory."""
+    from wavalign.ablate.analysis import measure_checkpoint
+
+    path = run_dir(settings, WARM_START, 0) / "analysis.json"
+    if path.is_file():
+        say(f"[analysis] cached: {path}")
+        return json.loads(path.read_text())
+    say(f"[analysis] judge variance and rank consistency on {settings.analysis_prompts} validation prompts ...")
+    t0 = time.perf_counter()
+    result = measure_checkpoint(rl_yaml, settings.warm_start, settings.world_dir, settings.analysis_prompts, path)
+    say(f"[analysis] done in {time.perf_counter() - t0:.0f} s")
     return result
 
 
@@ -101,24 +154,56 @@ def summary(m: dict[str, float]) -> str:
     return ", ".join(parts)
 
 
-def run_all(settings: AblationSettings, rl_yaml: str, rows: list[Row], say: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Every (row, seed) run, rows outer, seeds inner; a progress line per run."""
-    jobs = [(row, seed) for row in rows for seed in settings.seeds]
-    results = []
-    for i, (row, seed) in enumerate(jobs, 1):
+def job_order(settings: AblationSettings, rows: list[Row]) -> list[tuple[Row, int]]:
+    """Seed-major: every row's seed 0, then every row's seed 1, ... (a stopped ablation leaves whole seeds)."""
+    return [(row, seed) for seed in settings.seeds for row in rows]
+
+
+def run_all(settings: AblationSettings, rl_yaml: str, rows: list[Row], say: Callable[[str], None],
+            jobs: int = 1) -> list[dict[str, Any]]:  # fmt: skip
+    """Every (row, seed) run, seed-major, `jobs` child processes at a time; a progress line per run. Results come
+    back in (row, seed) order whatever order the runs finish in."""
+    if jobs < 1:
+        raise ValueError(f"ablation: jobs must be at least 1, got {jobs}")
+    order = job_order(settings, rows)
+    n = len(order)
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    queue = []
+    for i, (row, seed) in enumerate(order, 1):
         where = run_dir(settings, row.name, seed)
-        done = finished(where)
-        if done is not None:
-            say(f"[{i}/{len(jobs)}] {row.name} seed {seed}: cached ({done['wall_s']:.0f} s); {summary(done['metrics'])}")
-            results.append(done)
-            continue
-        args = ["fit", "--config", rl_yaml, "--config", row.overlay, f"--seed_everything={seed}",
-                f"--trainer.logger.init_args.name={row.name}", f"--trainer.logger.init_args.version=seed{seed}"]  # fmt: skip
-        say(f"[{i}/{len(jobs)}] {row.name} seed {seed}: running {settings.steps} steps ...")
-        result = _run(args, where, {"row": row.name, "seed": seed, "gate": row.gate, "po_tokens": row.po_tokens})
-        say(f"[{i}/{len(jobs)}] {row.name} seed {seed}: done in {result['wall_s']:.0f} s; {summary(result['metrics'])}")
-        results.append(result)
-    return results
+        cached = finished(where)
+        if cached is not None:
+            say(f"[{i}/{n}] {row.name} seed {seed}: cached ({cached['wall_s']:.0f} s); {summary(cached['metrics'])}")
+            done[(row.name, seed)] = cached
+        else:
+            queue.append((i, row, seed, where))
+    running: list[tuple[int, Row, int, Path, subprocess.Popen]] = []
+    try:
+        _drain(queue, running, done, settings, rl_yaml, jobs, n, say)
+    finally:  # interrupted or failed: no run outlives the command (its result.json is missing, so it reruns later)
+        for *_, proc in running:
+            proc.terminate()
+    return [done[(row.name, seed)] for row in rows for seed in settings.seeds]
+
+
+def _drain(queue: list, running: list, done: dict, settings: AblationSettings, rl_yaml: str, jobs: int, n: int,
+           say: Callable[[str], None]) -> None:  # fmt: skip
+    """Start queued runs while fewer than `jobs` run; collect each as it ends."""
+    while queue or running:
+        while queue and len(running) < jobs:
+            i, row, seed, where = queue.pop(0)
+            args = ["fit", "--config", rl_yaml, "--config", row.overlay, f"--seed_everything={seed}",
+                    f"--trainer.logger.init_args.name={row.name}", f"--trainer.logger.init_args.version=seed{seed}"]  # fmt: skip
+            meta = {"row": row.name, "seed": seed, "gate": row.gate, "po_tokens": row.po_tokens}
+            say(f"[{i}/{n}] {row.name} seed {seed}: running {settings.steps} steps ...")
+            running.append((i, row, seed, where, _spawn(args, where, meta, settings.threads)))
+        time.sleep(0.5)
+        for job in [j for j in running if j[4].poll() is not None]:
+            running.remove(job)
+            i, row, seed, where, proc = job
+            result = _collect_child(proc, where)
+            say(f"[{i}/{n}] {row.name} seed {seed}: done in {result['wall_s']:.0f} s; {summary(result['metrics'])}")
+            done[(row.name, seed)] = result
 
 
 def collect(settings: AblationSettings, rows: list[Row]) -> list[dict[str, Any]]:
@@ -128,3 +213,7 @@ def collect(settings: AblationSettings, rows: list[Row]) -> list[dict[str, Any]]
         seeds = sorted(int(p.parent.name[4:]) for p in (Path(settings.work) / "runs" / row.name).glob("seed*/result.json"))
         out += [r for r in (finished(run_dir(settings, row.name, s)) for s in seeds) if r is not None]
     return out
+
+
+if __name__ == "__main__":  # one run, as a child of run_all / warm_start: RUN_DIR META_JSON then `wavalign` args
+    _run(sys.argv[3:], Path(sys.argv[1]), json.loads(sys.argv[2]))

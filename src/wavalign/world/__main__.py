@@ -42,14 +42,21 @@ def main(argv: list[str] | None = None) -> int:
                       help="heard: training questions in new recordings (a world prepared with n_heard > 0)")
     diag.add_argument("--samples", type=int, default=4, help="sampled replies per item")
     diag.add_argument("--temperature", type=float, default=None, help="default: the config's eval_sampling")
+    probe = sub.add_parser("probe-heard", help="a checkpoint's accuracy on training questions recorded in candidate "
+                           "voices, rates and pitches (how the heard split's voices were chosen)")
+    probe.add_argument("--checkpoint", required=True, help="a checkpoint of the config's policy (e.g. last.ckpt)")
+    probe.add_argument("--config", default="configs/tiny.yaml", help="the training config that built the checkpoint")
+    probe.add_argument("--n", type=int, default=60, help="training questions per candidate recording")
+    probe.add_argument("--samples", type=int, default=2, help="sampled replies per item")
+    probe.add_argument("--out", default=None, help="where the candidate recordings go (default <world>/heard_probe)")
     args, overrides = parser.parse_known_args(argv)
-    if overrides and args.command != "diagnose":
+    if overrides and args.command not in ("diagnose", "probe-heard"):
         parser.error(f"unrecognized arguments: {' '.join(overrides)}")
 
-    if args.command == "diagnose":
+    if args.command in ("diagnose", "probe-heard"):
         if args.samples < 1:
             parser.error(f"--samples must be at least 1, got {args.samples}")
-        return _diagnose(args, overrides)
+        return _diagnose(args, overrides) if args.command == "diagnose" else _probe_heard(args, overrides)
 
     if args.command == "info":
         splits = split_questions()
@@ -70,31 +77,67 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _diagnose(args: argparse.Namespace, overrides: list[str]) -> int:
-    """Build the module from the training config (world prepared or reused; never a warm-start run), load the
-    checkpoint, print the table."""
+def _load(args: argparse.Namespace, overrides: list[str]):
+    """(module, world config) from the training config (world prepared or reused; never a warm-start run) with the
+    checkpoint loaded; None after printing the error."""
     from pathlib import Path
 
     from wavalign.cli import WavAlignCLI
     from wavalign.data.datamodule import WavAlignDataModule
     from wavalign.module import WavAlignModule
-    from wavalign.world.diagnose import format_table, sample_diagnoses, summarise
 
     if not Path(args.checkpoint).is_file():
         print(f"error: checkpoint {args.checkpoint} does not exist", file=sys.stderr)
-        return 2
+        return None
     cli = WavAlignCLI(WavAlignModule, WavAlignDataModule, subclass_mode_data=True, run=False,
                       args=["--config", args.config, "--model.init_checkpoint", args.checkpoint,
                             "--trainer.logger", "false", "--warm_start_config=null", *overrides])  # fmt: skip
     world = cli.config.get("world")
     if world is None:
-        print(f"error: {args.config} has no 'world' key: diagnose reads the embedded world's questions", file=sys.stderr)
+        print(f"error: {args.config} has no 'world' key: {args.command} reads the embedded world's questions",
+              file=sys.stderr)  # fmt: skip
+        return None
+    return cli.model.eval(), world
+
+
+def _probe_heard(args: argparse.Namespace, overrides: list[str]) -> int:
+    """Record the candidates, sample the checkpoint's replies, print one line per candidate."""
+    from wavalign.world.diagnose import sample_diagnoses, summarise
+    from wavalign.world.heard_probe import CANDIDATES, write_variant_benches
+
+    if args.n < 1:
+        print(f"error: --n must be at least 1, got {args.n}", file=sys.stderr)
         return 2
+    loaded = _load(args, overrides)
+    if loaded is None:
+        return 2
+    module, world = loaded
+    benches = write_variant_benches(world.dir, args.out or f"{world.dir}/heard_probe", args.n, world.seed)
+    print(f"{args.checkpoint}: {args.n} training questions per recording, {args.samples} sampled replies each")
+    print(f"{'recording':12s} {'voice, pitch, wpm':>22s} {'code change':>12s} {'accuracy %':>11s} {'restated %':>11s}")
+    for name, spec in CANDIDATES:
+        bench, change = benches[name]
+        s = summarise(sample_diagnoses(module, str(bench), args.samples))["all"]
+        print(f"{name:12s} {', '.join(map(str, spec)):>22s} {change:12.3f} {s['accuracy']:11.1f} {s['restated']:11.1f}",
+              flush=True)  # fmt: skip
+    return 0
+
+
+def _diagnose(args: argparse.Namespace, overrides: list[str]) -> int:
+    """Load the checkpoint into the training config's module, print the table."""
+    from pathlib import Path
+
+    from wavalign.world.diagnose import format_table, sample_diagnoses, summarise
+
+    loaded = _load(args, overrides)
+    if loaded is None:
+        return 2
+    module, world = loaded
     bench = Path(world.dir) / f"{args.split}.bench.jsonl"
     if not bench.is_file():
         print(f"error: {bench} does not exist (the heard split needs --world.n_heard > 0)", file=sys.stderr)
         return 2
-    diagnoses = sample_diagnoses(cli.model.eval(), str(bench), args.samples, args.temperature)
+    diagnoses = sample_diagnoses(module, str(bench), args.samples, args.temperature)
     print(f"{args.checkpoint} on {bench}, {args.samples} sampled replies per item")
     print(format_table(summarise(diagnoses)))
     return 0
