@@ -86,6 +86,7 @@ def test_quick_ablation_writes_the_report_and_resumes(at_root: Path, tmp_path: P
     result = json.loads((work / "runs" / "wavalign" / "seed1" / "result.json").read_text())
     assert result["steps"] == 2 and {"eval/world_val/iq", "eval/world_heard/iq", "eval/eq"} <= set(result["metrics"])
     assert 0 < result["cpu_s"] and (work / "runs" / "wavalign" / "seed1.log").is_file()
+    assert "--seed_everything=1 --data.init_args.seed=1" in result["command"]  # a seed is a replicate of order too
     before = (work / "runs" / "wavalign" / "seed1" / "result.json").stat().st_mtime_ns
     analysis = json.loads((work / "runs" / "warm_start" / "seed0" / "analysis.json").read_text())
     assert (analysis["prompts"], analysis["group_size"]) == (2, 4)  # --quick: 2 validation prompts x G

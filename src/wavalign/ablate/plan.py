@@ -41,6 +41,9 @@ class AblationSettings:
     extra_gates: list[str] = field(default_factory=list)  # user gate rules (class paths), one extra row each
     threads: int = 1  # torch threads per run
     analysis_prompts: int = 50  # validation prompts x G warm-start samples for the judge figures (ablate/analysis.py)
+    # A seed is a replicate: it sets the rollout sampling (`seed_everything`) and the training data order
+    # (`data.init_args.seed`). Work directories made before the data order followed the seed lack this key and are refused.
+    seed_sets_data_order: bool = True
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings every run of one work directory must share (more seeds or gate rows may be added later)."""

@@ -110,7 +110,7 @@ def write_report(settings: AblationSettings, warm: dict[str, Any], results: list
     import json
 
     lines += [json.dumps(asdict(settings), indent=2, sort_keys=True), "```", "", "## Commands (seed 0 shown; "
-              "`--seed_everything` differs per seed)", "", f"- warm start: `{warm['command']}`"]  # fmt: skip
+              "`--seed_everything` and `--data.init_args.seed` differ per seed)", "", f"- warm start: `{warm['command']}`"]  # fmt: skip
     lines += [f"- {name}: `{row['command']}`" for name, row in agg.items()]
     path = Path(out_dir) / "ablation.md"
     path.parent.mkdir(parents=True, exist_ok=True)

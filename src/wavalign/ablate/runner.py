@@ -193,6 +193,7 @@ def _drain(queue: list, running: list, done: dict, settings: AblationSettings, r
         while queue and len(running) < jobs:
             i, row, seed, where = queue.pop(0)
             args = ["fit", "--config", rl_yaml, "--config", row.overlay, f"--seed_everything={seed}",
+                    *([f"--data.init_args.seed={seed}"] if settings.seed_sets_data_order else []),
                     f"--trainer.logger.init_args.name={row.name}", f"--trainer.logger.init_args.version=seed{seed}"]  # fmt: skip
             meta = {"row": row.name, "seed": seed, "gate": row.gate, "po_tokens": row.po_tokens}
             say(f"[{i}/{n}] {row.name} seed {seed}: running {settings.steps} steps ...")
