@@ -188,3 +188,41 @@ def test_parallel_heads_with_lora_and_checkpointing_train_under_ddp_with_a_per_g
     whole = r0[0]["gate_group_lam"]
     assert whole == r1[0]["gate_group_lam"] and len(whole) == 4 and 0 < sum(whole) < 4  # both kinds of group
     assert r0[0]["group_lam"] == whole[:2] and r1[0]["group_lam"] == whole[2:]
+
+
+def validate_benchmark(tmp: Path, name: str, processes: int, strategy: str | None) -> dict[str, float]:
+    """`validate` with a BenchmarkCallback over 5 items in batches of 2, greedy: under 2 processes rank 0 scores 3
+    items in 2 rounds and rank 1 scores 2 in 1. Returns the logged eval/* values."""
+    bench = {"class_path": "wavalign.callbacks.benchmark.BenchmarkCallback", "init_args": {
+        "suites": [{"name": "debug", "kind": "generic", "path": "configs/data/debug_bench.jsonl", "max_items": 5}],
+        "wer": "reference", "batch_size": 2, "iq_samples": 1}}  # fmt: skip
+    overlay = tmp / f"{name}.yaml"
+    overlay.write_text(yaml.safe_dump({"trainer": {"callbacks": [bench]},
+                                       "model": {"eval_sampling": {"do_sample": False, "max_new_tokens": 8}}}))  # fmt: skip
+    cmd = [sys.executable, "-m", "wavalign", "validate", "--config", "configs/debug_interleaved.yaml",
+           *(STRATEGIES[strategy] if strategy else []), "--config", str(overlay), f"--trainer.devices={processes}",
+           "--trainer.accelerator=cpu", "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false",
+           "--summary.enabled=false", "--trainer.logger.init_args.save_dir", str(tmp / name)]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        _, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        pytest.fail(f"{name}: no result in 180 s (a process waiting in a collective?)\n{err[-3000:]}")
+    assert proc.returncode == 0, err[-4000:]
+    from conftest import scalars
+
+    return {k: v[-1][1] for k, v in scalars(tmp / name).items() if k.startswith("eval/")}
+
+
+@pytest.mark.distributed
+def test_a_benchmark_with_uneven_shares_finishes_under_sharded_weights_and_counts_every_item(tmp_path):
+    """Under FSDP2 a rollout is a collective: the process with fewer items runs a dropped round instead of leaving
+    the other waiting, and the pooled figures equal one process's over the same 5 items (greedy replies)."""
+    two = validate_benchmark(tmp_path, "fsdp", 2, "fsdp")
+    one = validate_benchmark(tmp_path, "one", 1, None)
+    assert {"eval/iq", "eval/eq", "eval/wer"} <= set(two)
+    assert two == pytest.approx(one, rel=1e-6)

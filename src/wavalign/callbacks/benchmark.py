@@ -202,10 +202,16 @@ class BenchmarkCallback(pl.Callback):
         mine = all_items[rank::world]
         quiet = trainer is not None and not trainer.is_global_zero  # one process reports progress
         progress = ProgressLines("eval: scored items", len(mine), say=(lambda line: None) if quiet else None)
+        # Every process runs as many rollout rounds as the one with the largest share: under sharded weights a
+        # rollout is a collective, so a process that stopped early would leave the others waiting for ever.
+        rounds = math.ceil(math.ceil(len(all_items) / world) / self.batch_size)
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed)
-            for start in range(0, len(mine), self.batch_size):
+            for start in range(0, rounds * self.batch_size, self.batch_size):
                 chunk = mine[start : start + self.batch_size]
+                if not chunk:  # this process's share is used up: a rollout whose replies are dropped
+                    pl_module.policy.rollout(pl_module.prompts([all_items[0].as_example()]), 1, pl_module.eval_sampling)
+                    continue
                 self._score_chunk(pl_module, chunk, scores, tally, guesses)
                 progress.advance(len(chunk))  # a line every 10 s: a 150-item evaluation takes minutes on a busy CPU
         values: dict[str, float] = {}
