@@ -36,10 +36,19 @@ COMMANDS: tuple[Command, ...] = (
     Command("world info", "the world's question counts per split and vocabulary size", "wavalign.world.__main__", ("info",)),
     Command("world diagnose", "per question family: accuracy and answer kinds of a checkpoint's replies",
             "wavalign.world.__main__", ("diagnose",)),  # fmt: skip
+    Command("world probe-heard", "accuracy of a checkpoint on new recordings of its training questions (heard split)",
+            "wavalign.world.__main__", ("probe-heard",)),  # fmt: skip
     Command("ablate", "the ablation study: every configs/ablations row x seeds -> results/ablation.md", "wavalign.ablate.__main__"),
     Command("listening-page", "one HTML page over several `predict` folders, side by side", "wavalign.listening_page"),
     Command("export-benchmark", "benchmark parquet files (VoiceBench, VStyle) -> JSONL + WAV files", "wavalign.benchmarks.export"),
 )
+
+
+# Modules with a `__main__` guard that are not user commands: each is started by a command above, with arguments
+# that command writes (tests/test_commands.py accepts these and only these as unlisted).
+INTERNAL_ENTRY_POINTS: dict[str, str] = {
+    "wavalign.ablate.runner": "one run of `ablate`, as its child process (RUN_DIR META_JSON, then `wavalign` args)",
+}
 
 
 def overview() -> str:

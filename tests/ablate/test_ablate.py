@@ -105,3 +105,13 @@ def test_quick_ablation_writes_the_report_and_resumes(at_root: Path, tmp_path: P
     assert "another plan" in capsys.readouterr().err
     assert main(["--quick", "--report-only", "--work", str(tmp_path / "empty"), "--out", str(out)]) == 2
     assert "no finished" in capsys.readouterr().err
+
+
+def test_main_leaves_the_callers_sigterm_handler_in_place(at_root: Path, tmp_path: Path) -> None:
+    """main() stops its child runs on SIGTERM only while it runs: called in-process (tests, notebooks), a handler
+    left behind would make later forked pool workers ignore terminate() and hang their parent."""
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["--report-only", "--work", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -11,6 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wavalign.ablate.plan import AblationSettings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,11 +50,6 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
 
-    from wavalign.ablate.plan import check_plan, discover_rows, write_configs
-    from wavalign.ablate.report import write_figure, write_report
-    from wavalign.ablate.runner import (WARM_START, RunFailed, collect, finished, run_all, run_dir, warm_analysis,
-                                        warm_start)
-
     if args.quick:
         settings = AblationSettings(work=args.work or ".cache/ablate_quick", seeds=[0, 1], steps=2, sft_steps=4, world=dict(QUICK_WORLD),
                                     iq_samples=1, max_new_tokens=48, batch_size=4, analysis_prompts=2)  # fmt: skip
@@ -70,10 +69,24 @@ def main(argv: list[str] | None = None) -> int:
     settings.extra_gates, settings.threads = args.gate, args.threads
     if args.jobs < 1 or args.threads < 1:
         parser.error(f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}")
-    say = lambda line: print(line, flush=True)  # noqa: E731
     import signal
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill PID` stops the runs it started too (finally)
+    # `kill PID` stops the runs it started too (their `finally`); the handler is ours only while we run, since tests
+    # and notebooks call main() in-process (a handler left behind made later forked pool workers ignore terminate()).
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        return _run(settings, args, argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(settings: AblationSettings, args: argparse.Namespace, argv: list[str] | None) -> int:
+    from wavalign.ablate.plan import check_plan, discover_rows, write_configs
+    from wavalign.ablate.report import write_figure, write_report
+    from wavalign.ablate.runner import (WARM_START, RunFailed, collect, finished, run_all, run_dir, warm_analysis,
+                                        warm_start)
+
+    say = lambda line: print(line, flush=True)  # noqa: E731
     try:
         check_plan(settings)
         rows = discover_rows(settings, args.rows)
