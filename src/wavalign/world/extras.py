@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from wavalign.progress import ProgressLines
+from wavalign.worker_pool import fork_pool
 from wavalign.world.prepare import world_splits
 from wavalign.world.tasks import sentences, vocabulary
 
@@ -90,8 +91,6 @@ _CODECS: dict = {}
 
 def _tokenize_splits(root: Path):
     """{split}.codes.jsonl: the reference rows plus their speech as codec codes, encoded once (2 processes)."""
-    import multiprocessing
-
     from wavalign.audio.world_codec import WorldCodec
 
     codebook = str(root / "codebook.npz")
@@ -100,7 +99,7 @@ def _tokenize_splits(root: Path):
         jobs = [(codebook, str(root / p)) for r in rows for p in [*r["audios"], r["sft_target_audio"]]]
         progress = ProgressLines(f"world: encoded {split}", len(jobs))
         encoded = []
-        with multiprocessing.get_context("fork").Pool(2) as pool:
+        with fork_pool(2) as pool:
             for c in pool.imap(_encode_file, jobs, chunksize=16):  # in order, so progress can be told as it comes
                 encoded.append(c)
                 progress.advance()

@@ -4,7 +4,6 @@ same speech after encode -> decode through the world's codebook. Questions and d
 from __future__ import annotations
 
 import json
-import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from wavalign.audio.asr import TaskASR
 from wavalign.audio.io import read_wav
 from wavalign.audio.world_codec import WorldCodec
 from wavalign.world.tasks import sentences as world_sentences
+from wavalign.worker_pool import fork_pool
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def measure(world_dir: str | Path, split: str = "test", limit: int | None = None
         jobs.setdefault(str(root / row["sft_target_audio"]), row["sft_target_text"])
     items = [(str(root / "codebook.npz"), p, t) for p, t in list(jobs.items())[:limit]]
     if workers > 1:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with fork_pool(workers) as pool:
             heard = pool.map(_transcribe_pair, items, chunksize=8)
     else:
         heard = [_transcribe_pair(j) for j in items]
