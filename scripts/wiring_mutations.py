@@ -119,7 +119,7 @@ MUTATIONS = (
     Mutation("data position not restored on resume", "src/wavalign/data/datamodule.py",
              "sampler.skip(self._resume_after)", "pass"),
     Mutation("PPO rollout buffer not restored on resume", "src/wavalign/module.py",
-             'self.buffer.load_state_dict(checkpoint["rollout_buffer"], self.device)', "pass"),
+             "self.buffer.load_state_dict(mine, self.device)", "pass"),
 )  # fmt: skip
 
 
