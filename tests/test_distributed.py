@@ -20,7 +20,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, scalars
 from wavalign.data.datamodule import RepeatBatchSampler
 from wavalign.distributed import GlobalGroups, load_per_rank, rank_seed, save_per_rank
 
@@ -115,16 +115,21 @@ def fit(tmp: Path, name: str, processes: int, batch_size: int, strategy: str | N
         "--trainer.logger.init_args.save_dir", str(tmp / name / "runs"), *extra,
     ]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+    launch(cmd, env, name, timeout=240)
+    return records
+
+
+def launch(cmd: list[str], env: dict[str, str], name: str, timeout: int) -> None:
+    """Runs a `wavalign` launcher (it starts the ranks) and fails the test on an error or after `timeout` seconds."""
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # fmt: skip
     try:
-        _, err = proc.communicate(timeout=240)
+        _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:  # a rank stuck in a collective: end the launcher and the ranks it started
         os.killpg(proc.pid, signal.SIGKILL)
         _, err = proc.communicate()
-        pytest.fail(f"{name}: no result in 240 s (a rank waiting for another?)\n{err[-4000:]}")
+        pytest.fail(f"{name}: no result in {timeout} s (a rank waiting for another?)\n{err[-4000:]}")
     assert proc.returncode == 0, err[-4000:]
-    return records
 
 
 def rows(records: Path, rank: int) -> list[dict]:
@@ -204,17 +209,7 @@ def validate_benchmark(tmp: Path, name: str, processes: int, strategy: str | Non
            "--trainer.accelerator=cpu", "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false",
            "--summary.enabled=false", "--trainer.logger.init_args.save_dir", str(tmp / name)]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # fmt: skip
-    try:
-        _, err = proc.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        _, err = proc.communicate()
-        pytest.fail(f"{name}: no result in 180 s (a process waiting in a collective?)\n{err[-3000:]}")
-    assert proc.returncode == 0, err[-4000:]
-    from conftest import scalars
-
+    launch(cmd, env, name, timeout=180)
     return {k: v[-1][1] for k, v in scalars(tmp / name).items() if k.startswith("eval/")}
 
 
