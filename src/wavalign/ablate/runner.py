@@ -31,16 +31,9 @@ TRAIN_MEAN = ("gate/lambda", "reward/mean", "rollout/frac_zero_std", "reward/std
 def read_metrics(run_dir: str | Path) -> dict[str, float]:
     """The run's final evaluation (EVAL_LAST: last logged value) and its training means (TRAIN_MEAN) from its
     TensorBoard events."""
-    import glob
+    from wavalign.callbacks.run_summary import read_event_series
 
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    series: dict[str, list[tuple[int, float]]] = {}
-    for events in sorted(glob.glob(str(Path(run_dir) / "**" / "events.out.tfevents.*"), recursive=True)):
-        ea = EventAccumulator(events, size_guidance={"scalars": 0})
-        ea.Reload()
-        for tag in ea.Tags()["scalars"]:
-            series.setdefault(tag, []).extend((e.step, e.value) for e in ea.Scalars(tag))
+    series, _ = read_event_series(run_dir)
     out: dict[str, float] = {}
     for tag in EVAL_LAST:
         if series.get(tag):
