@@ -143,3 +143,26 @@ def test_sharded_policy_decodes_and_scores_as_the_whole_one_in_lockstep(tmp_path
             assert early[0, 0] == got["eos"] and bool((early[0, 1:] == got["pad"]).all())
         else:
             assert torch.equal(early, got["whole"]["greedy"])
+
+
+def test_a_gate_rule_with_per_process_sft_steps_is_refused_before_sharding():
+    """ReLIFT's buffer fills at different steps on different processes; with sharded weights that would hang, so
+    shard_policy refuses it with a message naming the rule and the way out, before touching the mesh."""
+    from types import SimpleNamespace
+
+    from lightning.pytorch.strategies import ModelParallelStrategy
+
+    from wavalign.callbacks.gating import GateCallback
+    from wavalign.gating import DynamicGate
+    from wavalign.hybrid.relift import ReLIFTGate
+    from wavalign.sharding import shard_policy
+
+    def module(rule, world_size):
+        trainer = SimpleNamespace(strategy=ModelParallelStrategy(), world_size=world_size)
+        return SimpleNamespace(_trainer=trainer, gate=GateCallback(rule), policy=None)
+
+    with pytest.raises(ValueError, match=r"ReLIFTGate .*hang sharded weights.*configs/strategies/ddp.yaml"):
+        shard_policy(module(ReLIFTGate(sft_batch_size=4), world_size=2))
+    for rule, world_size in ((DynamicGate(), 2), (ReLIFTGate(sft_batch_size=4), 1)):  # not refused: reaches the mesh
+        with pytest.raises(AttributeError, match="device_mesh"):
+            shard_policy(module(rule, world_size))

@@ -58,6 +58,10 @@ class GateRule(ABC):
     needs_entropy: bool = False  # True: the module computes per-token entropies for token_weights
     sum_terms: bool = False  # True: L = L_PO + L_SFT at full scale, the rule's token weights doing all the mixing
     demo_in_group: bool = False  # True: each demonstration is judged and joins its GRPO group as an off-policy row
+    # False: the rule keeps per-process state that can add a term on one process and not another at the same step
+    # (ReLIFT's buffer). Harmless when each process holds whole weights (DDP); with sharded weights (FSDP2) every
+    # forward is a collective, so wavalign.sharding refuses such a rule rather than hang.
+    even_across_processes: bool = True
 
     def sft_demonstrations(self, demonstrations: SequenceBatch, make_batch: Callable[..., SequenceBatch]) -> SequenceBatch | None:
         """The demonstrations this fresh batch's SFT term trains on, asked once per rollout batch after update:

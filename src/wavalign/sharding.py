@@ -77,6 +77,17 @@ def fully_shard_model(model: nn.Module, mesh: object, extra_roots: Iterable[nn.M
     return len(blocks)
 
 
+def refuse_uneven_gate_rule(module: pl.LightningModule) -> None:
+    """Sharded weights make every forward a collective: a gate rule that adds its SFT term on one process and not
+    another at the same step would leave the others waiting in an all-gather, so it is refused before step 1."""
+    gate = getattr(module, "gate", None)
+    rule = getattr(gate, "rule", None)
+    if rule is not None and not rule.even_across_processes:
+        raise ValueError(f"gate.rule {type(rule).__name__} keeps per-process state that adds its SFT term at "
+                         "different steps on different processes, which would hang sharded weights (FSDP2, "
+                         "ModelParallelStrategy); run it under DDP (configs/strategies/ddp.yaml) or one process")  # fmt: skip
+
+
 def shard_policy(module: pl.LightningModule) -> None:
     """The configure_model hook: FSDP2-shard the policy under ModelParallelStrategy, leave it as it is otherwise
     (DDP replicates it; DeepSpeed shards it itself, and under ZeRO-3 decoding goes in lockstep too). Idempotent:
@@ -89,6 +100,8 @@ def shard_policy(module: pl.LightningModule) -> None:
         module.policy.lockstep_decoding = True  # ZeRO-3 gathers parameters in every module's forward, like FSDP
     if not isinstance(strategy, ModelParallelStrategy):
         return
+    if trainer.world_size > 1:
+        refuse_uneven_gate_rule(module)
     mesh = module.device_mesh
     if mesh["tensor_parallel"].size() != 1:
         raise ValueError("ModelParallelStrategy: WavAlign shards data only; set tensor_parallel_size: 1 and "

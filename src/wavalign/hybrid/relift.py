@@ -41,6 +41,7 @@ class ReLIFTGate(GateRule):
     fills the buffer to sft_batch_size adds SFT on them."""
 
     sum_terms = True
+    even_across_processes = False  # each process buffers its own failed prompts and fills it at its own step
 
     def __init__(self, sft_batch_size: int = 128, success_threshold: float = 4.0) -> None:
         if sft_batch_size < 1:
