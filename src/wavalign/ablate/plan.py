@@ -30,7 +30,7 @@ class AblationSettings:
     sft_config: str = "configs/tiny_sft.yaml"
     rows_dir: str = "configs/ablations"
     work: str = ".cache/ablate"
-    seeds: list[int] = field(default_factory=lambda: [0, 1])  # 3 seeds took 2 h 28 min on 2 idle cores (docs/ablation.md)
+    seeds: list[int] = field(default_factory=lambda: [0, 1])  # 3 seeds: 2 h 28 min on 2 cores (docs/ablation.md)
     steps: int = 200
     sft_steps: int = 800
     world: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_WORLD))
