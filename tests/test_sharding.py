@@ -166,3 +166,30 @@ def test_a_gate_rule_with_per_process_sft_steps_is_refused_before_sharding():
     for rule, world_size in ((DynamicGate(), 2), (ReLIFTGate(sft_batch_size=4), 1)):  # not refused: reaches the mesh
         with pytest.raises(AttributeError, match="device_mesh"):
             shard_policy(module(rule, world_size))
+
+
+def test_deepspeed_zero3_refuses_the_same_gate_rule():
+    """ZeRO-3 gathers parameters in every forward like FSDP2, so the same rule would hang there: refused too (a
+    stand-in strategy holding only the config, since DeepSpeed itself is not installed here)."""
+    from types import SimpleNamespace
+
+    from lightning.pytorch.strategies import DeepSpeedStrategy
+
+    from wavalign.callbacks.gating import GateCallback
+    from wavalign.hybrid.relift import ReLIFTGate
+    from wavalign.sharding import shard_policy
+
+    class Zero3(DeepSpeedStrategy):
+        def __init__(self, stage: int) -> None:  # no DeepSpeed import: only what shard_policy reads
+            self.config = {"zero_optimization": {"stage": stage}}
+
+    def module(stage):
+        trainer = SimpleNamespace(strategy=Zero3(stage), world_size=2)
+        return SimpleNamespace(_trainer=trainer, gate=GateCallback(ReLIFTGate(sft_batch_size=4)),
+                               policy=SimpleNamespace(lockstep_decoding=False))  # fmt: skip
+
+    with pytest.raises(ValueError, match=r"ReLIFTGate .*DeepSpeed ZeRO-3.*configs/strategies/ddp.yaml"):
+        shard_policy(module(3))
+    stage2 = module(2)
+    shard_policy(stage2)  # whole weights on each process: allowed, decoding not in lockstep
+    assert stage2.policy.lockstep_decoding is False

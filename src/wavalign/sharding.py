@@ -84,8 +84,8 @@ def refuse_uneven_gate_rule(module: pl.LightningModule) -> None:
     rule = getattr(gate, "rule", None)
     if rule is not None and not rule.even_across_processes:
         raise ValueError(f"gate.rule {type(rule).__name__} keeps per-process state that adds its SFT term at "
-                         "different steps on different processes, which would hang sharded weights (FSDP2, "
-                         "ModelParallelStrategy); run it under DDP (configs/strategies/ddp.yaml) or one process")  # fmt: skip
+                         "different steps on different processes, which would hang sharded weights (FSDP2 or DeepSpeed "
+                         "ZeRO-3); run it under DDP (configs/strategies/ddp.yaml) or one process")  # fmt: skip
 
 
 def shard_policy(module: pl.LightningModule) -> None:
@@ -96,12 +96,13 @@ def shard_policy(module: pl.LightningModule) -> None:
 
     trainer = module._trainer
     strategy = None if trainer is None else trainer.strategy
-    if isinstance(strategy, DeepSpeedStrategy) and strategy.config.get("zero_optimization", {}).get("stage") == 3:
+    zero3 = isinstance(strategy, DeepSpeedStrategy) and strategy.config.get("zero_optimization", {}).get("stage") == 3
+    if (zero3 or isinstance(strategy, ModelParallelStrategy)) and trainer.world_size > 1:
+        refuse_uneven_gate_rule(module)
+    if zero3:
         module.policy.lockstep_decoding = True  # ZeRO-3 gathers parameters in every module's forward, like FSDP
     if not isinstance(strategy, ModelParallelStrategy):
         return
-    if trainer.world_size > 1:
-        refuse_uneven_gate_rule(module)
     mesh = module.device_mesh
     if mesh["tensor_parallel"].size() != 1:
         raise ValueError("ModelParallelStrategy: WavAlign shards data only; set tensor_parallel_size: 1 and "

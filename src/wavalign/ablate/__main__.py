@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m wavalign.ablate", description=__doc__.splitlines()[2])
     parser.add_argument("--quick", action="store_true",
                         help="a tiny world, 2 RL steps, 2 seeds, short replies: checks the pipeline in minutes")  # fmt: skip
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1, which fits 2 hours on 2 cores (docs/ablation.md); add 2 for a third")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="default 0 1: fits 2 hours on 2 cores (docs/ablation.md); add 2 for a third")  # fmt: skip
     parser.add_argument("--steps", type=int, default=None, help="RL steps per run (default 200; quick: 2)")
     parser.add_argument("--sft-steps", type=int, default=None, help="warm-start SFT steps (default 800; quick: 4)")
     parser.add_argument("--rows", nargs="+", default=None, help="only these rows (file stems, e.g. wavalign sft_only)")
