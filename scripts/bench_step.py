@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from wavalign.callbacks.gating import GateCallback  # noqa: E402
 from wavalign.data.schema import DialogueExample, load_jsonl  # noqa: E402
-from wavalign.gating import FixedGate  # noqa: E402
+from wavalign.gates import FixedGate  # noqa: E402
 from wavalign.judges.base import JudgeRequest  # noqa: E402
 from wavalign.judges.rules import AnswerJudge  # noqa: E402
 from wavalign.module import WavAlignModule  # noqa: E402

@@ -60,7 +60,7 @@ def print_config(capsys, *configs: str) -> dict:
 def test_print_config_resolves_every_config(capsys):
     for cfg in sorted(glob.glob("configs/*.yaml")):
         printed = print_config(capsys, cfg)
-        assert printed["gate"]["rule"]["class_path"].startswith("wavalign.gating."), cfg
+        assert printed["gate"]["rule"]["class_path"].startswith("wavalign.gates."), cfg
 
 
 @pytest.mark.parametrize(
@@ -75,7 +75,7 @@ def test_print_config_resolves_every_config(capsys):
 )
 def test_ablations_are_one_config_away(capsys, ablation, rule, po_tokens):
     printed = print_config(capsys, CONFIG, f"configs/ablations/{ablation}.yaml")
-    assert printed["gate"]["rule"]["class_path"] == f"wavalign.gating.{rule}"
+    assert printed["gate"]["rule"]["class_path"] == f"wavalign.gates.{rule}"
     assert printed["model"]["po_tokens"] == po_tokens
     if ablation == "wavalign_no_ema":
         assert printed["gate"]["rule"]["init_args"]["alpha"] == 0.0

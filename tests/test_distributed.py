@@ -1,4 +1,4 @@
-"""Multi-process training (wavalign.distributed, the sharding train sampler, per-rank resume state).
+"""Multi-process training (wavalign.runtime.distributed, the sharding train sampler, per-rank resume state).
 
 The `distributed` test runs real `fit` subprocesses: 2 CPU processes under Lightning's DDP (gloo) with the
 configs/strategies/ddp.yaml overlay, a 1-process run with the 2-process run's global batch, and a 2-process resume
@@ -22,7 +22,7 @@ import yaml
 
 from conftest import ROOT, scalars
 from wavalign.data.datamodule import RepeatBatchSampler
-from wavalign.distributed import GlobalGroups, load_per_rank, rank_seed, save_per_rank
+from wavalign.runtime.distributed import GlobalGroups, load_per_rank, rank_seed, save_per_rank
 
 STEPS, PER_RANK, GROUP = 8, 4, 4
 
@@ -181,9 +181,9 @@ def test_two_processes_train_as_one_global_batch_and_resume_exactly(tmp_path, st
 @pytest.mark.distributed
 def test_parallel_heads_with_lora_and_checkpointing_train_under_ddp_with_a_per_group_rule(tmp_path):
     """Kimi-Audio's layout (two heads, branch layers) under DDP: every parameter takes part in the loss, so DDP's
-    default find_unused_parameters=False holds; LoRA reference = adapters off. (Under FSDP: tests/test_sharding.py.)
+    default find_unused_parameters=False holds; LoRA reference = adapters off. (Under FSDP: tests/runtime/test_sharding.py.)
     The gate is HPT's, a λ per group: every rank gets the whole batch's λ vector and keeps its own groups' slice."""
-    hpt = ["--gate.rule=wavalign.hybrid.HPTGate", "--gate.rule.init_args.switch_gate=1"]
+    hpt = ["--gate.rule=wavalign.gates.HPTGate", "--gate.rule.init_args.switch_gate=1"]
     ranks = fit(tmp_path, "parallel", 2, 2, "ddp", hpt, config="configs/debug_parallel.yaml", steps=2, policy=LORA_CKPT)
     r0, r1 = rows(ranks, 0), rows(ranks, 1)
     facts = {"lora": True, "sharded": False, "checkpointing": True, "reference": "adapters off"}

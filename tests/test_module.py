@@ -5,9 +5,9 @@ from conftest import tiny_policy
 from wiring_toys import KeyedJudge, hand_rewards
 from wavalign.callbacks.gating import GateCallback
 from wavalign.data.schema import DialogueExample
-from wavalign.gating import FixedGate
+from wavalign.gates import FixedGate
 from wavalign.module import WavAlignModule
-from wavalign.objectives import sft_loss
+from wavalign.step.losses import sft_loss
 from wavalign.policy.base import SamplingConfig
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from conftest import tiny_policy
-from wavalign.gating import DynamicGate, FixedGate
-from wavalign.objectives import ADV_EPS, dpo_loss, k3_kl, masked_mean_per_row, policy_loss
+from wavalign.gates import DynamicGate, FixedGate
+from wavalign.step.losses import ADV_EPS, dpo_loss, k3_kl, masked_mean_per_row, policy_loss
 from wavalign.policy.lora import LoraSettings
 from wavalign.policy.parallel import ParallelPolicy
 from wavalign.policy.tiny_parallel import TinyParallel

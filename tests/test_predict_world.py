@@ -14,7 +14,7 @@ import soundfile as sf
 from test_predict import parse_page, read_jsonl
 from wavalign.audio.world_codec import WorldCodec
 from wavalign.cli import main
-from wavalign.listening_page import main as page_main
+from wavalign.predict.listening_page import main as page_main
 
 SMALL_WORLD = ["--world.n_train=8", "--world.n_val=3", "--world.n_test=2", "--model.init_checkpoint=null",
                "--model.eval_sampling.max_new_tokens=24", "--trainer.enable_progress_bar=false"]  # fmt: skip
@@ -79,7 +79,7 @@ def test_world_predict_parallel_layout(world: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_page_of_folders_that_answered_other_prompts_fails(world: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """python -m wavalign.listening_page puts predict folders side by side only when they answered the same prompts."""
+    """python -m wavalign.predict.listening_page puts predict folders side by side only when they answered the same prompts."""
     monkeypatch.chdir(world)
     if not (world / "listen/parallel/replies.jsonl").is_file():
         pytest.skip("needs the two predict folders of the tests above")

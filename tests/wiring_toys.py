@@ -10,7 +10,7 @@ import torch
 
 from wavalign.callbacks.gating import GateCallback
 from wavalign.data.schema import DialogueExample
-from wavalign.gating import FixedGate, GateRule
+from wavalign.gates import FixedGate, GateRule
 from wavalign.judges.base import Judge, JudgeRequest, JudgeScore
 from wavalign.module import WavAlignModule
 from wavalign.policy.base import SamplingConfig, SpeechPolicy

@@ -30,9 +30,9 @@ from wavalign.callbacks.run_summary import RunSummary
 from wavalign.commands import dispatch
 from wavalign.data.datamodule import WavAlignDataModule
 from wavalign.module import WavAlignModule
-from wavalign.prediction import check_checkpoint_fits
-from wavalign.resume import add_interrupt_checkpoint, find_last_checkpoint
-from wavalign.warm_start import ensure_checkpoint
+from wavalign.predict.replies import check_checkpoint_fits
+from wavalign.runtime.resume import add_interrupt_checkpoint, find_last_checkpoint
+from wavalign.runtime.warm_start import ensure_checkpoint
 
 
 def python_name() -> str:

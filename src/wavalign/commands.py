@@ -39,7 +39,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("world probe-heard", "accuracy of a checkpoint on new recordings of its training questions (heard split)",
             "wavalign.world.__main__", ("probe-heard",)),  # fmt: skip
     Command("ablate", "the ablation study: every configs/ablations row x seeds -> results/ablation.md", "wavalign.ablate.__main__"),
-    Command("listening-page", "one HTML page over several `predict` folders, side by side", "wavalign.listening_page"),
+    Command("listening-page", "one HTML page over several `predict` folders, side by side", "wavalign.predict.listening_page"),
     Command("export-benchmark", "benchmark parquet files (VoiceBench, VStyle) -> JSONL + WAV files", "wavalign.benchmarks.export"),
 )
 

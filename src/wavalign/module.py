@@ -19,21 +19,21 @@ from wavalign.data.buffer import RolloutBuffer, RolloutEntry
 from wavalign.data.check import check_speech_codes
 from wavalign.data.schema import DialogueExample
 from wavalign.data.speech import SpeechTokenCache
-from wavalign.distributed import GlobalGroups, global_gate_step, load_per_rank, process_slot, save_per_rank
-from wavalign.gating import TokenInputs
-from wavalign.hybrid.demo_group import advantages_with_demos, score_demonstrations
-from wavalign.hybrid.weights import step_weights
+from wavalign.runtime.distributed import GlobalGroups, global_gate_step, load_per_rank, process_slot, save_per_rank
+from wavalign.gates import TokenInputs
+from wavalign.step.demonstrations import advantages_with_demos, score_demonstrations
+from wavalign.gates.weights import step_weights
 from wavalign.judges.base import Judge
-from wavalign.modality_stats import modality_logs
-from wavalign.objectives import LOSS_TYPES, OffPolicyRows, PolicyLossOutput, dpo_loss, group_advantages, policy_loss, sft_loss
+from wavalign.step.modality_stats import modality_logs
+from wavalign.step.losses import LOSS_TYPES, OffPolicyRows, PolicyLossOutput, dpo_loss, group_advantages, policy_loss, sft_loss
 from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy, speech_token_count
-from wavalign.prediction import PromptReplies, predict_replies
-from wavalign.resume import ResumeStateCallback
-from wavalign.scoring import ScoredGroups, build_requests, score_groups
-from wavalign.sharding import shard_policy
-from wavalign.split_po import split_advantages, split_token_advantages
-from wavalign.step_forward import step_logprobs
-from wavalign.warm_start import load_policy_weights
+from wavalign.predict.replies import PromptReplies, predict_replies
+from wavalign.runtime.resume import ResumeStateCallback
+from wavalign.step.scoring import ScoredGroups, build_requests, score_groups
+from wavalign.runtime.sharding import shard_policy
+from wavalign.step.split_po import split_advantages, split_token_advantages
+from wavalign.step.logprobs import step_logprobs
+from wavalign.runtime.warm_start import load_policy_weights
 
 OBJECTIVES = ("grpo", "dpo")
 
@@ -126,7 +126,7 @@ class WavAlignModule(pl.LightningModule):
         check_speech_codes(self.policy, getattr(self._trainer, "datamodule", None))
 
     def configure_model(self) -> None:
-        """Sharded strategies wrap the policy here (FSDP2 under ModelParallelStrategy: wavalign.sharding)."""
+        """Sharded strategies wrap the policy here (FSDP2 under ModelParallelStrategy: wavalign.runtime.sharding)."""
         shard_policy(self)
 
     def configure_callbacks(self) -> list[pl.Callback]:
@@ -337,7 +337,7 @@ class WavAlignModule(pl.LightningModule):
     predict_group_size: int = 1  # replies per prompt in `wavalign predict` (set from the CLI's listen.replies_per_prompt)
 
     def predict_step(self, batch: dict, batch_idx: int) -> list[PromptReplies]:
-        """`wavalign predict`: replies sampled with eval_sampling, judged and decoded (wavalign.prediction)."""
+        """`wavalign predict`: replies sampled with eval_sampling, judged and decoded (wavalign.predict.replies)."""
         return predict_replies(self, batch, self.predict_group_size)
 
     def on_fit_end(self) -> None:

@@ -26,10 +26,10 @@ def test_rows_are_the_ablation_files_plus_other_gate_rules(at_root: Path, tmp_pa
     # world_split_judge.yaml changes the judge, not the gate: not a row; the hybrid rules' files (hpt, chord_*) are
     assert set(rows) == {"full_token", "sft_only", "text_fixed_0.5", "wavalign", "wavalign_no_ema", "RLOnly_text",
                          "WarmupGate_text", "hpt", "chord_mu", "chord_phi", "srft", "luffy", "relift"}  # fmt: skip
-    assert library_gates() == [f"wavalign.gating.{n}" for n in ("DynamicGate", "FixedGate", "RLOnly", "SFTOnly")]
-    assert (rows["full_token"].gate, rows["full_token"].po_tokens) == ("wavalign.gating.RLOnly", "all")
+    assert library_gates() == [f"wavalign.gates.{n}" for n in ("DynamicGate", "FixedGate", "RLOnly", "SFTOnly")]
+    assert (rows["full_token"].gate, rows["full_token"].po_tokens) == ("wavalign.gates.RLOnly", "all")
     extra = yaml.safe_load(Path(rows["RLOnly_text"].overlay).read_text())
-    assert extra == {"model": {"po_tokens": "text"}, "gate": {"rule": {"class_path": "wavalign.gating.RLOnly"}}}
+    assert extra == {"model": {"po_tokens": "text"}, "gate": {"rule": {"class_path": "wavalign.gates.RLOnly"}}}
     assert [r.name for r in discover_rows(settings, ["wavalign"])] == ["wavalign"]
     with pytest.raises(ValueError, match="unknown rows"):
         discover_rows(settings, ["nope"])

@@ -12,10 +12,10 @@ from conftest import tiny_policy
 from wavalign.callbacks.gating import GateCallback
 from wavalign.callbacks.geometry import GradientGeometryCallback, geometry
 from wavalign.data.schema import DialogueExample
-from wavalign.gating import FixedGate
+from wavalign.gates import FixedGate
 from wiring_toys import KeyedJudge
 from wavalign.module import WavAlignModule
-from wavalign.objectives import policy_loss
+from wavalign.step.losses import policy_loss
 from wavalign.policy.base import SamplingConfig
 
 pytestmark = pytest.mark.filterwarnings("ignore:You are trying to")  # training_step's self.log outside a Trainer

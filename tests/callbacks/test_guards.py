@@ -13,7 +13,7 @@ from conftest import scalars
 from wavalign.callbacks.guards import NonFiniteTraining, RunGuards
 from wavalign.cli import main
 from wavalign.judges.base import Judge, JudgeScore
-from wavalign.scoring import build_requests, score_groups
+from wavalign.step.scoring import build_requests, score_groups
 from wavalign.policy.base import Reply
 from wavalign.data.schema import DialogueExample
 

@@ -11,7 +11,7 @@ from wavalign.judges.base import Judge, JudgeRequest, JudgeScore
 from wavalign.judges.combined import PooledJudge
 from wavalign.judges.rules import AnswerJudge
 from wavalign.policy.base import Reply
-from wavalign.scoring import build_requests
+from wavalign.step.scoring import build_requests
 
 
 class CountingCodec:

@@ -14,9 +14,9 @@ from wiring_toys import KeyedJudge
 from wavalign.callbacks.gating import GateCallback
 from wavalign.cli import main
 from wavalign.data.schema import DialogueExample
-from wavalign.gating import FixedGate
+from wavalign.gates import FixedGate
 from wavalign.module import WavAlignModule
-from wavalign.objectives import group_advantages, policy_loss
+from wavalign.step.losses import group_advantages, policy_loss
 from wavalign.policy.base import SamplingConfig, SequenceBatch
 from wavalign.policy.lora import LoraSettings
 from wavalign.policy.parallel import ParallelPolicy

@@ -111,7 +111,7 @@ def measure(module: WavAlignModule, bench_file: str, n_prompts: int, sentences_f
     from wavalign.audio.asr import TaskASR
     from wavalign.benchmarks import load_benchmark
     from wavalign.judges.style import StyleJudge
-    from wavalign.scoring import build_requests
+    from wavalign.step.scoring import build_requests
 
     if n_prompts < 1:
         raise ValueError(f"analysis: n_prompts must be at least 1, got {n_prompts}")

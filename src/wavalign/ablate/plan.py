@@ -82,10 +82,10 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def library_gates() -> list[str]:
-    """Class paths of every concrete gate rule wavalign.gating ships."""
+    """Class paths of every concrete gate rule wavalign.gates ships."""
     from wavalign import gating
 
-    return sorted(f"wavalign.gating.{name}" for name, obj in vars(gating).items()
+    return sorted(f"wavalign.gates.{name}" for name, obj in vars(gating).items()
                   if inspect.isclass(obj) and issubclass(obj, gating.GateRule) and not inspect.isabstract(obj)
                   and obj.__module__ == gating.__name__)  # fmt: skip
 

@@ -43,10 +43,10 @@ from wavalign.benchmarks.tally import LLM_SUBSETS, OfficialTally
 from wavalign.benchmarks.voicebench_rules import RULE_SUBSETS, VoiceBenchRules
 from wavalign.judges.base import Judge, JudgeRequest
 from wavalign.judges.official import VoiceBenchJudge, VStyleJudge
-from wavalign.metrics import EQ, IQ, SpeechTextWER
-from wavalign.progress import ProgressLines
+from wavalign.benchmarks.metrics import EQ, IQ, SpeechTextWER
+from wavalign.runtime.progress import ProgressLines
 from wavalign.policy.base import Reply
-from wavalign.scoring import build_requests
+from wavalign.step.scoring import build_requests
 
 WER_MODES = ("speech_text", "reference", "off")
 

@@ -13,7 +13,7 @@ class PeriodicCheckpoint(ModelCheckpoint):
     when training ends off the interval: with a step interval alone, Lightning saves nothing at the end of a run
     whose length is not a multiple of it (and a run shorter than one interval would leave no checkpoint at all).
     A crash loses at most `every_n_train_steps` steps; SIGTERM, Ctrl-C and exceptions are covered by the interrupt
-    checkpoint the CLI adds (wavalign.resume)."""
+    checkpoint the CLI adds (wavalign.runtime.resume)."""
 
     def __init__(self, every_n_train_steps: int = 100, save_last: bool = True, **kwargs: Any) -> None:
         if every_n_train_steps < 1:

@@ -18,7 +18,7 @@ from scipy.stats import rankdata
 
 from wavalign.callbacks.rollout_steps import rollouts_due
 from wavalign.judges.base import Judge, JudgeScore
-from wavalign.scoring import build_requests
+from wavalign.step.scoring import build_requests
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float | None:

@@ -7,7 +7,7 @@ from typing import Any
 import lightning.pytorch as pl
 from torch import Tensor
 
-from wavalign.gating import DynamicGate, GateOutput, GateRule
+from wavalign.gates import DynamicGate, GateOutput, GateRule
 
 
 class GateCallback(pl.Callback):

@@ -2,14 +2,14 @@
 
 - Judge outage: after `max_failed_judge_steps` consecutive rollout batches in which every score is unreliable (the
   gate would otherwise go on as pure SFT indefinitely), the run stops with an error naming the judge, its last error
-  and how to resume; the interrupt checkpoint (wavalign.resume) is written on the way out.
+  and how to resume; the interrupt checkpoint (wavalign.runtime.resume) is written on the way out.
   Under several processes the count is over every rank's scores (gathered for the gate), so all ranks stop at
   the same step instead of one rank stopping while the others wait for it.
   `judge/consecutive_failed_steps` is logged every step.
 - Non-finite values: a step whose loss or any gradient is NaN/inf has its gradients dropped before the optimiser
   (and before clipping), so the weights and optimiser moments never see them and no checkpoint holds them; counted
   in `guard/skipped_steps`. `max_nonfinite_steps` in a row stop the run. Non-finite rewards never get this far: the
-  scoring marks them unreliable (wavalign.scoring).
+  scoring marks them unreliable (wavalign.step.scoring).
 The CLI adds this callback as the `guards` key (`--guards.max_failed_judge_steps 5`).
 """
 

@@ -17,8 +17,8 @@ import lightning.pytorch as pl
 import numpy as np
 
 from wavalign.audio.io import write_wav
-from wavalign.listening_page import write_page
-from wavalign.prediction import PromptReplies
+from wavalign.predict.listening_page import write_page
+from wavalign.predict.replies import PromptReplies
 
 
 class ReplyWriter(pl.Callback):

@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import Tensor
 
-from wavalign.modality import ModalityMasks
+from wavalign.policy.masks import ModalityMasks
 from wavalign.policy.base import Reply, SequenceBatch
 
 

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from wavalign.modality import ModalityMasks
+from wavalign.policy.masks import ModalityMasks
 
 
 @dataclass
@@ -130,7 +130,7 @@ class SpeechPolicy(nn.Module, ABC):
     uses_lora: bool = False
     _frozen_reference: nn.Module | None = None
     # Sharded weights (FSDP, ZeRO-3): every forward is a collective, so a rank whose rows are all done keeps decoding
-    # (pads) until every rank is done; set by wavalign.sharding.
+    # (pads) until every rank is done; set by wavalign.runtime.sharding.
     lockstep_decoding: bool = False
 
     @abstractmethod

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from wavalign.modality import InterleaveLayout, ModalityMasks, ModalitySpec
+from wavalign.policy.masks import InterleaveLayout, ModalityMasks, ModalitySpec
 from wavalign.policy.decoding import StaticCacheSampler
 from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy
 from wavalign.policy.forward import completion_logits, gather_logprobs, train_mode_without_dropout

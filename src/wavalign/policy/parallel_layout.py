@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from wavalign.data.schema import AUDIO_PLACEHOLDER
-from wavalign.modality import ModalityMasks
+from wavalign.policy.masks import ModalityMasks
 
 TEXT, AUDIO = 0, 1
 STOP_RULES = ("both", "audio")

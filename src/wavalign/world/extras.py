@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from wavalign.progress import ProgressLines
-from wavalign.worker_pool import fork_pool
+from wavalign.runtime.progress import ProgressLines
+from wavalign.runtime.worker_pool import fork_pool
 from wavalign.world.prepare import world_splits
 from wavalign.world.tasks import sentences, vocabulary
 

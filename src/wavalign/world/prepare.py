@@ -33,7 +33,7 @@ import numpy as np
 from wavalign.audio.io import read_wav, write_wav
 from wavalign.audio.tts import ESPEAK_VOICE, STYLES, SpeakingStyle, espeak_binary, synthesize
 from wavalign.audio.world_codec import WorldCodec
-from wavalign.progress import ProgressLines
+from wavalign.runtime.progress import ProgressLines
 from wavalign.world.tasks import SPLITS, WORLD_STYLES, Example, make_splits, split_questions, system_prompt, vocabulary
 from wavalign.world.teacher import HEARD_VOICES, heard_examples, heard_voice, imperfect_teacher
 

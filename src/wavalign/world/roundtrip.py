@@ -13,7 +13,7 @@ from wavalign.audio.asr import TaskASR
 from wavalign.audio.io import read_wav
 from wavalign.audio.world_codec import WorldCodec
 from wavalign.world.tasks import sentences as world_sentences
-from wavalign.worker_pool import fork_pool
+from wavalign.runtime.worker_pool import fork_pool
 
 
 @dataclass(frozen=True)

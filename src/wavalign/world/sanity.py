@@ -58,7 +58,7 @@ def sanity_table(world_dir: str | Path, split: str = "val", n: int = 50, seed: i
     from wavalign.audio.world_codec import WorldCodec
     from wavalign.judges.base import JudgeRequest
     from wavalign.judges.style import StyleJudge
-    from wavalign.metrics import SpeechTextWER
+    from wavalign.benchmarks.metrics import SpeechTextWER
 
     root = Path(world_dir)
     path = root / f"{split}.codes.jsonl"
