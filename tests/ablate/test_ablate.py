@@ -26,7 +26,8 @@ def test_rows_are_the_ablation_files_plus_other_gate_rules(at_root: Path, tmp_pa
     # world_split_judge.yaml changes the judge, not the gate: not a row; the hybrid rules' files (hpt, chord_*) are
     assert set(rows) == {"full_token", "sft_only", "text_fixed_0.5", "wavalign", "wavalign_no_ema", "RLOnly_text",
                          "WarmupGate_text", "hpt", "chord_mu", "chord_phi", "srft", "luffy", "relift"}  # fmt: skip
-    assert library_gates() == [f"wavalign.gates.{n}" for n in ("DynamicGate", "FixedGate", "RLOnly", "SFTOnly")]
+    assert library_gates() == [f"wavalign.gates.{n}" for n in ("CHORDGate", "DynamicGate", "FixedGate", "HPTGate",
+                                                                 "LUFFYGate", "RLOnly", "ReLIFTGate", "SFTOnly", "SRFTGate")]
     assert (rows["full_token"].gate, rows["full_token"].po_tokens) == ("wavalign.gates.RLOnly", "all")
     extra = yaml.safe_load(Path(rows["RLOnly_text"].overlay).read_text())
     assert extra == {"model": {"po_tokens": "text"}, "gate": {"rule": {"class_path": "wavalign.gates.RLOnly"}}}

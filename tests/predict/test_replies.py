@@ -72,7 +72,7 @@ def parse_page(path: Path) -> Links:
 
 
 def test_predict_writes_one_line_per_prompt(scratch: Path, capsys: pytest.CaptureFixture) -> None:
-    """(The parallel layout: tests/test_predict_world.py.) G = 2 replies per prompt, each scored by the config's AnswerJudge ('contains': 5 when the reference word is in
+    """(The parallel layout: tests/predict/test_predict_world.py.) G = 2 replies per prompt, each scored by the config's AnswerJudge ('contains': 5 when the reference word is in
     the reply, else 1 + 4 * 0 * 0.5 = 1; wavalign.judges.rules.AnswerJudge), with model.eval_sampling."""
     cli = predict("configs/debug_interleaved.yaml", "out", "--listen.replies_per_prompt=2")
     out = scratch / "out"

@@ -5,6 +5,7 @@ warm start, steps, data and learning rate and differs only by its own overlay fi
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import json
 from dataclasses import dataclass, field
@@ -82,12 +83,22 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def library_gates() -> list[str]:
-    """Class paths of every concrete gate rule wavalign.gates ships."""
-    from wavalign import gating
+    """Class paths (`wavalign.gates.<Name>`) of every concrete gate rule wavalign.gates ships."""
+    import wavalign.gates as gates
 
-    return sorted(f"wavalign.gates.{name}" for name, obj in vars(gating).items()
-                  if inspect.isclass(obj) and issubclass(obj, gating.GateRule) and not inspect.isabstract(obj)
-                  and obj.__module__ == gating.__name__)  # fmt: skip
+    return sorted(f"wavalign.gates.{name}" for name in gates.__all__
+                  if inspect.isclass(obj := getattr(gates, name)) and issubclass(obj, gates.GateRule)
+                  and not inspect.isabstract(obj))  # fmt: skip
+
+
+def _same_rule(class_path: str) -> Any:
+    """The class a path names (so `wavalign.gates.hpt.HPTGate` and `wavalign.gates.HPTGate` are one rule), or the
+    path itself when it does not import here."""
+    module, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return class_path
 
 
 def discover_rows(settings: AblationSettings, only: list[str] | None = None) -> list[Row]:
@@ -101,12 +112,12 @@ def discover_rows(settings: AblationSettings, only: list[str] | None = None) -> 
             continue
         po = (data.get("model") or {}).get("po_tokens", "text")
         rows.append(Row(path.stem, str(path), rule["class_path"], po))
-    covered = {(r.gate, r.po_tokens) for r in rows}
+    covered = {(_same_rule(r.gate), r.po_tokens) for r in rows}
     gen = Path(settings.work) / "rows"
     for gate in [*library_gates(), *settings.extra_gates]:
-        if (gate, "text") in covered:
+        if (_same_rule(gate), "text") in covered:
             continue
-        covered.add((gate, "text"))
+        covered.add((_same_rule(gate), "text"))
         name = f"{gate.rsplit('.', 1)[-1]}_text"
         gen.mkdir(parents=True, exist_ok=True)
         overlay = gen / f"{name}.yaml"

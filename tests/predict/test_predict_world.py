@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from test_predict import parse_page, read_jsonl
+from test_replies import parse_page, read_jsonl
 from wavalign.audio.world_codec import WorldCodec
 from wavalign.cli import main
 from wavalign.predict.listening_page import main as page_main
