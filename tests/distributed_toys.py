@@ -53,7 +53,7 @@ class RankRecorder(pl.Callback):
             "lam": entry.lam, "gate_state": pl_module.gate.rule.state_dict(), "loss": float(outputs["loss"]),
             "world_size": trainer.world_size, "rng": zlib.crc32(torch.get_rng_state().numpy().tobytes()),
             "strategy": type(trainer.strategy).__name__, **policy_facts(pl_module.policy),
-            "group_lam": None if entry.group_lam is None else entry.group_lam.tolist(),
+            "group_lam": None if entry.plan.group_lam is None else entry.plan.group_lam.tolist(),
             "gate_group_lam": None if pl_module.gate.last.group_lam is None else pl_module.gate.last.group_lam.tolist(),
         }  # fmt: skip
         self.out_dir.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,7 @@ def test_one_step_lowers_sft_and_raises_best_rollout_text_logprob():
     loss = module.training_step({"ids": [0, 1], "examples": exs}, 0)
     entry = module.last_entry
     best = int(hand_rewards(module, exs).argmax())  # from the judge's own rule, not the module's advantages
-    assert entry.advantages[best] > 0
+    assert entry.advantages.rollouts[best] > 0
     text_mask = entry.rollouts.masks.text[best]
 
     def measures():

@@ -59,7 +59,7 @@ def test_each_rollout_row_is_sampled_from_and_judged_against_its_own_prompt(kind
     for i in range(entry.rollouts.rows):
         own = entry.rollouts.prompt_ids[i][entry.rollouts.prompt_mask[i].bool()].cpu()
         assert torch.equal(own, torch.as_tensor(prompts[i // GROUP])), f"row {i} was not sampled from prompt {i // GROUP}"
-    requests, scores = entry.extras["requests"], entry.extras["scores"]
+    requests, scores = entry.judged.requests, entry.judged.scores
     replies = module.policy.decode(entry.rollouts)
     for i, (req, reply) in enumerate(zip(requests, replies)):
         assert req.question == examples[i // GROUP].question_text and req.reply_text == reply.text
@@ -74,7 +74,7 @@ def test_advantages_are_each_groups_own_scores_standardised(scale):
     r = hand_rewards(module, BATCH["examples"])
     assert (r.std(dim=1) > 0.1).all()  # the check below has something to see
     expected = zscores(r, scale).flatten()
-    assert torch.allclose(module.last_entry.advantages.double(), expected, atol=1e-9)
+    assert torch.allclose(module.last_entry.advantages.rollouts.double(), expected, atol=1e-9)
     if scale:  # unit spread per group, as the z-score gives; unscaled keeps the judge's units
         assert torch.allclose(expected.view(-1, GROUP).std(dim=1, unbiased=False), torch.ones(2, dtype=torch.float64), atol=1e-3)
 
@@ -103,7 +103,7 @@ def test_a_pure_policy_gradient_step_raises_the_best_reply_and_lowers_the_worst(
 def first_epoch_expectation(module, entry, **kwargs):
     """policy_loss on the rollouts' current log-probs (the first update: old = current)."""
     logp = no_grad(lambda: module.policy.token_logprobs(entry.rollouts))
-    return policy_loss(logp, entry.advantages, entry.rollouts.masks.select("text"), **kwargs).loss
+    return policy_loss(logp, entry.advantages.rollouts, entry.rollouts.masks.select("text"), **kwargs).loss
 
 
 def test_each_loss_type_reaches_the_loss_as_specified():
@@ -134,12 +134,12 @@ def test_the_second_ppo_epoch_uses_the_first_epochs_log_probs_and_clips(epsilon_
     now = no_grad(lambda: module.policy.token_logprobs(entry.rollouts))
     mask = entry.rollouts.masks.select("text")
     kw = dict(old_logp=old, epsilon=0.05)
-    expected = policy_loss(now, entry.advantages, mask, epsilon_high=epsilon_high, **kw)
+    expected = policy_loss(now, entry.advantages.rollouts, mask, epsilon_high=epsilon_high, **kw)
     assert logged["loss/po"] == pytest.approx(float(expected.loss), rel=1e-5, abs=1e-7)
     assert logged["rollout/clip_ratio"] == pytest.approx(float(expected.clip_ratio)) and logged["rollout/clip_ratio"] > 0
     # the options must matter on these numbers: a ratio of 1, or a symmetric clip, gives other values
-    assert float(policy_loss(now, entry.advantages, mask, old_logp=now).loss) != pytest.approx(logged["loss/po"], rel=1e-3)
-    other = policy_loss(now, entry.advantages, mask, epsilon_high=0.05 if epsilon_high else 0.5, **kw)
+    assert float(policy_loss(now, entry.advantages.rollouts, mask, old_logp=now).loss) != pytest.approx(logged["loss/po"], rel=1e-3)
+    other = policy_loss(now, entry.advantages.rollouts, mask, epsilon_high=0.05 if epsilon_high else 0.5, **kw)
     assert float(other.loss) != pytest.approx(logged["loss/po"], rel=1e-3)
 
 
@@ -159,7 +159,7 @@ def test_the_kl_term_is_there_and_right_once_the_policy_has_moved(lora):
     mask = entry.rollouts.masks.select("text")
     kl = float((k3_kl(logp, ref) * mask).sum() / mask.sum())
     assert kl > 1e-3 and logged["loss/kl"] == pytest.approx(kl, rel=1e-4)
-    expected = policy_loss(logp, entry.advantages, mask, ref_logp=ref, beta=0.5)
+    expected = policy_loss(logp, entry.advantages.rollouts, mask, ref_logp=ref, beta=0.5)
     assert logged["loss/po"] == pytest.approx(float(expected.loss), rel=1e-5, abs=1e-7)
 
 
@@ -207,7 +207,7 @@ def test_unreliable_scores_are_left_out_of_the_gate_and_the_advantages():
     raw0 = 0.8 * torch.sigmoid(torch.tensor(5.0 * (max(a, b) - 3.0), dtype=torch.float64)).item() * min(var / 4.0, 1.0)
     expected_lam = raw0 / 2  # group 1 contributes 0; the first step has no EMA history
     assert entry.lam == pytest.approx(expected_lam, rel=1e-9) and expected_lam > 0.01
-    adv = entry.advantages.double()
+    adv = entry.advantages.rollouts.double()
     pair = torch.tensor([a, b], dtype=torch.float64)
     z = (pair - pair.mean()) / (pair.std(unbiased=False) + ADV_EPS)
     expected = torch.zeros(8, dtype=torch.float64)

@@ -15,14 +15,14 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
 from wavalign.audio.codec import SpeechCodec
-from wavalign.data.buffer import RolloutBuffer, RolloutEntry
 from wavalign.data.check import check_speech_codes
 from wavalign.data.schema import DialogueExample
 from wavalign.data.speech import SpeechTokenCache
-from wavalign.runtime.distributed import GlobalGroups, global_gate_step, load_per_rank, process_slot, save_per_rank
-from wavalign.gates import TokenInputs
+from wavalign.callbacks.gating import GateCallback
+from wavalign.gates.base import TokenInputs
+from wavalign.runtime.distributed import GlobalGroups, gather_groups, load_per_rank, process_slot, save_per_rank
 from wavalign.step.demonstrations import advantages_with_demos, score_demonstrations
-from wavalign.gates.weights import step_weights
+from wavalign.step.rollouts import Advantages, JudgedRollouts, RolloutBuffer, RolloutEntry
 from wavalign.judges.base import Judge
 from wavalign.step.modality_stats import modality_logs
 from wavalign.step.losses import LOSS_TYPES, OffPolicyRows, PolicyLossOutput, dpo_loss, group_advantages, policy_loss, sft_loss
@@ -109,7 +109,7 @@ class WavAlignModule(pl.LightningModule):
         self.buffer = RolloutBuffer(ppo_epochs)
         self.speech = SpeechTokenCache(codec)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.gate = None  # set by GateCallback.setup
+        self.gate: GateCallback | None = None  # the gate's planner, attached by GateCallback.setup
         self.last_entry: RolloutEntry | None = None  # for callbacks (audio logging, gradient geometry)
         self.sample_when_sft_only = sample_when_sft_only
         self.log_entropy = log_entropy
@@ -184,53 +184,51 @@ class WavAlignModule(pl.LightningModule):
 
     # ---- training ------------------------------------------------------------------------------------------------
     def make_entry(self, key: tuple[int, ...], examples: Sequence[DialogueExample]) -> RolloutEntry:
+        """Sample and judge a fresh batch, ask the gate for its plan, and compute what every update of it reuses."""
         prompts = self.prompts(examples)
         rollouts, replies, scored = self.sample_and_score(examples, prompts, self.group_size, self.sampling)
-        gate, world = global_gate_step(self.gate, self, scored.rewards, scored.reliable)  # the gate sees all ranks
-        adv = group_advantages(scored.rewards, scored.reliable, scale=self.scale_rewards).flatten()
-        parts = split_advantages(scored, self.group_size, self.scale_rewards).to(self.device) if self.po_tokens == "split" else None
-        demo, demo_adv = self.demonstrations(examples, prompts), None
-        if self.gate.rule.demo_in_group:  # the rule adds each demonstration to its group as an off-policy sample
+        groups = gather_groups(self, scored.rewards, scored.reliable)  # the gate sees every process's groups
+        demo = self.demonstrations(examples, prompts)
+        plan = self.gate.plan(groups, demo, self.policy.make_batch)
+        adv = Advantages(group_advantages(scored.rewards, scored.reliable, scale=self.scale_rewards).flatten())
+        if self.po_tokens == "split":
+            adv.parts = split_advantages(scored, self.group_size, self.scale_rewards).to(self.device)
+        if plan.demos_in_group:  # each demonstration joins its group as an off-policy sample
             with self.timed("judge"):
                 demo_scored = score_demonstrations(self.judge, examples, self.policy.decode(demo), self.codec)
-            adv, demo_adv = advantages_with_demos(scored, demo_scored, self.scale_rewards)
-            demo_adv = demo_adv.to(self.device)
-        sft_demo = self.gate.rule.sft_demonstrations(demo, self.policy.make_batch)  # a rule may replay others, or none
-        entry = RolloutEntry(key, rollouts, demo, adv.to(self.device), gate.lam, replies, group_lam=gate.group_lam,
-                             part_advantages=parts, demo_advantages=demo_adv, sft_skip=sft_demo is None,
-                             sft_demonstrations=None if sft_demo is demo or sft_demo is None else sft_demo.to(self.device))  # fmt: skip
-        # Kept for analysis callbacks (judge consistency, rollout audio) so they need not decode speech again.
-        entry.extras.update(requests=scored.requests, scores=scored.scores, global_reliable=world.reliable)
-        if self.beta > 0 and gate.lam > 0:
+            adv.rollouts, demo_adv = advantages_with_demos(scored, demo_scored, self.scale_rewards)
+            adv.demonstrations = demo_adv.to(self.device)
+        adv.rollouts = adv.rollouts.to(self.device)
+        entry = RolloutEntry(key, rollouts, demo, adv, plan, replies,
+                             judged=JudgedRollouts(scored.requests, scored.scores, groups.reliable))  # fmt: skip
+        if self.beta > 0 and plan.lam > 0:
             with self.timed("reference"):
                 entry.ref_logp = self.policy.token_logprobs(rollouts, reference=True)
-        self.log_rollout_stats(entry, scored, gate.lam_raw, world)
+        self.log_rollout_stats(entry, scored, plan.lam_raw, groups)
         return entry
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         key = tuple(batch["ids"])
         self.timings = {}
-        if not self.sample_when_sft_only and self.gate.rule.fixed_lambda == 0.0:
+        if not self.sample_when_sft_only and self.gate.pure_sft:
             return self.sft_step(batch["examples"])
         entry = self.buffer.get(key) or self.buffer.put(self.make_entry(key, batch["examples"]))
         self.buffer.mark_used(entry)
         self.last_entry = entry
-        lam = entry.lam
-        demo = None if entry.sft_skip else entry.demonstrations if entry.sft_demonstrations is None else entry.sft_demonstrations
-        rule = self.gate.rule
+        plan, demo = entry.plan, entry.sft_batch
         with self.timed("forward"):
-            both = rule.sum_terms or rule.demo_in_group or 0.0 < lam < 1.0
-            fwd = step_logprobs(self.policy, entry.rollouts, demo, train_po=both or lam > 0, train_sft=both or lam < 1,
-                                joint=both and self.objective == "grpo", with_entropy=self.log_entropy or rule.needs_entropy)  # fmt: skip
+            fwd = step_logprobs(self.policy, entry.rollouts, demo, train_po=plan.train_po, train_sft=plan.train_sft,
+                                joint=self.objective == "grpo", with_entropy=self.log_entropy or plan.with_entropy)  # fmt: skip
             demo_mask = None if demo is None else demo.masks.completion
-            inputs = TokenInputs(fwd.logp, fwd.demo_logp, entry.advantages, entry.rollouts.masks.completion,
+            inputs = TokenInputs(fwd.logp, fwd.demo_logp, entry.advantages.rollouts, entry.rollouts.masks.completion,
                                  demo_mask, fwd.entropy, fwd.demo_entropy)  # fmt: skip
-            w = step_weights(rule, lam, entry.group_lam, self.group_size, inputs)
+            w = self.gate.loss_weights(plan, self.group_size, inputs)
             po = self.preference_loss(entry, fwd.logp, w.po_tokens, fwd.demo_logp)
             sft = fwd.logp.new_zeros(()) if demo is None else sft_loss(fwd.demo_logp, demo_mask, w.sft_tokens)
             loss = w.po_scale * po + w.sft_scale * sft
         bs = len(key)
-        self.log_dict({"loss/total": loss, "loss/po": po, "loss/sft": sft, "gate/lambda": lam}, batch_size=bs, prog_bar=True)
+        self.log_dict({"loss/total": loss, "loss/po": po, "loss/sft": sft, "gate/lambda": plan.lam}, batch_size=bs,
+                      prog_bar=True)  # fmt: skip
         self.log_dict(modality_logs(entry.rollouts.masks, fwd.entropy if self.log_entropy else None, fwd.logp,
                                     entry.ref_logp), batch_size=bs)  # fmt: skip
         self.log_dict({f"time/{k}": v for k, v in self.timings.items()}, batch_size=bs)
@@ -251,23 +249,23 @@ class WavAlignModule(pl.LightningModule):
         advantages (a demo_in_group rule) the demonstrations join as off-policy rows (the rule's demo_ratio)."""
         rollouts = entry.rollouts
         off = None
-        if entry.demo_advantages is not None:
-            if self.objective == "dpo" or self.po_tokens == "split" or demo_logp is None or entry.sft_demonstrations is not None:
-                raise ValueError(f"gate rule {type(self.gate.rule).__name__} adds demonstrations to the group: it needs "
+        if entry.advantages.demonstrations is not None:
+            if self.objective == "dpo" or self.po_tokens == "split" or demo_logp is None or entry.plan.sft_source != "batch":
+                raise ValueError(f"gate rule {self.gate.rule_name} adds demonstrations to the group: it needs "
                                  f"objective 'grpo', po_tokens 'text', 'speech' or 'all', and the batch's own demonstrations")  # fmt: skip
             demo_mask = entry.demonstrations.masks.select(self.po_tokens)
-            off = OffPolicyRows(self.gate.rule.demo_ratio(demo_logp), entry.demo_advantages, demo_mask)
+            off = OffPolicyRows(self.gate.demo_ratio(demo_logp), entry.advantages.demonstrations, demo_mask)
         if entry.old_logp is None:
             entry.old_logp = logp.detach()
         advantages = None
         if self.po_tokens == "split":
-            advantages, mask = split_token_advantages(entry.part_advantages, rollouts.masks)
+            advantages, mask = split_token_advantages(entry.advantages.parts, rollouts.masks)
         else:
             mask = rollouts.masks.select(self.po_tokens)
         if self.objective == "dpo":
             if token_weights is not None:
                 raise ValueError(f"objective 'dpo' takes no per-group or per-token weights; gate rule "
-                                 f"{type(self.gate.rule).__name__} sets them: use objective 'grpo'")  # fmt: skip
+                                 f"{self.gate.rule_name} sets them: use objective 'grpo'")  # fmt: skip
             return self.dpo_from_group(entry, logp, mask)
         out = self.grpo_loss(entry, logp, mask, token_weights, advantages, off)
         self.log_dict({"loss/kl": out.kl, "rollout/clip_ratio": out.clip_ratio}, batch_size=rollouts.rows // self.group_size)
@@ -281,7 +279,7 @@ class WavAlignModule(pl.LightningModule):
         (advantages: per-token ones for po_tokens 'split'; default the entry's per-rollout ones)."""
         return policy_loss(
             logp,
-            entry.advantages if advantages is None else advantages,
+            entry.advantages.rollouts if advantages is None else advantages,
             mask,
             old_logp=entry.old_logp,
             ref_logp=entry.ref_logp,
@@ -295,7 +293,7 @@ class WavAlignModule(pl.LightningModule):
 
     def dpo_from_group(self, entry: RolloutEntry, logp: Tensor, mask: Tensor) -> Tensor:
         """Online DPO: the best and worst scored sample of each group; groups without a spread are skipped."""
-        adv = entry.advantages.view(-1, self.group_size)
+        adv = entry.advantages.rollouts.view(-1, self.group_size)
         best = adv.argmax(dim=1) + torch.arange(adv.shape[0], device=adv.device) * self.group_size
         worst = adv.argmin(dim=1) + torch.arange(adv.shape[0], device=adv.device) * self.group_size
         keep = (adv.max(dim=1).values - adv.min(dim=1).values) > 0
@@ -307,11 +305,11 @@ class WavAlignModule(pl.LightningModule):
         ref = entry.ref_logp
         return dpo_loss(logp[best], logp[worst], ref[best], ref[worst], mask[best], mask[worst], self.dpo_beta)
 
-    def log_rollout_stats(self, entry: RolloutEntry, scored: ScoredGroups, lam_raw: float, world: GlobalGroups) -> None:
+    def log_rollout_stats(self, entry: RolloutEntry, scored: ScoredGroups, lam_raw: float, groups: GlobalGroups) -> None:
         """Gate and reward figures of the global batch (gathered); per-rank figures averaged over ranks."""
         masks = entry.rollouts.masks
         f32 = lambda d: {k: torch.as_tensor(v, dtype=torch.float32) for k, v in d.items()}  # noqa: E731
-        self.log_dict(f32({"gate/lambda_raw": lam_raw, **world.reward_stats()}), batch_size=world.rewards.shape[0])
+        self.log_dict(f32({"gate/lambda_raw": lam_raw, **groups.reward_stats()}), batch_size=groups.rewards.shape[0])
         local = {"rollout/len_text": masks.text.sum(dim=1).mean(), "rollout/len_speech": masks.speech.sum(dim=1).mean()}
         local.update({f"judge/{k}": v for k, v in scored.part_means().items()})
         self.log_dict(f32(local), batch_size=scored.rewards.shape[0], sync_dist=True)

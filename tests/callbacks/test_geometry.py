@@ -43,7 +43,7 @@ def direct(module: WavAlignModule) -> dict[str, float]:
     for name in ("text", "speech"):
         module.zero_grad(set_to_none=True)
         logp = module.policy.token_logprobs(entry.rollouts)
-        policy_loss(logp, entry.advantages, getattr(entry.rollouts.masks, name), old_logp=entry.old_logp,
+        policy_loss(logp, entry.advantages.rollouts, getattr(entry.rollouts.masks, name), old_logp=entry.old_logp,
                     ref_logp=entry.ref_logp, beta=module.beta, epsilon=module.epsilon).loss.backward()  # fmt: skip
         flat[name] = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten().double() for p in params])
     module.zero_grad(set_to_none=True)

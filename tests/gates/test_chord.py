@@ -13,7 +13,6 @@ from conftest import tiny_policy
 from wavalign.callbacks.gating import GateCallback
 from wavalign.gates import TokenInputs
 from wavalign.gates.chord import CHORDGate, chord_mu, chord_phi
-from wavalign.gates.weights import step_weights
 from wavalign.step.losses import sft_loss
 from wiring_toys import make_module, no_grad, wiring_examples
 
@@ -36,7 +35,7 @@ def test_the_gate_hands_out_one_minus_mu_per_rollout_batch_and_resumes_the_count
     resumed = CHORDGate(mu_peak=0.5, mu_valley=0.1, mu_warmup_steps=4, mu_decay_steps=4)
     callback = GateCallback(resumed)
     callback.load_state_dict(GateCallback(gate).state_dict())
-    assert resumed.step == 4 and callback.step(R).lam == pytest.approx(1.0 - 0.5)
+    assert resumed.step == 4 and callback.rule.update(R).lam == pytest.approx(1.0 - 0.5)
 
 
 def test_phi_weights_each_sft_token_by_p_one_minus_p_without_a_gradient_through_it():
@@ -67,7 +66,7 @@ def test_the_module_step_is_one_minus_mu_grpo_plus_mu_phi_weighted_sft():
     assert logged["gate/lambda"] == pytest.approx(0.6)
     assert logged["loss/sft"] == pytest.approx(sft, rel=1e-5)
     assert float(loss.detach()) == pytest.approx(0.6 * logged["loss/po"] + 0.4 * sft, rel=1e-5)
-    w = step_weights(gate, entry.lam, None, 4, TokenInputs(torch.zeros(8, 2), demo_logp))
+    w = module.gate.loss_weights(entry.plan, 4, TokenInputs(torch.zeros(8, 2), demo_logp))
     assert (w.po_scale, w.sft_scale) == pytest.approx((0.6, 0.4))
 
 

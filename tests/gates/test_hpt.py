@@ -50,14 +50,14 @@ def test_the_module_trains_sft_on_unsolved_prompts_and_rl_on_the_others():
     entry = module.last_entry
     r = hand_rewards(module, batch["examples"])
     lam = [0.0 if int((row >= 4.0).sum()) <= 1 else 1.0 for row in r]
-    assert entry.group_lam.tolist() == lam and sorted(lam) == [0.0, 1.0]  # this seed gives one group of each
+    assert entry.plan.group_lam.tolist() == lam and sorted(lam) == [0.0, 1.0]  # this seed gives one group of each
     logp = no_grad(lambda: module.policy.token_logprobs(entry.rollouts)).double()
     demo_logp = no_grad(lambda: module.policy.token_logprobs(entry.demonstrations)).double()
     text, demo_mask = entry.rollouts.masks.text.double(), entry.demonstrations.masks.completion.double()
     expected = 0.0
     for b, lam_b in enumerate(lam):
         rows = slice(b * GROUP, (b + 1) * GROUP)
-        po_b = float(policy_loss(logp[rows], entry.advantages.double()[rows], text[rows]).loss)
+        po_b = float(policy_loss(logp[rows], entry.advantages.rollouts.double()[rows], text[rows]).loss)
         sft_b = float(sft_loss(demo_logp[b : b + 1], demo_mask[b : b + 1]))
         expected += (lam_b * po_b + (1.0 - lam_b) * sft_b) / len(lam)
     assert float(loss.detach()) == pytest.approx(expected, rel=1e-5, abs=1e-7)
@@ -72,5 +72,5 @@ def test_the_group_lambdas_survive_a_checkpoint_of_the_rollout_buffer():
     saved = module.buffer.state_dict()
     other, _ = make_module(tiny_policy(seed=1), rule=HPTGate(), ppo_epochs=2)
     other.buffer.load_state_dict(saved)
-    assert torch.equal(other.buffer.entry.group_lam, module.buffer.entry.group_lam)
+    assert torch.equal(other.buffer.entry.plan.group_lam, module.buffer.entry.plan.group_lam)
     assert GateCallback(HPTGate()).state_dict()["rule"] == "HPTGate"

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from conftest import tiny_policy
-from test_weights import hand_rows, rollouts_case
-from wavalign.data.buffer import RolloutBuffer
+from loss_cases import hand_rows, rollouts_case
+from wavalign.step.rollouts import RolloutBuffer
 from wavalign.step.demonstrations import advantages_with_demos
 from wavalign.gates.luffy import LUFFYGate, luffy_shaping
 from wavalign.step.losses import ADV_EPS, OffPolicyRows, policy_loss
@@ -82,8 +82,8 @@ def test_the_module_step_puts_each_demonstration_in_its_group():
     rewards = torch.cat([roll_r.view(-1, GROUP), demo_r[:, None]], dim=1)
     mean = rewards.mean(1, keepdim=True)
     adv = (rewards - mean) / (rewards.std(1, unbiased=False, keepdim=True) + ADV_EPS)
-    assert torch.allclose(entry.advantages.double(), adv[:, :GROUP].flatten(), atol=1e-6)
-    assert torch.allclose(entry.demo_advantages.double(), adv[:, GROUP], atol=1e-6)
+    assert torch.allclose(entry.advantages.rollouts.double(), adv[:, :GROUP].flatten(), atol=1e-6)
+    assert torch.allclose(entry.advantages.demonstrations.double(), adv[:, GROUP], atol=1e-6)
     # first update: rho = 1, so a rollout row's loss is -A (its text-token mean of a constant)
     rows = (-adv[:, :GROUP].flatten()).tolist()
     demo_logp = no_grad(lambda: policy.token_logprobs(entry.demonstrations)).double()
@@ -100,7 +100,7 @@ def test_demonstration_advantages_survive_a_checkpoint_of_the_rollout_buffer():
     module.training_step({"ids": [0, 1], "examples": wiring_examples()}, 0)
     other = RolloutBuffer(2)
     other.load_state_dict(module.buffer.state_dict())
-    assert torch.equal(other.entry.demo_advantages, module.buffer.entry.demo_advantages)
+    assert torch.equal(other.entry.advantages.demonstrations, module.buffer.entry.advantages.demonstrations)
 
 
 def test_bad_settings_are_refused():

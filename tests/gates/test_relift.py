@@ -9,7 +9,7 @@ import torch
 
 from conftest import DEBUG_VOCAB, tiny_policy
 from wavalign.callbacks.gating import GateCallback
-from wavalign.data.buffer import RolloutBuffer
+from wavalign.step.rollouts import RolloutBuffer
 from wavalign.gates.relift import ReLIFTGate, unpadded_rows
 from wavalign.step.losses import policy_loss, sft_loss
 from wavalign.policy.parallel import ParallelPolicy
@@ -82,11 +82,11 @@ def test_the_module_adds_sft_on_the_buffered_demonstrations_when_it_fills():
     module, logged = make_module(tiny_policy(seed=1), rule=ReLIFTGate(sft_batch_size=1, success_threshold=6.0))
     loss = module.training_step({"ids": [0, 1], "examples": wiring_examples()}, 0)
     entry, policy = module.last_entry, module.policy
-    assert unpadded_rows(entry.sft_demonstrations) == unpadded_rows(entry.demonstrations)[:1]
+    assert unpadded_rows(entry.sft_batch) == unpadded_rows(entry.demonstrations)[:1]
     assert module.gate.rule.buffer == unpadded_rows(entry.demonstrations)[1:]
     logp = no_grad(lambda: policy.token_logprobs(entry.rollouts)).double()
-    po = policy_loss(logp, entry.advantages.double(), entry.rollouts.masks.select("text").double()).loss
-    demo = entry.sft_demonstrations
+    po = policy_loss(logp, entry.advantages.rollouts.double(), entry.rollouts.masks.select("text").double()).loss
+    demo = entry.sft_batch
     sft = sft_loss(no_grad(lambda: policy.token_logprobs(demo)).double(), demo.masks.completion.double())
     assert float(loss.detach()) == pytest.approx(float(po + sft), rel=1e-5, abs=1e-7)
     assert logged["loss/sft"] == pytest.approx(float(sft), rel=1e-5)
@@ -94,7 +94,7 @@ def test_the_module_adds_sft_on_the_buffered_demonstrations_when_it_fills():
     saved.entry = entry
     restored = RolloutBuffer(2)
     restored.load_state_dict(saved.state_dict())
-    assert unpadded_rows(restored.entry.sft_demonstrations) == unpadded_rows(demo) and not restored.entry.sft_skip
+    assert unpadded_rows(restored.entry.sft_batch) == unpadded_rows(demo) and restored.entry.plan.sft_source == "replay"
 
 
 def test_a_step_with_nothing_to_replay_is_pure_rl():
@@ -102,7 +102,7 @@ def test_a_step_with_nothing_to_replay_is_pure_rl():
     module, logged = make_module(tiny_policy(seed=1), rule=ReLIFTGate(sft_batch_size=1, success_threshold=0.5))
     loss = module.training_step({"ids": [0, 1], "examples": wiring_examples()}, 0)
     entry = module.last_entry
-    assert entry.sft_skip and module.gate.rule.buffer == [] and logged["loss/sft"] == 0.0
+    assert entry.plan.sft_source == "none" and module.gate.rule.buffer == [] and logged["loss/sft"] == 0.0
     logp = no_grad(lambda: module.policy.token_logprobs(entry.rollouts)).double()
-    po = policy_loss(logp, entry.advantages.double(), entry.rollouts.masks.select("text").double()).loss
+    po = policy_loss(logp, entry.advantages.rollouts.double(), entry.rollouts.masks.select("text").double()).loss
     assert float(loss.detach()) == pytest.approx(float(po), rel=1e-5, abs=1e-7)

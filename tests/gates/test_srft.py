@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from conftest import tiny_policy
-from test_weights import hand_rows, rollouts_case
+from loss_cases import hand_rows, rollouts_case
 from wavalign.gates import TokenInputs
 from wavalign.gates.srft import SRFTGate
-from wavalign.gates.weights import step_weights
+from wavalign.callbacks.gating import GateCallback
+from wavalign.step.plan import StepPlan
 from wavalign.step.losses import policy_loss, sft_loss
 from wiring_toys import make_module, no_grad, wiring_examples
 
@@ -39,7 +40,7 @@ def test_weights_are_exp_of_each_sequences_entropy():
 def test_the_loss_adds_the_weighted_terms_at_full_scale():
     """L = (1/N) sum_i w_i l_i + (1/B) sum_b w_b nll_b, l_i the per-row GRPO losses of rollouts_case (by hand)."""
     c, inputs = rollouts_case(), inputs_case()
-    w = step_weights(SRFTGate(), 0.5, None, 2, inputs)
+    w = GateCallback(SRFTGate()).loss_weights(StepPlan(0.5, 0.5, full_scale=True), 2, inputs)
     assert (w.po_scale, w.sft_scale) == (1.0, 1.0)
     po = policy_loss(c["logp"], c["adv"], c["mask"], old_logp=c["old"], token_weights=w.po_tokens).loss
     sft = sft_loss(c["demo_logp"], c["demo_mask"], w.sft_tokens)
@@ -69,7 +70,7 @@ def test_the_module_step_is_the_sum_of_the_entropy_weighted_terms():
     logp, ent = no_grad(lambda: policy.token_logprobs_and_entropy(entry.rollouts))
     demo_logp, demo_ent = no_grad(lambda: policy.token_logprobs_and_entropy(entry.demonstrations))
     mask, demo_mask = entry.rollouts.masks.completion.double(), entry.demonstrations.masks.completion.double()
-    adv = entry.advantages.double()
+    adv = entry.advantages.rollouts.double()
     h = (ent.double() * mask).sum(1) / mask.sum(1)
     h_demo = (demo_ent.double() * demo_mask).sum(1) / demo_mask.sum(1)
     w_po = torch.where(adv > 0, 0.1 * h.exp(), torch.ones_like(h))

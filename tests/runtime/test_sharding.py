@@ -146,8 +146,9 @@ def test_sharded_policy_decodes_and_scores_as_the_whole_one_in_lockstep(tmp_path
 
 
 def test_a_gate_rule_with_per_process_sft_steps_is_refused_before_sharding():
-    """ReLIFT's buffer fills at different steps on different processes; with sharded weights that would hang, so
-    shard_policy refuses it with a message naming the rule and the way out, before touching the mesh."""
+    """ReLIFT's buffer fills at different steps on different processes; with sharded weights that would hang, so the
+    gate callback refuses it at setup (before configure_model shards anything) with a message naming the rule and
+    the way out."""
     from types import SimpleNamespace
 
     from lightning.pytorch.strategies import ModelParallelStrategy
@@ -155,22 +156,22 @@ def test_a_gate_rule_with_per_process_sft_steps_is_refused_before_sharding():
     from wavalign.callbacks.gating import GateCallback
     from wavalign.gates import DynamicGate
     from wavalign.gates.relift import ReLIFTGate
-    from wavalign.runtime.sharding import shard_policy
 
-    def module(rule, world_size):
-        trainer = SimpleNamespace(strategy=ModelParallelStrategy(), world_size=world_size)
-        return SimpleNamespace(_trainer=trainer, gate=GateCallback(rule), policy=None)
+    def setup(rule, world_size):
+        module = SimpleNamespace(gate=None)
+        GateCallback(rule).setup(SimpleNamespace(strategy=ModelParallelStrategy(), world_size=world_size), module, "fit")
+        return module
 
     with pytest.raises(ValueError, match=r"ReLIFTGate .*hang sharded weights.*configs/strategies/ddp.yaml"):
-        shard_policy(module(ReLIFTGate(sft_batch_size=4), world_size=2))
-    for rule, world_size in ((DynamicGate(), 2), (ReLIFTGate(sft_batch_size=4), 1)):  # not refused: reaches the mesh
-        with pytest.raises(AttributeError, match="device_mesh"):
-            shard_policy(module(rule, world_size))
+        setup(ReLIFTGate(sft_batch_size=4), world_size=2)
+    for rule, world_size in ((DynamicGate(), 2), (ReLIFTGate(sft_batch_size=4), 1)):  # not refused
+        assert setup(rule, world_size).gate.rule is rule
 
 
 def test_deepspeed_zero3_refuses_the_same_gate_rule():
     """ZeRO-3 gathers parameters in every forward like FSDP2, so the same rule would hang there: refused too (a
-    stand-in strategy holding only the config, since DeepSpeed itself is not installed here)."""
+    stand-in strategy holding only the config, since DeepSpeed itself is not installed here); decoding goes in
+    lockstep under ZeRO-3 only."""
     from types import SimpleNamespace
 
     from lightning.pytorch.strategies import DeepSpeedStrategy
@@ -180,16 +181,16 @@ def test_deepspeed_zero3_refuses_the_same_gate_rule():
     from wavalign.runtime.sharding import shard_policy
 
     class Zero3(DeepSpeedStrategy):
-        def __init__(self, stage: int) -> None:  # no DeepSpeed import: only what shard_policy reads
+        def __init__(self, stage: int) -> None:  # no DeepSpeed import: only what the checks read
             self.config = {"zero_optimization": {"stage": stage}}
 
-    def module(stage):
-        trainer = SimpleNamespace(strategy=Zero3(stage), world_size=2)
-        return SimpleNamespace(_trainer=trainer, gate=GateCallback(ReLIFTGate(sft_batch_size=4)),
-                               policy=SimpleNamespace(lockstep_decoding=False))  # fmt: skip
+    def trainer(stage):
+        return SimpleNamespace(strategy=Zero3(stage), world_size=2)
 
     with pytest.raises(ValueError, match=r"ReLIFTGate .*DeepSpeed ZeRO-3.*configs/strategies/ddp.yaml"):
-        shard_policy(module(3))
-    stage2 = module(2)
-    shard_policy(stage2)  # whole weights on each process: allowed, decoding not in lockstep
-    assert stage2.policy.lockstep_decoding is False
+        GateCallback(ReLIFTGate(sft_batch_size=4)).setup(trainer(3), SimpleNamespace(), "fit")
+    GateCallback(ReLIFTGate(sft_batch_size=4)).setup(trainer(2), SimpleNamespace(), "fit")  # whole weights: allowed
+    for stage, lockstep in ((2, False), (3, True)):
+        module = SimpleNamespace(_trainer=trainer(stage), policy=SimpleNamespace(lockstep_decoding=False))
+        shard_policy(module)
+        assert module.policy.lockstep_decoding is lockstep

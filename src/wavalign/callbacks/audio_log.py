@@ -55,6 +55,6 @@ class RolloutAudioLogger(pl.Callback):
                 writer.add_audio(tag, audio, global_step=step, sample_rate=int(codec.sample_rate))
             question = examples[i // group_size].question_text if i // group_size < len(examples) else ""
             text = (f"**question:** {question}  \n**reply:** {reply.text or '(no text)'}  \n"
-                    f"**advantage:** {float(entry.advantages[i]):+.3f}  \n**speech codes:** {len(reply.speech_codes)}")  # fmt: skip
+                    f"**advantage:** {float(entry.advantages.rollouts[i]):+.3f}  \n**speech codes:** {len(reply.speech_codes)}")  # fmt: skip
             writer.add_text(f"{tag}_text", text, global_step=step)
         writer.flush()

@@ -75,7 +75,7 @@ class JudgeConsistencyCallback(pl.Callback):
             return
         step, entry = due
         self._last_step = step
-        requests = entry.extras.get("requests")
+        requests = None if entry.judged is None else entry.judged.requests
         if requests is None:
             requests = build_requests(batch["examples"], entry.replies, pl_module.group_size, pl_module.codec)
         judge = self.judge or pl_module.judge

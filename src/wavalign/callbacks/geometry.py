@@ -18,7 +18,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 import torch
 from torch import Tensor
 
-from wavalign.data.buffer import RolloutEntry
+from wavalign.step.rollouts import RolloutEntry
 
 
 def modality_gradients(pl_module: pl.LightningModule, entry: RolloutEntry) -> dict[str, Tensor]:

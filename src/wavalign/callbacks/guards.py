@@ -70,12 +70,12 @@ class RunGuards(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         pl_module.log("guard/skipped_steps", float(self.skipped_steps), batch_size=1)
         entry = getattr(pl_module, "last_entry", None)
-        fresh = entry is not None and entry is not self._last_entry_seen and "scores" in entry.extras
+        judged = None if entry is None else entry.judged
+        fresh = judged is not None and entry is not self._last_entry_seen
         if fresh:  # a new rollout batch was judged this step (PPO epochs reuse it without judging again)
             self._last_entry_seen = entry
-            scores = entry.extras["scores"]
-            everywhere = entry.extras.get("global_reliable")  # every rank's flags: all ranks stop at the same step
-            none_reliable = not bool(everywhere.any()) if everywhere is not None else not any(s.reliable for s in scores)
+            scores = judged.scores
+            none_reliable = not bool(judged.global_reliable.any())  # every rank's flags: all ranks stop at one step
             if scores and none_reliable:
                 self.failed_judge_steps += 1
             else:
@@ -84,7 +84,7 @@ class RunGuards(pl.Callback):
         if fresh and self.failed_judge_steps >= self.max_failed_judge_steps:
             for logger in trainer.loggers:  # Lightning would flush this step's metrics only after the hook returns
                 logger.log_metrics({"judge/consecutive_failed_steps": float(self.failed_judge_steps)}, step=trainer.global_step - 1)
-            errors = [s.error for s in entry.extras["scores"] if s.error]
+            errors = [s.error for s in judged.scores if s.error]
             raise JudgeOutage(
                 f"{getattr(pl_module, 'judge', None)!r}: every score was unreliable for {self.failed_judge_steps} "
                 f"consecutive steps (last error: {errors[-1] if errors else 'none given'}); stopped at step "

@@ -105,6 +105,17 @@ class SequenceBatch:
             None if self.features is None else self.features.to(device),
         )
 
+    def state_dict(self) -> dict[str, Tensor]:
+        """The ids and masks as plain tensors, for checkpoints (continuous prompt features are not kept)."""
+        m = self.masks
+        return {"prompt_ids": self.prompt_ids, "prompt_mask": self.prompt_mask, "completion_ids": self.completion_ids,
+                "completion": m.completion, "text": m.text, "speech": m.speech}  # fmt: skip
+
+    @classmethod
+    def from_state(cls, state: dict[str, Tensor], device: torch.device | str = "cpu") -> "SequenceBatch":
+        masks = ModalityMasks(state["completion"], state["text"], state["speech"])
+        return cls(state["prompt_ids"], state["prompt_mask"], state["completion_ids"], masks).to(device)
+
 
 def speech_token_count(policy: object) -> int | None:
     """How many speech codes the policy emits: on the policy (single stream) or its layout (parallel heads)."""

@@ -13,7 +13,7 @@ checkpoint is written (`save_per_rank`) and each rank takes its own share back o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
@@ -21,8 +21,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor
-
-from wavalign.gates import GateOutput
 
 
 def process_slot(trainer: pl.Trainer | None) -> tuple[int, int]:
@@ -73,15 +71,6 @@ def gather_groups(module: pl.LightningModule, rewards: Tensor, reliable: Tensor)
     got = module.all_gather(packed).cpu()  # (world, 2, B, G)
     b, g = rewards.shape
     return GlobalGroups(got[:, 0].reshape(world * b, g), got[:, 1].reshape(world * b, g) > 0.5, rank * b, b)
-
-
-def global_gate_step(gate: Any, module: pl.LightningModule, rewards: Tensor, reliable: Tensor) -> tuple[GateOutput, GlobalGroups]:
-    """Runs the gate (`GateCallback.step`) on the global batch; a per-group λ comes back as this rank's groups."""
-    world = gather_groups(module, rewards, reliable)
-    out = gate.step(world.rewards, world.reliable)
-    if out.group_lam is not None:
-        out = replace(out, group_lam=world.mine(out.group_lam))
-    return out, world
 
 
 # ---- random streams ---------------------------------------------------------------------------------------------

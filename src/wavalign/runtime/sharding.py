@@ -77,29 +77,32 @@ def fully_shard_model(model: nn.Module, mesh: object, extra_roots: Iterable[nn.M
     return len(blocks)
 
 
-def refuse_uneven_gate_rule(module: pl.LightningModule) -> None:
-    """Sharded weights make every forward a collective: a gate rule that adds its SFT term on one process and not
-    another at the same step would leave the others waiting in an all-gather, so it is refused before step 1."""
-    gate = getattr(module, "gate", None)
-    rule = getattr(gate, "rule", None)
-    if rule is not None and not rule.even_across_processes:
-        raise ValueError(f"gate.rule {type(rule).__name__} keeps per-process state that adds its SFT term at "
-                         "different steps on different processes, which would hang sharded weights (FSDP2 or DeepSpeed "
-                         "ZeRO-3); run it under DDP (configs/strategies/ddp.yaml) or one process")  # fmt: skip
+def is_zero3(strategy: object) -> bool:
+    """DeepSpeed ZeRO stage 3: parameters are gathered in every module's forward."""
+    from lightning.pytorch.strategies import DeepSpeedStrategy
+
+    return isinstance(strategy, DeepSpeedStrategy) and strategy.config.get("zero_optimization", {}).get("stage") == 3
+
+
+def every_forward_is_collective(trainer: object | None) -> bool:
+    """True when several processes hold sharded weights (FSDP2 or DeepSpeed ZeRO-3), so every forward is a
+    collective: a process that runs a forward its peers skip leaves them waiting for ever."""
+    from lightning.pytorch.strategies import ModelParallelStrategy
+
+    strategy = getattr(trainer, "strategy", None)
+    sharded = is_zero3(strategy) or isinstance(strategy, ModelParallelStrategy)
+    return sharded and getattr(trainer, "world_size", 1) > 1
 
 
 def shard_policy(module: pl.LightningModule) -> None:
     """The configure_model hook: FSDP2-shard the policy under ModelParallelStrategy, leave it as it is otherwise
     (DDP replicates it; DeepSpeed shards it itself, and under ZeRO-3 decoding goes in lockstep too). Idempotent:
     Lightning may call configure_model again."""
-    from lightning.pytorch.strategies import DeepSpeedStrategy, ModelParallelStrategy
+    from lightning.pytorch.strategies import ModelParallelStrategy
 
     trainer = module._trainer
     strategy = None if trainer is None else trainer.strategy
-    zero3 = isinstance(strategy, DeepSpeedStrategy) and strategy.config.get("zero_optimization", {}).get("stage") == 3
-    if (zero3 or isinstance(strategy, ModelParallelStrategy)) and trainer.world_size > 1:
-        refuse_uneven_gate_rule(module)
-    if zero3:
+    if is_zero3(strategy):
         module.policy.lockstep_decoding = True  # ZeRO-3 gathers parameters in every module's forward, like FSDP
     if not isinstance(strategy, ModelParallelStrategy):
         return

@@ -1,54 +1,40 @@
-"""The generic mix every gate rule maps to (hybrid/weights.py), checked by hand in float64, and the module applying a
+"""The step plan's mix every gate rule maps to (step/plan.py), checked by hand in float64, and the module applying a
 lambda per group exactly as L = (1/B) sum_b [lambda_b L_PO,b + (1 - lambda_b) L_SFT,b]."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
 
 from conftest import tiny_policy
+from loss_cases import hand_rows, rollouts_case
+from wavalign.callbacks.gating import GateCallback
 from wavalign.gates import DynamicGate, GateOutput, GateRule, TokenInputs
-from wavalign.gates.weights import mix_weights, step_weights
+from wavalign.step.plan import StepPlan, mix_weights
 from wavalign.step.losses import policy_loss, sft_loss
 from wiring_toys import GROUP, make_module, no_grad, wiring_examples
 
 F64 = torch.float64
 
 
-def rollouts_case() -> dict[str, torch.Tensor]:
-    """Two groups of two rows, two positions; pi_old differs from pi_theta on two tokens so ratios are not 1."""
-    logp = torch.tensor([[-1.0, -2.0], [-0.5, -0.5], [-1.5, -1.0], [-2.0, -0.1]], dtype=F64)
-    shift = torch.tensor([[0.1, 0.0], [0.0, 0.0], [-0.3, 0.0], [0.0, 0.0]], dtype=F64)
-    return {
-        "logp": logp,
-        "old": logp - shift,  # ratio = exp(shift)
-        "adv": torch.tensor([1.0, -1.0, 0.5, -0.5], dtype=F64),
-        "mask": torch.tensor([[1, 1], [1, 0], [1, 1], [0, 1]], dtype=F64),
-        "demo_logp": torch.tensor([[-0.2, -0.4, -3.0], [-1.0, -0.6, -0.9]], dtype=F64),
-        "demo_mask": torch.tensor([[1, 1, 0], [1, 1, 1]], dtype=F64),
-    }
+def plan(lam: float, group_lam: torch.Tensor | None = None) -> StepPlan:
+    return StepPlan(lam, lam, group_lam)
 
 
-def hand_rows() -> list[float]:
-    """Per-row masked means of -min(rho A, clip(rho, 0.8, 1.2) A) for rollouts_case, written out."""
-    r0 = -(math.exp(0.1) * 1.0 + 1.0) / 2  # rho = 1.105 inside the clip; second token rho = 1
-    r1 = -(1.0 * -1.0)  # one token, rho = 1, A = -1
-    r2 = -(math.exp(-0.3) * 0.5 + 0.5) / 2  # rho = 0.741: min(0.370, 0.8 * 0.5 = 0.4) = 0.370
-    r3 = -(1.0 * -0.5)  # only the second token
-    return [r0, r1, r2, r3]
+def rows(n: int) -> torch.Tensor:
+    """Stand-in log-probs of n rollout rows (mix_weights reads only their count, device and dtype)."""
+    return torch.zeros(n, 2, dtype=F64)
 
 
 def test_a_batch_lambda_is_the_plain_mix():
-    w = mix_weights(0.3, None, GROUP)
+    w = mix_weights(plan(0.3), GROUP, rows(2 * GROUP))
     assert (w.po_scale, w.sft_scale, w.po_tokens, w.sft_tokens) == (0.3, 1.0 - 0.3, None, None)
 
 
 def test_a_lambda_per_group_mixes_each_group_by_its_own_lambda():
     c = rollouts_case()
     lam = torch.tensor([0.25, 1.0], dtype=F64)
-    w = mix_weights(float(lam.mean()), lam, 2)
+    w = mix_weights(plan(float(lam.mean()), lam), 2, rows(4))
     assert (w.po_scale, w.sft_scale) == (1.0, 1.0)
     assert torch.equal(w.po_tokens, torch.tensor([[0.25], [0.25], [1.0], [1.0]], dtype=F64))
     assert torch.equal(w.sft_tokens, torch.tensor([[0.75], [0.0]], dtype=F64))
@@ -66,7 +52,7 @@ def test_a_lambda_per_group_mixes_each_group_by_its_own_lambda():
 def test_equal_group_lambdas_give_the_batch_mix():
     """A batch lambda is the special case: every group at 0.6 gives 0.6 L_PO + 0.4 L_SFT (loss_type grpo)."""
     c = rollouts_case()
-    w = mix_weights(0.6, torch.tensor([0.6, 0.6], dtype=F64), 2)
+    w = mix_weights(plan(0.6, torch.tensor([0.6, 0.6], dtype=F64)), 2, rows(4))
     po = policy_loss(c["logp"], c["adv"], c["mask"], old_logp=c["old"], token_weights=w.po_tokens).loss
     sft = sft_loss(c["demo_logp"], c["demo_mask"], w.sft_tokens)
     plain_po = policy_loss(c["logp"], c["adv"], c["mask"], old_logp=c["old"]).loss
@@ -76,9 +62,10 @@ def test_equal_group_lambdas_give_the_batch_mix():
 
 def test_group_lambdas_outside_0_1_or_of_the_wrong_count_are_refused():
     with pytest.raises(ValueError, match="group_lam must lie in"):
-        mix_weights(0.5, torch.tensor([1.5, 0.0]), 2)
+        mix_weights(plan(0.5, torch.tensor([1.5, 0.0], dtype=F64)), 2, rows(4))
     with pytest.raises(ValueError, match="group_lam has 3 groups"):
-        step_weights(DynamicGate(), 0.5, torch.tensor([1.0, 0.0, 1.0]), 2, TokenInputs(torch.zeros(4, 2), torch.zeros(2, 3)))
+        GateCallback(DynamicGate()).loss_weights(plan(0.5, torch.tensor([1.0, 0.0, 1.0])), 2,
+                                                 TokenInputs(torch.zeros(4, 2), torch.zeros(2, 3)))
 
 
 class ScriptedGroupGate(GateRule):
@@ -103,7 +90,7 @@ def test_the_module_mixes_each_group_by_its_own_lambda():
     logp = no_grad(lambda: module.policy.token_logprobs(entry.rollouts)).double()
     demo_logp = no_grad(lambda: module.policy.token_logprobs(entry.demonstrations)).double()
     text, demo_mask = entry.rollouts.masks.text.double(), entry.demonstrations.masks.completion.double()
-    adv = entry.advantages.double()
+    adv = entry.advantages.rollouts.double()
     expected = 0.0
     for b, lam in enumerate((0.25, 1.0)):
         rows = slice(b * GROUP, (b + 1) * GROUP)
@@ -116,7 +103,7 @@ def test_the_module_mixes_each_group_by_its_own_lambda():
 
 
 def test_dynamic_gate_steps_are_bit_identical_to_the_plain_mix():
-    """The paper's gate through the generic path (step_logprobs with entropies on, step_weights, modality logs) gives
+    """The paper's gate through the generic path (step_logprobs with entropies on, the plan's weights, modality logs) gives
     exactly lambda L_PO + (1 - lambda) L_SFT computed from one plain joint forward: torch.equal, not approx."""
     torch.manual_seed(0)
     module, logged = make_module(tiny_policy(seed=1), rule=DynamicGate(lambda_max=0.8, alpha=0.0, k=5.0, tau=1.0))
@@ -124,6 +111,6 @@ def test_dynamic_gate_steps_are_bit_identical_to_the_plain_mix():
     entry, policy = module.last_entry, module.policy
     assert 0.0 < entry.lam < 1.0 and "policy/entropy_text" in logged
     logp, demo_logp = policy.joint_logprobs([entry.rollouts, entry.demonstrations])
-    po = policy_loss(logp, entry.advantages, entry.rollouts.masks.select("text"), old_logp=logp.detach()).loss
+    po = policy_loss(logp, entry.advantages.rollouts, entry.rollouts.masks.select("text"), old_logp=logp.detach()).loss
     sft = sft_loss(demo_logp, entry.demonstrations.masks.completion)
     assert torch.equal(loss, entry.lam * po + (1.0 - entry.lam) * sft)
