@@ -50,17 +50,36 @@ def check_codec_fits(policy: SpeechPolicy, codec: SpeechCodec | None) -> None:
 
 
 class WavAlignModule(pl.LightningModule):
-    """policy: the speech LLM; judge: scores replies; codec: decodes speech codes for the judge and encodes audio
-    prompts (None for text-only judges and pre-tokenized data).
+    """One training step: sample G spoken replies per prompt, judge them, ask the gate for the batch's plan, and
+    train L = po_scale L_PO + sft_scale L_SFT as the plan says (the paper: lambda L_PO(text) + (1 - lambda) L_SFT(all)).
 
-    po_tokens: which tokens get the preference loss, 'text' (WavAlign) | 'all' (full-token baseline) | 'speech' |
-    'split' (text tokens the judge's semantic part's advantage, speech tokens its acoustic part's: split_po.py).
-    log_entropy: log policy/entropy_text and policy/entropy_speech of the rollouts (read from the training forward).
-    objective: 'grpo' (group advantages) or 'dpo' (best vs worst sample of each group, text-only log-probs).
-    ppo_epochs: updates per rollout batch (the DataModule repeats batches to match; the CLI links the two).
-    init_checkpoint: a Lightning checkpoint whose policy weights start the run (e.g. an SFT warm start).
-    sample_when_sft_only: with a gate fixed at lambda = 0, still sample and score rollouts (to log rewards); off for
-    pure SFT warm starts, where a step is then one teacher-forced forward.
+    Args:
+        policy: the speech LLM that listens and speaks (`wavalign.policy`: the tiny world policies, VITA-Audio,
+            Kimi-Audio, or your own `SpeechPolicy`).
+        judge: scores each reply 1-5 (`wavalign.judges`); unreliable scores are left out of advantages and gate.
+        codec: decodes speech codes for audio judges and encodes WAV prompts; None for text-only judges and
+            pre-tokenized data.
+        group_size: G, replies sampled per prompt; advantages are relative within a group, so at least 2.
+        sampling: how training rollouts are sampled (temperature, top_p, max_new_tokens).
+        eval_sampling: how validation, test and predict replies are sampled (default temperature 0.7, top_p 0.9).
+        objective: 'grpo' (group-relative advantages) or 'dpo' (online DPO on each group's best and worst reply).
+        po_tokens: which tokens the preference loss trains: 'text' (WavAlign), 'all' (the full-token baseline),
+            'speech', or 'split' (text on the judge's semantic advantage, speech on its acoustic one).
+        loss_type: the GRPO normaliser: 'grpo' (per-sequence mean), 'dr_grpo' (constant), 'dapo' / 'bnpo' (token
+            mean over the batch).
+        beta: weight of the KL penalty to the frozen reference (0 skips the reference forward).
+        epsilon: the PPO clip's lower width: ratios below 1 - epsilon stop pulling.
+        epsilon_high: the clip's upper width (DAPO's clip-higher); None uses epsilon.
+        scale_rewards: divide each group's advantages by its reward standard deviation (off: Dr. GRPO).
+        dpo_beta: the DPO temperature (objective 'dpo' only).
+        ppo_epochs: optimiser updates per rollout batch (the DataModule repeats each batch to match).
+        optimizer: the optimiser over the trainable parameters (LoRA adapters or the whole tiny policy).
+        scheduler: an optional learning-rate scheduler, stepped every update.
+        init_checkpoint: a Lightning checkpoint whose policy weights start the run (e.g. the SFT warm start).
+        sample_when_sft_only: with a gate fixed at lambda = 0, still sample and judge rollouts so rewards are logged;
+            off for pure SFT warm starts, where a step is one teacher-forced forward.
+        log_entropy: log policy/entropy_text and policy/entropy_speech from the training forward (costs a softmax
+            over the vocabulary per token).
     """
 
     def __init__(
@@ -223,8 +242,8 @@ class WavAlignModule(pl.LightningModule):
             inputs = TokenInputs(fwd.logp, fwd.demo_logp, entry.advantages.rollouts, entry.rollouts.masks.completion,
                                  demo_mask, fwd.entropy, fwd.demo_entropy)  # fmt: skip
             w = self.gate.loss_weights(plan, self.group_size, inputs)
-            po = self.preference_loss(entry, fwd.logp, w.po_tokens, fwd.demo_logp)
-            sft = fwd.logp.new_zeros(()) if demo is None else sft_loss(fwd.demo_logp, demo_mask, w.sft_tokens)
+            po = self.preference_loss(entry, fwd.logp, w.po_weights, fwd.demo_logp)
+            sft = fwd.logp.new_zeros(()) if demo is None else sft_loss(fwd.demo_logp, demo_mask, w.sft_weights)
             loss = w.po_scale * po + w.sft_scale * sft
         bs = len(key)
         self.log_dict({"loss/total": loss, "loss/po": po, "loss/sft": sft, "gate/lambda": plan.lam}, batch_size=bs,

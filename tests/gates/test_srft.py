@@ -42,8 +42,8 @@ def test_the_loss_adds_the_weighted_terms_at_full_scale():
     c, inputs = rollouts_case(), inputs_case()
     w = GateCallback(SRFTGate()).loss_weights(StepPlan(0.5, 0.5, full_scale=True), 2, inputs)
     assert (w.po_scale, w.sft_scale) == (1.0, 1.0)
-    po = policy_loss(c["logp"], c["adv"], c["mask"], old_logp=c["old"], token_weights=w.po_tokens).loss
-    sft = sft_loss(c["demo_logp"], c["demo_mask"], w.sft_tokens)
+    po = policy_loss(c["logp"], c["adv"], c["mask"], old_logp=c["old"], token_weights=w.po_weights).loss
+    sft = sft_loss(c["demo_logp"], c["demo_mask"], w.sft_weights)
     r0, r1, r2, r3 = hand_rows()
     want_po = (0.1 * math.exp(0.5) * r0 + r1 + 0.1 * math.exp(0.2) * r2 + r3) / 4
     want_sft = (0.5 * math.exp(-0.4) * (0.2 + 0.4) / 2 + 0.5 * math.exp(-1.1) * (1.0 + 0.6 + 0.9) / 3) / 2

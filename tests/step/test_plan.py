@@ -28,7 +28,7 @@ def rows(n: int) -> torch.Tensor:
 
 def test_a_batch_lambda_is_the_plain_mix():
     w = mix_weights(plan(0.3), GROUP, rows(2 * GROUP))
-    assert (w.po_scale, w.sft_scale, w.po_tokens, w.sft_tokens) == (0.3, 1.0 - 0.3, None, None)
+    assert (w.po_scale, w.sft_scale, w.po_weights, w.sft_weights) == (0.3, 1.0 - 0.3, None, None)
 
 
 def test_a_lambda_per_group_mixes_each_group_by_its_own_lambda():
@@ -36,10 +36,10 @@ def test_a_lambda_per_group_mixes_each_group_by_its_own_lambda():
     lam = torch.tensor([0.25, 1.0], dtype=F64)
     w = mix_weights(plan(float(lam.mean()), lam), 2, rows(4))
     assert (w.po_scale, w.sft_scale) == (1.0, 1.0)
-    assert torch.equal(w.po_tokens, torch.tensor([[0.25], [0.25], [1.0], [1.0]], dtype=F64))
-    assert torch.equal(w.sft_tokens, torch.tensor([[0.75], [0.0]], dtype=F64))
-    po = policy_loss(c["logp"], c["adv"], c["mask"], old_logp=c["old"], token_weights=w.po_tokens).loss
-    sft = sft_loss(c["demo_logp"], c["demo_mask"], w.sft_tokens)
+    assert torch.equal(w.po_weights, torch.tensor([[0.25], [0.25], [1.0], [1.0]], dtype=F64))
+    assert torch.equal(w.sft_weights, torch.tensor([[0.75], [0.0]], dtype=F64))
+    po = policy_loss(c["logp"], c["adv"], c["mask"], old_logp=c["old"], token_weights=w.po_weights).loss
+    sft = sft_loss(c["demo_logp"], c["demo_mask"], w.sft_weights)
     r0, r1, r2, r3 = hand_rows()
     nll0, nll1 = (0.2 + 0.4) / 2, (1.0 + 0.6 + 0.9) / 3
     assert float(po) == pytest.approx((0.25 * r0 + 0.25 * r1 + 1.0 * r2 + 1.0 * r3) / 4, rel=1e-12)
@@ -53,8 +53,8 @@ def test_equal_group_lambdas_give_the_batch_mix():
     """A batch lambda is the special case: every group at 0.6 gives 0.6 L_PO + 0.4 L_SFT (loss_type grpo)."""
     c = rollouts_case()
     w = mix_weights(plan(0.6, torch.tensor([0.6, 0.6], dtype=F64)), 2, rows(4))
-    po = policy_loss(c["logp"], c["adv"], c["mask"], old_logp=c["old"], token_weights=w.po_tokens).loss
-    sft = sft_loss(c["demo_logp"], c["demo_mask"], w.sft_tokens)
+    po = policy_loss(c["logp"], c["adv"], c["mask"], old_logp=c["old"], token_weights=w.po_weights).loss
+    sft = sft_loss(c["demo_logp"], c["demo_mask"], w.sft_weights)
     plain_po = policy_loss(c["logp"], c["adv"], c["mask"], old_logp=c["old"]).loss
     plain_sft = sft_loss(c["demo_logp"], c["demo_mask"])
     assert float(po + sft) == pytest.approx(float(0.6 * plain_po + 0.4 * plain_sft), rel=1e-12)

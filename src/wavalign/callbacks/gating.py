@@ -79,8 +79,8 @@ class GateCallback(pl.Callback):
     def loss_weights(self, plan: StepPlan, group_size: int, inputs: TokenInputs) -> LossWeights:
         """The scales and weights of one update: the plan's lambdas and the rule's token weights, computed from the
         current tensors at every update (PPO epochs included)."""
-        po_tokens, sft_tokens = self.rule.token_weights(inputs)
-        return mix_weights(plan, group_size, inputs.logp, po_tokens, sft_tokens)
+        po_weights, sft_weights = self.rule.token_weights(inputs)
+        return mix_weights(plan, group_size, inputs.logp, po_weights, sft_weights)
 
     def demo_ratio(self, demo_logp: Tensor) -> Tensor:
         """The per-token ratio of a demonstration row in its group (plans with demos_in_group)."""

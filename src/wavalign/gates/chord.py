@@ -41,7 +41,15 @@ def chord_phi(logp: Tensor) -> Tensor:
 class CHORDGate(GateRule):
     """lambda = 1 - mu(step) for the batch; with `phi` the SFT term is weighted per token by p (1 - p).
 
-    Defaults follow upstream's (mu_peak = mu_valley = 0.1, no warm-up or decay: a constant mu of 0.1)."""
+    Defaults follow upstream's (mu_peak = mu_valley = 0.1, no warm-up or decay: a constant mu of 0.1).
+
+    Args:
+        mu_peak: the SFT weight mu reached at the end of the warm-up.
+        mu_valley: the SFT weight mu after the cosine decay, kept to the end.
+        mu_warmup_steps: rollout batches over which mu rises linearly from 0 to mu_peak.
+        mu_decay_steps: rollout batches over which mu falls from mu_peak to mu_valley along a half cosine.
+        phi: weight each SFT token by p (1 - p) of the policy's current probability (CHORD-phi); off: CHORD-mu.
+    """
 
     def __init__(
         self,

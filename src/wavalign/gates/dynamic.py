@@ -19,6 +19,12 @@ class DynamicGate(GateRule):
 
     Unreliable scores are left out of a group's statistics; a group with fewer than two reliable scores counts as
     uninformative (v = 0).
+
+    Args:
+        lambda_max: the cap on lambda (paper 0.8): at most this share of the step is preference optimisation.
+        alpha: the EMA weight on the previous lambda (paper 0.9); 0 is the "no EMA" ablation.
+        k: the sharpness of the "a good sample exists" sigmoid (paper 5).
+        tau: the reward the best sample must pass for a group to count as solvable (paper 3, on the 1-5 scale).
     """
 
     def __init__(self, lambda_max: float = 0.8, alpha: float = 0.9, k: float = 5.0, tau: float = 3.0) -> None:

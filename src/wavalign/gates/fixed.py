@@ -7,7 +7,11 @@ from torch import Tensor
 from wavalign.gates.base import GateOutput, GateRule
 
 class FixedGate(GateRule):
-    """A constant mix, lambda = lam (the paper's fixed baselines: 0.5, 0.7, 0.8)."""
+    """A constant mix, lambda = lam (the paper's fixed baselines: 0.5, 0.7, 0.8).
+
+    Args:
+        lam: the constant lambda in [0, 1]: the preference term's share of every step.
+    """
 
     def __init__(self, lam: float = 0.5) -> None:
         if not 0.0 <= lam <= 1.0:

@@ -23,7 +23,12 @@ from wavalign.gates.base import GateOutput, GateRule
 
 class HPTGate(GateRule):
     """lambda_b = 0 when #{correct rollouts of group b} <= switch_gate, else 1 (upstream default switch_gate = 0:
-    SFT only on prompts the policy never solves)."""
+    SFT only on prompts the policy never solves).
+
+    Args:
+        switch_gate: a group with at most this many correct rollouts trains SFT on its demonstration, else RL.
+        success_threshold: the judge score (1-5) from which a reliable rollout counts as correct.
+    """
 
     def __init__(self, switch_gate: int = 0, success_threshold: float = 4.0) -> None:
         if switch_gate < 0:

@@ -30,7 +30,11 @@ def luffy_shaping(logp: Tensor, gamma: float = 0.1) -> Tensor:
 
 
 class LUFFYGate(GateRule):
-    """Pure RL (lambda = 1) with each demonstration in its group as an off-policy row shaped by p / (p + gamma)."""
+    """Pure RL (lambda = 1) with each demonstration in its group as an off-policy row shaped by p / (p + gamma).
+
+    Args:
+        gamma: the shaping constant of f(p) = p / (p + gamma) on demonstration tokens (upstream 0.1).
+    """
 
     demo_in_group = True
 

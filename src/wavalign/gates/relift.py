@@ -38,7 +38,12 @@ def unpadded_rows(batch: SequenceBatch) -> list[list[Any]]:
 
 class ReLIFTGate(GateRule):
     """lambda = 1 (RL); prompts with all-failed groups are buffered with their demonstrations, and the step that
-    fills the buffer to sft_batch_size adds SFT on them."""
+    fills the buffer to sft_batch_size adds SFT on them.
+
+    Args:
+        sft_batch_size: buffered failed prompts that trigger one SFT term on them (upstream 128).
+        success_threshold: the judge score (1-5) below which every reliable rollout of a group counts as failed.
+    """
 
     sum_terms = True
     even_across_processes = False  # each process buffers its own failed prompts and fills it at its own step

@@ -36,7 +36,12 @@ def sequence_entropy(entropy: Tensor, mask: Tensor) -> Tensor:
 
 class SRFTGate(GateRule):
     """L = L_PO(w_po) + L_SFT(w_sft) with w_sft = sft_coef exp(-H_demo) per demonstration and w_po = rl_coef
-    exp(H_rollout) on rollouts with a positive advantage (1 on the others); paper values 0.5 and 0.1."""
+    exp(H_rollout) on rollouts with a positive advantage (1 on the others); paper values 0.5 and 0.1.
+
+    Args:
+        sft_coef: the demonstrations' SFT weight factor, w_SFT = sft_coef exp(-H) (paper 0.5).
+        rl_coef: the positive rollouts' weight factor, w_RL = rl_coef exp(H) (paper 0.1).
+    """
 
     needs_entropy = True
     sum_terms = True

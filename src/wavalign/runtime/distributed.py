@@ -60,17 +60,17 @@ def gather_groups(module: pl.LightningModule, rewards: Tensor, reliable: Tensor)
     """Every rank's (B, G) rewards and reliability flags, joined in rank order (a collective: all ranks call it at
     the same step). Uses the strategy's all_gather (`LightningModule.all_gather`), so it works under DDP, FSDP and
     DeepSpeed alike; tensors travel on the module's device (NCCL needs them on the GPU)."""
-    rank, world = process_slot(module._trainer)
-    if world == 1:
+    rank, world_size = process_slot(module._trainer)
+    if world_size == 1:
         return GlobalGroups(rewards, reliable.bool(), 0, rewards.shape[0])
-    shapes = module.all_gather(torch.tensor(list(rewards.shape), device=module.device)).view(world, 2).tolist()
+    shapes = module.all_gather(torch.tensor(list(rewards.shape), device=module.device)).view(world_size, 2).tolist()
     if any(s != shapes[0] for s in shapes):
         raise RuntimeError(f"ranks hold reward batches of different shapes {shapes}: every rank needs the same number "
                            "of prompt groups per step (the train sampler guarantees it; a custom datamodule must too)")  # fmt: skip
     packed = torch.stack([rewards.to(torch.float64), reliable.to(torch.float64)]).to(module.device)
     got = module.all_gather(packed).cpu()  # (world, 2, B, G)
     b, g = rewards.shape
-    return GlobalGroups(got[:, 0].reshape(world * b, g), got[:, 1].reshape(world * b, g) > 0.5, rank * b, b)
+    return GlobalGroups(got[:, 0].reshape(world_size * b, g), got[:, 1].reshape(world_size * b, g) > 0.5, rank * b, b)
 
 
 # ---- random streams ---------------------------------------------------------------------------------------------
@@ -85,8 +85,8 @@ def decorrelate_rank_streams(trainer: pl.Trainer) -> None:
     one-process run. Safe after the model is built: DDP broadcasts rank 0's weights and FSDP/DeepSpeed shard them."""
     import random
 
-    rank, world = process_slot(trainer)
-    if world == 1 or rank == 0:
+    rank, world_size = process_slot(trainer)
+    if world_size == 1 or rank == 0:
         return
     seed = rank_seed(torch.initial_seed(), rank)
     torch.manual_seed(seed)
@@ -109,25 +109,25 @@ def to_cpu(obj: Any) -> Any:
 def save_per_rank(trainer: pl.Trainer | None, state: Any) -> dict[str, list[Any]]:
     """{"ranks": [state of rank 0, rank 1, ...]}: a collective (every rank writes the checkpoint together; Lightning
     lets rank 0 write the file)."""
-    _, world = process_slot(trainer)
+    _, world_size = process_slot(trainer)
     state = to_cpu(state)
-    if world == 1 or not dist.is_available() or not dist.is_initialized():
+    if world_size == 1 or not dist.is_available() or not dist.is_initialized():
         return {"ranks": [state]}
-    states: list[Any] = [None] * world
+    states: list[Any] = [None] * world_size
     dist.all_gather_object(states, state)
     return {"ranks": states}
 
 
-def load_per_rank(saved: Any, rank: int, world: int, what: str) -> Any:
+def load_per_rank(saved: Any, rank: int, world_size: int, what: str) -> Any:
     """This rank's share of a `save_per_rank` state; a state saved before per-rank states existed (one process) is
     taken as it is by a one-process run."""
     if not (isinstance(saved, dict) and "ranks" in saved):
-        if world > 1:
+        if world_size > 1:
             raise ValueError(f"{what}: the checkpoint was written by a one-process run; resume it with one process")
         return saved
     states = saved["ranks"]
-    if len(states) != world:
-        raise ValueError(f"{what}: the checkpoint was written by {len(states)} processes, this run has {world}: resume "
+    if len(states) != world_size:
+        raise ValueError(f"{what}: the checkpoint was written by {len(states)} processes, this run has {world_size}: resume "
                          "with the same number of processes (devices x nodes), which the data position and random "
                          "streams depend on")  # fmt: skip
     return states[rank]

@@ -110,9 +110,9 @@ class ResumeStateCallback(pl.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.trained_batches = int(state_dict.get("trained_batches", 0))
-        rank, world = process_slot(self._trainer)
+        rank, world_size = process_slot(self._trainer)
         rng = state_dict.get("rng")
-        self._pending = None if rng is None else load_per_rank(rng, rank, world, "random states")
+        self._pending = None if rng is None else load_per_rank(rng, rank, world_size, "random states")
 
 
 # ---- where checkpoints are, for `--ckpt_path last` ----------------------------------------------------------------

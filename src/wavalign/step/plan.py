@@ -28,12 +28,12 @@ SftSource = Literal["batch", "replay", "none"]
 
 @dataclass
 class LossWeights:
-    """The scales and weights of one update: L = po_scale L_PO(po_tokens) + sft_scale L_SFT(sft_tokens)."""
+    """The scales and weights of one update: L = po_scale L_PO(po_weights) + sft_scale L_SFT(sft_weights)."""
 
     po_scale: float
     sft_scale: float
-    po_tokens: Tensor | None = None  # (N, T) or (N, 1): multiplies the per-token policy-gradient loss
-    sft_tokens: Tensor | None = None  # (B, T) or (B, 1): multiplies the per-token SFT loss
+    po_weights: Tensor | None = None  # (N, T) or (N, 1): multiplies the per-token policy-gradient loss
+    sft_weights: Tensor | None = None  # (B, T) or (B, 1): multiplies the per-token SFT loss
 
 
 @dataclass
@@ -120,14 +120,14 @@ def _times(a: Tensor | None, b: Tensor | None) -> Tensor | None:
 
 
 def mix_weights(
-    plan: StepPlan, group_size: int, logp: Tensor, po_tokens: Tensor | None = None, sft_tokens: Tensor | None = None
+    plan: StepPlan, group_size: int, logp: Tensor, po_weights: Tensor | None = None, sft_weights: Tensor | None = None
 ) -> LossWeights:
     """The weights of one update: the plan's scales, its group lambdas as row weights (on the device and dtype of
     the rollouts' log-probs `logp`, rows in groups of `group_size`), times a rule's per-token weights."""
     po_scale, sft_scale = plan.scales()
     group_lam = plan.group_lam
     if group_lam is None:
-        return LossWeights(po_scale, sft_scale, po_tokens, sft_tokens)
+        return LossWeights(po_scale, sft_scale, po_weights, sft_weights)
     if plan.full_scale:
         raise ValueError("a step plan cannot both add its terms at full scale and carry a lambda per group")
     group_lam = group_lam.to(device=logp.device, dtype=logp.dtype)
@@ -139,4 +139,4 @@ def mix_weights(
     if bool(((group_lam < 0) | (group_lam > 1)).any()):
         raise ValueError(f"a gate's group_lam must lie in [0, 1], got {group_lam.tolist()}")
     rows = group_lam.repeat_interleave(group_size).unsqueeze(1)  # row i belongs to group i // G
-    return LossWeights(1.0, 1.0, _times(rows, po_tokens), _times((1.0 - group_lam).unsqueeze(1), sft_tokens))
+    return LossWeights(1.0, 1.0, _times(rows, po_weights), _times((1.0 - group_lam).unsqueeze(1), sft_weights))
