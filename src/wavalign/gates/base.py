@@ -1,7 +1,8 @@
-"""Gate rules: how much of the step is preference optimisation (lambda) and how much SFT anchoring (1 - lambda).
+"""The gate-rule interface: how much of a step is preference optimisation (lambda) and how much SFT (1 - lambda).
 
-Each rule is a small class with a state dict so a resumed run continues the same lambda sequence. A new rule is a
-subclass with `update` plus one YAML line (see README).
+A rule maps each rollout batch's rewards to a `GateOutput`; its optional hooks (per-group lambda, token weights,
+demonstrations in the group, replayed demonstrations, state) are what the gate callback reads to build the step's
+plan (wavalign.step.plan). A new rule is one file in this package, or anywhere importable, plus one YAML line.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class TokenInputs:
 
 
 class GateRule(ABC):
-    """Maps the rewards of one batch of groups, shape (B, G), to the step's lambda."""
+    """Maps the rewards of one batch of groups, shape (B, G), to the step's lambda; the class attributes and hooks
+    below declare what else the step plan must do for the rule (docs/hybrid.md, "Writing a rule")."""
 
     @abstractmethod
     def update(self, rewards: Tensor, reliable: Tensor | None = None) -> GateOutput: ...
