@@ -93,8 +93,8 @@ class WavAlignDataModule(pl.LightningDataModule):
             all of them, in file order; None when not predicting.
         batch_size: Prompts per process and step; the global batch is batch_size x processes, and each prompt gets
             model.group_size rollouts.
-        eval_batch_size: Examples per batch in validation, test and predict (no rollout groups); raise it to
-            evaluate faster when memory allows.
+        eval_batch_size: Examples per batch in validation, test and predict; raise it to evaluate faster when
+            memory allows.
         repeat_batches: How many optimiser steps in a row reuse each rollout batch; linked to the model's
             ppo_epochs by the CLI, so set model.ppo_epochs instead.
         max_eval_examples: Use only the first N validation and test examples; None uses them all.

@@ -35,7 +35,7 @@ class AnswerJudge(Judge):
 
     Args:
         partial_credit: Under match='contains', the factor on the share of reference words present, in [0, 1]; 0
-            scores every incomplete answer 1, 1 pays each word found in full.
+            scores every incomplete answer 1, 1 pays the share found in full (half the words: 3).
         fallback_score: Score (1-5) of a request without a reference answer, marked unreliable.
         match: "contains" (every reference word anywhere in the reply) or "final" (the reply ends with the
             reference: for replies that restate the question, whose candidates appear in every reply).
