@@ -70,6 +70,12 @@ class TaskASR:
 
     Picklable: only the sentences and settings travel; each process builds its decoder on first use (LM and
     dictionary files are cached in `cache_dir`, or a per-process temporary folder when it is None).
+
+    Args:
+        sentences: The task's possible sentences, from which the language model is built; sentences with a word
+            missing from pocketsphinx's English dictionary are skipped, with a warning.
+        cache_dir: Folder where the language-model and dictionary files are kept between runs; None uses a
+            per-process temporary folder.
     """
 
     def __init__(self, sentences: Sequence[str], cache_dir: str | None = None) -> None:

@@ -11,6 +11,12 @@ import numpy as np
 
 
 class SpeechCodec(ABC):
+    """A speech codec (the module's `codec`): waveform -> one discrete code per frame, and codes -> waveform.
+
+    Subclasses set sample_rate (what decode() returns), num_codes (codes are 0 .. num_codes - 1) and frame_rate
+    (codes per second).
+    """
+
     sample_rate: int  # the rate decode() returns and encode() expects after resampling
     num_codes: int  # token ids are in [0, num_codes)
     frame_rate: float  # tokens per second

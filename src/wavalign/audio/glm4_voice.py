@@ -40,9 +40,16 @@ def _import_from(code_path: Path, module: str) -> Any:
 
 
 class Glm4VoiceTokenizer(SpeechCodec):
-    """path: the local glm-4-voice-tokenizer folder (config.json, weights, preprocessor_config.json); code_path: the
-    local GLM-4-Voice checkout holding speech_tokenizer/; decoder: the SpeechCodec that turns codes back into audio
-    (needed by audio judges and audio logging only); device: where the tokenizer runs. Loaded on first use."""
+    """GLM-4-Voice's speech tokenizer (16 kHz speech -> 12.5 codes a second, 16384 codes); loaded on first use.
+
+    Args:
+        path: Local folder of THUDM/glm-4-voice-tokenizer (config.json, weights, preprocessor_config.json).
+        code_path: Local checkout of the GLM-4-Voice repository, holding its speech_tokenizer/ package (the model
+            class is custom code that transformers does not ship).
+        decoder: The SpeechCodec that turns codes back into audio, reading the same 16384 codes; needed by audio
+            judges and audio logging only; None encodes only.
+        device: Where the tokenizer runs: "cpu", "cuda" or "cuda:N".
+    """
 
     num_codes = NUM_CODES
     frame_rate = FRAME_RATE

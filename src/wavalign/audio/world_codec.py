@@ -87,7 +87,12 @@ def analyze(wav: np.ndarray, frame_ms: float, with_aperiodicity: bool = False) -
 
 
 class WorldCodec(SpeechCodec):
-    """WORLD + k-means speech codec; build with WorldCodec.fit(...), persist with save(), reload with WorldCodec(path)."""
+    """WORLD + k-means speech codec; build with WorldCodec.fit(...), persist with save(), reload with WorldCodec(path).
+
+    Args:
+        codebook_path: The codec's .npz file (settings, feature scaling, centroids, decode tables), written by
+            save(); the embedded world's prepare step writes .cache/world/codebook.npz.
+    """
 
     sample_rate = SAMPLE_RATE
 

@@ -19,6 +19,15 @@ from wavalign.callbacks.rollout_steps import rollouts_due
 
 
 class RolloutAudioLogger(pl.Callback):
+    """Writes a few of a step's rollouts (audio, question, reply text, advantage) to TensorBoard every N steps.
+
+    Args:
+        every_n_steps: Log every N optimiser steps (steps 0, N, 2N, ...), >= 1; each logging decodes max_samples
+            replies, so lower it for more frequent listening at more cost.
+        max_samples: How many of the step's first rollouts (samples of the batch's first prompt) to log, >= 1;
+            raise it up to model.group_size to hear a whole group.
+    """
+
     def __init__(self, every_n_steps: int = 50, max_samples: int = 2) -> None:
         if every_n_steps < 1 or max_samples < 1:
             raise ValueError(f"RolloutAudioLogger needs every_n_steps >= 1 and max_samples >= 1, got {every_n_steps}, {max_samples}")

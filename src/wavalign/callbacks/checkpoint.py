@@ -13,7 +13,16 @@ class PeriodicCheckpoint(ModelCheckpoint):
     when training ends off the interval: with a step interval alone, Lightning saves nothing at the end of a run
     whose length is not a multiple of it (and a run shorter than one interval would leave no checkpoint at all).
     A crash loses at most `every_n_train_steps` steps; SIGTERM, Ctrl-C and exceptions are covered by the interrupt
-    checkpoint the CLI adds (wavalign.runtime.resume)."""
+    checkpoint the CLI adds (wavalign.runtime.resume).
+
+    Any other ModelCheckpoint argument (dirpath, monitor, save_top_k, ...) may be given too.
+
+    Args:
+        every_n_train_steps: Save every N optimiser steps, >= 1; lower it to lose less work on a crash, raise it to
+            spend less time writing checkpoints.
+        save_last: Keep `last.ckpt` up to date (what `--ckpt_path last` resumes from), and write it at the end of
+            training; False saves only the interval checkpoints.
+    """
 
     def __init__(self, every_n_train_steps: int = 100, save_last: bool = True, **kwargs: Any) -> None:
         if every_n_train_steps < 1:

@@ -60,7 +60,13 @@ def agreement_by_part(runs: list[list[JudgeScore]], group_size: int) -> dict[str
 
 class JudgeConsistencyCallback(pl.Callback):
     """Every `every_n_steps` steps (0, N, 2N, ...), score the step's rollouts `repeats` more times with `judge`
-    (default: the module's judge). Costs repeats x (rows) judge calls, so keep N large for paid API judges."""
+    (default: the module's judge). Costs repeats x (rows) judge calls, so keep N large for paid API judges.
+
+    Args:
+        every_n_steps: Measure every N optimiser steps (steps 0, N, 2N, ...), >= 1.
+        repeats: How many times each rollout is scored again, >= 2; more gives a steadier agreement figure.
+        judge: The judge whose consistency is measured; None uses the module's own judge.
+    """
 
     def __init__(self, every_n_steps: int = 50, repeats: int = 3, judge: Judge | None = None) -> None:
         if every_n_steps < 1 or repeats < 2:

@@ -61,7 +61,12 @@ class GradientGeometryCallback(pl.Callback):
 
     Under DDP the figures are process 0's gradients of its own groups (logged by process 0). Under sharded weights
     (FSDP2, whose parameters are DTensors) the measurement is skipped with a warning: autograd.grad on sharded
-    parameters bypasses FSDP's gradient reduction, so the flattened per-process pieces would not be the gradient."""
+    parameters bypasses FSDP's gradient reduction, so the flattened per-process pieces would not be the gradient.
+
+    Args:
+        every_n_steps: Measure every N optimiser steps (steps 0, N, 2N, ...), >= 1; each measurement costs one
+            extra forward and two backward passes, so raise it for long runs.
+    """
 
     def __init__(self, every_n_steps: int = 50) -> None:
         if every_n_steps < 1:

@@ -31,6 +31,16 @@ class NonFiniteTraining(RuntimeError):
 
 
 class RunGuards(pl.Callback):
+    """Stops a run on a judge outage or on repeated NaN/inf losses or gradients, and drops non-finite updates.
+
+    Args:
+        max_failed_judge_steps: Consecutive rollout batches in which every score is unreliable before the run stops
+            with JudgeOutage, >= 1; raise it for a judge server with longer outages you are willing to train through
+            as pure SFT.
+        max_nonfinite_steps: Consecutive steps with a NaN/inf loss or gradient (each skipped) before the run stops
+            with NonFiniteTraining, >= 1.
+    """
+
     def __init__(self, max_failed_judge_steps: int = 3, max_nonfinite_steps: int = 3) -> None:
         if max_failed_judge_steps < 1 or max_nonfinite_steps < 1:
             raise ValueError(

@@ -22,8 +22,15 @@ from wavalign.predict.replies import PromptReplies
 
 
 class ReplyWriter(pl.Callback):
-    """output_dir: the predict output folder; replies_per_prompt: G, sampled with model.eval_sampling;
-    compare_with: earlier predict folders shown beside this one on the page (same predict_file)."""
+    """Writes what `wavalign predict` produces: replies.jsonl, one WAV per reply, meta.json and the listening page.
+
+    Args:
+        output_dir: The predict output folder; its old WAVs are removed at the start of a run.
+        replies_per_prompt: Replies sampled per prompt (G), with model.eval_sampling, >= 1; more than one lets you
+            compare samples of the same prompt by ear.
+        compare_with: Earlier predict folders (of the same predict_file, e.g. the warm start's) shown beside this
+            one on the listening page; None shows this run only.
+    """
 
     def __init__(self, output_dir: str = "runs/predict", replies_per_prompt: int = 1, compare_with: list[str] | None = None) -> None:
         if replies_per_prompt < 1:

@@ -60,8 +60,14 @@ def read_event_series(log_dir: str | Path) -> tuple[dict[str, list[tuple[int, fl
 
 
 class RunSummary(pl.Callback):
-    """enabled: report at all; metrics: label -> logged name of the figures to report (IQ's standard error is
-    `<name>_se` when logged); file_stem: the written files are <log_dir>/<file_stem>.json and .md."""
+    """Prints what a run achieved and where its outputs are, and writes it as <log_dir>/<file_stem>.json and .md.
+
+    Args:
+        enabled: Report at all; False turns the summary off.
+        metrics: Label -> logged metric name of the figures to report (IQ's standard error is `<name>_se` when
+            logged); None reports IQ, EQ and WER (eval/iq, eval/eq, eval/wer).
+        file_stem: Plain file name (no folder) of the written files: <log_dir>/<file_stem>.json and .md.
+    """
 
     def __init__(self, enabled: bool = True, metrics: dict[str, str] | None = None, file_stem: str = "summary") -> None:
         if not file_stem or "/" in file_stem:

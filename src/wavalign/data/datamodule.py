@@ -80,13 +80,30 @@ def collate_examples(items: list[tuple[int, DialogueExample]]) -> dict:
 
 
 class WavAlignDataModule(pl.LightningDataModule):
-    """train_file / val_file / test_file: JSONL in the reference or plain schema. batch_size: prompts per process and
-    step (the global batch is batch_size x processes; training prompts are sharded by RepeatBatchSampler, while
-    validation and test run the whole split on every process). repeat_batches is linked to the
-    model's ppo_epochs by the CLI. setup checks every line of every file first and reports all problems at once;
-    check_audio also decodes every audio file (slower; `python -m wavalign check-data` does it on its own).
-    predict_file: the prompts `wavalign predict` answers (either schema; the demonstration may be left out), all of
-    them, in file order."""
+    """Prompt batches (lists of DialogueExample) from JSONL files in the reference or plain schema.
+
+    setup checks every line of every file first and reports all problems at once. Training prompts are sharded
+    across processes by RepeatBatchSampler, while validation and test run the whole split on every process.
+
+    Args:
+        train_file: JSONL file of training prompts with their demonstrations (reference or plain schema).
+        val_file: JSONL file of validation examples, run at each validation; None skips validation.
+        test_file: JSONL file of test examples for `wavalign test`; None when there is no test split.
+        predict_file: The prompts `wavalign predict` answers (either schema; the demonstration may be left out),
+            all of them, in file order; None when not predicting.
+        batch_size: Prompts per process and step; the global batch is batch_size x processes, and each prompt gets
+            model.group_size rollouts.
+        eval_batch_size: Examples per batch in validation, test and predict; raise it to evaluate faster when
+            memory allows.
+        repeat_batches: How many optimiser steps in a row reuse each rollout batch; linked to the model's
+            ppo_epochs by the CLI, so set model.ppo_epochs instead.
+        max_eval_examples: Use only the first N validation and test examples; None uses them all.
+        shuffle: Shuffle the training prompts each epoch (the order depends on seed and epoch only, so a resumed run
+            continues exactly); False keeps file order.
+        seed: Seed of the training order and of the loaders' own random generators.
+        check_audio: Also decode every audio file during the start-up check (slower; `python -m wavalign
+            check-data` does it on its own).
+    """
 
     def __init__(
         self,

@@ -10,7 +10,16 @@ from wavalign.judges.base import Judge, JudgeRequest, JudgeScore
 
 
 class AsrConsistencyJudge(Judge):
-    """score = 1 + 4 (1 - min(WER, 1)); parts: wer. A reply with no audio scores 1 (its speech says nothing)."""
+    """Scores whether a reply's speech says its text: score = 1 + 4 (1 - min(WER, 1)); parts: wer.
+
+    A reply with no audio scores 1 (its speech says nothing).
+
+    Args:
+        sentences_file: Text file with one sentence per line, the task's possible replies: the offline ASR's
+            language model is built from them (the world's prepare step writes .cache/world/sentences.txt).
+        cache_dir: Folder where the ASR's language-model and dictionary files are kept between runs; None builds
+            them in a per-process temporary folder each run.
+    """
 
     def __init__(self, sentences_file: str, cache_dir: str | None = None) -> None:
         from wavalign.audio.asr import TaskASR

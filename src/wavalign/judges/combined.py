@@ -13,7 +13,13 @@ from wavalign.judges.base import Judge, JudgeRequest, JudgeScore, clip_score
 
 class WeightedJudge(Judge):
     """score = sum_k w_k s_k over the named judges; every sub-score is kept in parts as '<name>' and the judges'
-    own parts as '<name>_<part>'. A score is reliable only when all its parts are."""
+    own parts as '<name>_<part>'. A score is reliable only when all its parts are.
+
+    Args:
+        judges: The judges to combine, at least one (e.g. a semantic and an acoustic judge).
+        weights: One weight per judge, in order, each >= 0 and summing to 1 (the paper's split: 0.7, 0.3).
+        names: One name per judge, in order: the keys of their scores in the logged parts (e.g. semantic, acoustic).
+    """
 
     def __init__(self, judges: list[Judge], weights: list[float], names: list[str]) -> None:
         if not len(judges) == len(weights) == len(names) or not judges:
@@ -48,7 +54,11 @@ class IntegerJudge(Judge):
     Why: a continuous score (an ASR WER, an F0 distance) gives every group a non-zero reward spread, so a group of
     equally wrong replies still gets unit-scale GRPO advantages from measurement noise; whole points leave such a
     group tied (zero advantage, gate λ = 0: pure SFT anchor), as the paper's integer-scoring judge does. The
-    unrounded score is kept in parts as 'raw'."""
+    unrounded score is kept in parts as 'raw'.
+
+    Args:
+        judge: The judge whose scores are rounded.
+    """
 
     def __init__(self, judge: Judge) -> None:
         self.judge = judge
@@ -80,7 +90,13 @@ def _score_chunk(chunk: list[JudgeRequest]) -> list[JudgeScore]:
 class PooledJudge(Judge):
     """Runs `judge` over `workers` processes (fork), in order-preserving chunks; workers=0 scores in-process.
 
-    Judging (codec decoding, ASR, pitch tracking) is CPU work in Python; processes sidestep the GIL."""
+    Judging (codec decoding, ASR, pitch tracking) is CPU work in Python; processes sidestep the GIL.
+
+    Args:
+        judge: The judge to run in the workers; it must be picklable and is copied into each worker once.
+        workers: Number of worker processes, >= 0; 0 scores in the training process (no pool). Raise it when
+            judging is the slow part of a step and cores are free.
+    """
 
     def __init__(self, judge: Judge, workers: int = 2) -> None:
         self.judge, self.workers = judge, workers

@@ -91,6 +91,33 @@ class HttpJudge(Judge):
     inside their slot). Under multi-process training (configs/strategies/) every rank builds its own judge and scores
     only its own groups, so a shared judge server sees up to max_concurrency x processes (devices x nodes) calls at
     once: set max_concurrency to the server's budget divided by the process count.
+
+    Args:
+        base_url: The API's base URL (e.g. https://api.openai.com/v1, or a local vLLM server's); /chat/completions
+            is appended unless it is already there.
+        model: The judge model's name as the server knows it (e.g. gpt-4o-audio-preview).
+        api_key_env: Name of the environment variable that holds the API key (never the key itself: it is read at
+            call time and never stored).
+        mode: "holistic" (one call, default), "semantic" or "acoustic" (one call with that prompt), or "split" (two
+            calls, score = semantic_weight * semantic + (1 - semantic_weight) * acoustic).
+        prompt_dir: Folder whose holistic.txt / semantic.txt / acoustic.txt replace the packaged prompts of the same
+            name, to tune the judge's instructions without editing the package; None uses the packaged ones.
+        timeout_s: Seconds one HTTP call may take before it counts as failed and is retried, > 0.
+        max_retries: Retries of a failed call (connection error, timeout, HTTP 429 or 5xx, no score in the reply),
+            >= 0; other 4xx are not retried.
+        backoff_s: Seconds before the first retry; each further retry waits twice as long, with jitter.
+        max_backoff_s: Longest wait between retries in seconds (a server's Retry-After is honoured up to this).
+        max_concurrency: Most calls in flight at once from this judge in one process, >= 1; divide the server's
+            budget by the number of training processes.
+        fallback_score: Score (1-5) of a reply whose call still fails after the retries, marked unreliable so that
+            the gate and the advantages ignore it.
+        send_audio: Send the reply's audio as a base64 WAV; False sends the transcript only (text-only judges).
+        temperature: The judge model's sampling temperature; 0 gives the most repeatable scores.
+        semantic_weight: Weight of the semantic score in "split" mode, in [0, 1] (paper: 0.7); ignored otherwise.
+        include_context: Tell the judge the requested speaking style and the reference answer where a task has
+            them; False shows only the question and the reply.
+        allow_no_key: Allow an unset api_key_env (a local server that needs no key); otherwise a missing key fails
+            at start-up.
     """
 
     def __init__(

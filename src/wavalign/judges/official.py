@@ -135,7 +135,26 @@ def fill(template: str, **fields: str) -> str:
 
 class VoiceBenchJudge:
     """VoiceBench's GPT judge (defaults: upstream's model and sampling). Serving other models changes the numbers;
-    report the judge model with the scores."""
+    report the judge model with the scores.
+
+    Args:
+        base_url: Base URL of an OpenAI-compatible API; /chat/completions is appended unless it is already there.
+        model: The judge model's name (upstream: gpt-4o-mini); another model changes the numbers.
+        samples: Judge replies sampled per item and combined as upstream does, >= 1 (upstream: 3).
+        temperature: The judge model's sampling temperature (upstream: 0.5).
+        top_p: The judge model's nucleus sampling mass, in (0, 1] (upstream: 0.95).
+        max_tokens: Most tokens per judge reply (upstream: 1024).
+        api_key_env: Name of the environment variable that holds the API key (never the key itself: it is read at
+            call time and never stored).
+        timeout_s: Seconds one HTTP call may take before it counts as failed and is retried, > 0.
+        max_retries: Retries of a failed call (connection error, timeout, HTTP 429 or 5xx, unusable reply), >= 0.
+        backoff_s: Seconds before the first retry; each further retry waits longer (capped, with jitter).
+        max_concurrency: Most calls in flight at once from this judge in one process, >= 1.
+        allow_no_key: Allow an unset api_key_env (a local server that needs no key); otherwise a missing key fails
+            at start-up.
+        voicebench_dir: Folder of a VoiceBench checkout, whose api_judge.py prompts are read; None uses
+            $WAVALIGN_VOICEBENCH_DIR.
+    """
 
     def __init__(self, base_url: str, model: str = "gpt-4o-mini", samples: int = 3, temperature: float = 0.5,
                  top_p: float = 0.95, max_tokens: int = 1024, api_key_env: str = "OPENAI_API_KEY",
@@ -216,7 +235,24 @@ class VStyleJudge:
     """VStyle's LALM judge: one call per reply with the category's prompt, the optional instruction audio, then the
     reply audio (upstream's order). A reply without audio cannot be judged (None), as upstream refuses an empty
     response audio path. Upstream calls Gemini (gemini-2.5-pro-preview-06-05) with up to 5 attempts, 5 s apart, and
-    its 4 threads; here an OpenAI-compatible endpoint serves the model (e.g. Gemini's)."""
+    its 4 threads; here an OpenAI-compatible endpoint serves the model (e.g. Gemini's).
+
+    Args:
+        base_url: Base URL of an OpenAI-compatible API (e.g. Gemini's OpenAI endpoint); /chat/completions is
+            appended unless it is already there.
+        model: The judge model's name (upstream: gemini-2.5-pro-preview-06-05).
+        prompt_dir: VStyle's lalm_eval/eval_prompts/<language> folder, with one prompt file per category.
+        send_instruction_audio: Also send the spoken instruction, before the reply audio, where an item has one.
+        max_tokens: Most tokens per judge reply.
+        api_key_env: Name of the environment variable that holds the API key (never the key itself: it is read at
+            call time and never stored).
+        timeout_s: Seconds one HTTP call may take before it counts as failed and is retried, > 0.
+        max_retries: Retries of a failed call (connection error, timeout, HTTP 429 or 5xx, unusable reply), >= 0.
+        backoff_s: Seconds before the first retry; each further retry waits longer (capped, with jitter).
+        max_concurrency: Most calls in flight at once from this judge in one process, >= 1.
+        allow_no_key: Allow an unset api_key_env (a local server that needs no key); otherwise a missing key fails
+            at start-up.
+    """
 
     def __init__(self, base_url: str, model: str, prompt_dir: str, send_instruction_audio: bool = False,
                  max_tokens: int = 4096, api_key_env: str = "GEMINI_API_KEY", timeout_s: float = 300.0,

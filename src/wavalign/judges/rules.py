@@ -31,7 +31,15 @@ class AnswerJudge(Judge):
     match='final': 5 when the reply ENDS with the reference, else 1. For tasks whose replies restate the question
     before answering ("the bigger of three and nine is nine"): there the candidates appear in every reply, so
     'contains' would pay a wrong answer that restates the question.
-    A request without a reference is scored unreliable (fallback), never silently as right or wrong."""
+    A request without a reference is scored unreliable (fallback), never silently as right or wrong.
+
+    Args:
+        partial_credit: Under match='contains', the factor on the share of reference words present, in [0, 1]; 0
+            scores every incomplete answer 1, 1 pays the share found in full (half the words: 3).
+        fallback_score: Score (1-5) of a request without a reference answer, marked unreliable.
+        match: "contains" (every reference word anywhere in the reply) or "final" (the reply ends with the
+            reference: for replies that restate the question, whose candidates appear in every reply).
+    """
 
     def __init__(self, partial_credit: float = 0.5, fallback_score: float = 2.5, match: str = "contains") -> None:
         if match not in MATCH_MODES:

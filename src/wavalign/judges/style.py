@@ -71,7 +71,13 @@ def load_profiles(path: str | Path) -> dict[str, StyleProfile]:
 
 class StyleJudge(Judge):
     """Scores 1 + 4 p(requested style | prosody). A reply with no audio or no voicing scores 1 (it has no style);
-    a request whose style has no profile is scored unreliable, at the fallback."""
+    a request whose style has no profile is scored unreliable, at the fallback.
+
+    Args:
+        profiles_file: JSON file of per-style prosody profiles (mean and std of F0 level, F0 spread and speaking
+            rate); the world's prepare step writes .cache/world/style_profiles.json.
+        fallback_score: Score (1-5) of a request whose requested style has no profile, marked unreliable.
+    """
 
     def __init__(self, profiles_file: str, fallback_score: float = 2.5) -> None:
         self.profiles_file = profiles_file

@@ -16,8 +16,17 @@ from wavalign.policy.masks import ModalityMasks
 
 @dataclass
 class StreamSampling:
-    """One stream's own sampling settings (parallel-stream policies); temperature 0 = greedy, as in Kimi-Audio's
-    sampler (kimia_infer/utils/sampler.py), whose infer.py uses audio: 0.8 / top-k 10, text: 0.0 / top-k 5."""
+    """One stream's own sampling settings, for parallel-stream policies (text and audio heads sampled apart).
+
+    Temperature 0 means greedy, as in Kimi-Audio's sampler (kimia_infer/utils/sampler.py), whose infer.py uses
+    audio: 0.8 / top-k 10 and text: 0.0 / top-k 5.
+
+    Args:
+        temperature: Softmax temperature of this stream, >= 0; 0 decodes it greedily (e.g. deterministic text at
+            evaluation), higher values give more varied tokens.
+        top_k: Keep only the k most likely tokens of this stream before sampling, >= 0; 0 turns top-k off.
+        top_p: Nucleus sampling mass of this stream, in (0, 1]; 1 turns it off, lower values cut the unlikely tail.
+    """
 
     temperature: float
     top_k: int = 0
@@ -30,17 +39,32 @@ class StreamSampling:
 
 @dataclass
 class SamplingConfig:
-    """Rollout sampling (paper: G = 4, temperature 0.9, top-p 0.9). text / audio: per-stream settings that replace
-    temperature, top_k and top_p for that stream of a parallel-stream policy (None: the shared settings; single-stream
-    policies have one stream and use the shared settings only). top_k: None keeps the checkpoint's own top-k when
-    rollouts run through transformers' generate (which falls back to 50 when the checkpoint sets none), 0 turns top-k
-    off, k > 0 keeps the k most likely tokens; our own decoders have no checkpoint setting, so None is off there."""
+    """How replies are sampled: rollouts (`model.sampling`, paper: G = 4, temperature 0.9, top-p 0.9) or evaluation.
+
+    Single-stream policies have one stream and use the shared settings only; parallel-stream policies may give each
+    stream its own (`text`, `audio`).
+
+    Args:
+        temperature: Softmax temperature shared by all streams, > 0; lower gives a group's replies less variety
+            (and GRPO less signal), higher more noise.
+        top_p: Nucleus sampling mass, in (0, 1]; 1 turns it off.
+        top_k: None keeps the checkpoint's own top-k when rollouts run through transformers' generate (which falls
+            back to 50 when the checkpoint sets none; our own decoders have no checkpoint setting, so None is off
+            there), 0 turns top-k off, k > 0 keeps the k most likely tokens.
+        max_new_tokens: Most decoding steps per reply, >= 1 (a parallel-stream step emits one token per stream);
+            raise it when replies are cut short, lower it to make rollouts cheaper.
+        do_sample: False decodes greedily (evaluation); True samples with the settings above.
+        text: Settings that replace temperature, top_k and top_p for the text stream of a parallel-stream policy;
+            None uses the shared ones.
+        audio: Settings that replace temperature, top_k and top_p for the audio stream of a parallel-stream policy;
+            None uses the shared ones.
+    """
 
     temperature: float = 0.9
     top_p: float = 0.9
     top_k: int | None = None
     max_new_tokens: int = 64
-    do_sample: bool = True  # False: greedy decoding (evaluation)
+    do_sample: bool = True
     text: StreamSampling | None = None
     audio: StreamSampling | None = None
 

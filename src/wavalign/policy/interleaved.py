@@ -35,23 +35,46 @@ def _token_id(tokenizer, token: str, what: str) -> int:
 
 
 class InterleavedPolicy(SpeechPolicy):
-    """speech_token: template of the codec tokens' names ("<|s_{}|>", GLM-4-Voice "<|audio_{}|>"), whose ids must
-    be contiguous; text_chunks/speech_chunks: the reply's interleave pattern (VITA-Audio: [1, 4] and [8]).
-    decoder: 'generate' (transformers' generate, dynamic cache), 'static' (our loop over a reused static cache) or
-    'compiled' (the same with the one-token step compiled: fastest for long runs, compiles once per shape bucket).
+    """A single-stream policy: one causal LM whose reply interleaves chunks of text tokens and speech-code tokens.
 
-    Options that configs/vita_audio.yaml turns on to lay replies out and run the model as VITA-Audio's own code
-    does (the defaults keep the plain layout of the tiny world):
-    merge_chunk_tail: once text or speech runs out of chunks, the rest of both goes into the last chunk pair
-        (VITA-Audio's text_audio_interval) instead of following in chunks of its own.
-    text_speech_separator: appended to the reply's text when it has speech too, tokenized with it ("\\n": the
-        assistant content is "text\\n<|audio|>" upstream).
-    eos_suffix: trained after EOS in demonstrations ("\\n": upstream supervises "<|im_end|>\\n"); never sampled.
-    train_mode_forward: a log-prob forward of a model in eval mode (the frozen reference, validation) runs in train
-        mode with dropout off, as the official WavAlign trainer runs its reference: VITA-Audio's eval-mode forward
-        needs generation state. A model already in train mode (the policy in a training step) runs as it is.
-    mtp_inference_mode: the MCTP schedule of rollouts on models with MCTP layers; [8192, 0] samples from the main
-        head only, whose log-probs are the ones trained."""
+    The options merge_chunk_tail, text_speech_separator, eos_suffix, train_mode_forward and mtp_inference_mode are
+    what configs/vita_audio.yaml turns on to lay replies out and run the model as VITA-Audio's own code does; the
+    defaults keep the plain layout of the tiny world.
+
+    Args:
+        source: Where the transformer and tokenizer come from (a local checkpoint, or a tiny model built from config).
+        num_speech_tokens: Size of the speech codebook (codec codes 0 .. N-1), e.g. 256 in the tiny world, 16384 for
+            GLM-4-Voice codes; must match the codec.
+        speech_token: Name template of the codec tokens in the tokenizer, with {} for the code ("<|s_{}|>",
+            GLM-4-Voice "<|audio_{}|>"); their ids must be contiguous.
+        begin_audio_token: Token that opens each speech chunk; None when the model uses none.
+        end_audio_token: Token that closes each speech chunk; None when the model uses none.
+        eos_token: Token that ends a reply; None uses the tokenizer's own EOS.
+        text_chunks: The reply's interleave pattern, text side: tokens per text chunk in order, the last repeating
+            (VITA-Audio: [1, 4]).
+        speech_chunks: The reply's interleave pattern, speech side: codes per speech chunk in order, the last
+            repeating (VITA-Audio: [8]).
+        chat: The chat template that turns messages into prompt text; None uses the plain default template.
+        lora: LoRA adapter settings to train adapters only; None fine-tunes all weights (and keeps a frozen copy as
+            the reference when the KL term or DPO needs one).
+        gradient_checkpointing: Recompute activations in the backward pass: less memory for more compute; turn it
+            on when long replies do not fit.
+        decoder: How rollouts decode: "generate" (transformers' generate, dynamic cache), "static" (our loop over a
+            reused static cache) or "compiled" (the same with the one-token step compiled: fastest for long runs,
+            compiles once per shape bucket); models with MCTP layers need "generate".
+        merge_chunk_tail: True: once text or speech runs out of chunks, the rest of both goes into the last chunk
+            pair (VITA-Audio's text_audio_interval) instead of following in chunks of its own.
+        text_speech_separator: Text appended to the reply's text when it has speech too, tokenized with it ("\\n":
+            the assistant content is "text\\n<|audio|>" upstream); empty for none.
+        eos_suffix: Text trained after EOS in demonstrations ("\\n": upstream supervises "<|im_end|>\\n"); never
+            sampled; empty for none.
+        train_mode_forward: True: a log-prob forward of a model in eval mode (the frozen reference, validation) runs
+            in train mode with dropout off, as the official WavAlign trainer runs its reference (VITA-Audio's
+            eval-mode forward needs generation state); a model already in train mode runs as it is.
+        mtp_inference_mode: The MCTP schedule of rollouts on models with MCTP layers, as pairs (main-head tokens,
+            MCTP tokens), the last pair repeating; [8192, 0] samples from the main head only, whose log-probs are
+            the ones trained.
+    """
 
     def __init__(
         self,

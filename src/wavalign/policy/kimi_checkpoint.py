@@ -96,13 +96,25 @@ def _resolve_device(device_map: str | None) -> torch.device:
 class KimiAudioCheckpoint(ParallelSource):
     """Kimi-Audio weights from a local folder (e.g. moonshotai/Kimi-Audio-7B-Instruct downloaded with
     `huggingface-cli download`), read straight from its safetensors with the explicit name map above, so the model
-    code is ours (no remote code for the transformer). trust_remote_code only affects the tokenizer, which Kimi-Audio
-    ships as custom code. device_map: None/'cpu' (Lightning moves the model), 'cuda', 'cuda:N' or 'auto' (the
-    first GPU); sharding over several GPUs is the Lightning strategy's job (FSDP/DeepSpeed), not the loader's.
+    code is ours (no remote code for the transformer). Sharding over several GPUs is the Lightning strategy's job
+    (FSDP/DeepSpeed), not the loader's.
 
-    whisper_features=True (Kimi-Audio's own input path): the vq_adaptor is loaded and the prompt's speech codes are
-    fed with Whisper features of the raw prompt audio, from whisper_path (default: <path>/whisper-large-v3).
-    False: the old discrete-only input (codes alone; the vq_adaptor and Whisper folder are not read)."""
+    Args:
+        path: Local folder of the checkpoint (config.json, model*.safetensors, tokenizer files, whisper-large-v3/).
+        tokenizer_path: Folder of the tokenizer when it is not in `path`; None uses `path`.
+        dtype: Weight dtype: "bfloat16" (the checkpoint's own), "float16" or "float32" ("auto" is not accepted).
+        trust_remote_code: Run the tokenizer's custom code, which Kimi-Audio ships (true for its checkpoints); the
+            transformer itself never runs remote code.
+        device_map: Where the weights are loaded: None or "cpu" (Lightning moves the model, the usual choice),
+            "cuda", "cuda:N" or "auto" (the first GPU).
+        attn_implementation: Attention kernel, e.g. "sdpa" or "flash_attention_2" (needs flash-attn); None uses
+            transformers' default.
+        whisper_features: True (Kimi-Audio's own input path): the vq_adaptor is loaded and the prompt's speech codes
+            are fed with Whisper features of the raw prompt audio; False: codes alone (the vq_adaptor and Whisper
+            folder are not read).
+        whisper_path: Folder of the Whisper-large-v3 encoder for whisper_features; None uses
+            <path>/whisper-large-v3.
+    """
 
     def __init__(
         self,

@@ -63,14 +63,42 @@ def _pairs(x: Sequence[Sequence[int]] | Tensor | ParallelPrompt) -> Tensor:
 
 
 class ParallelPolicy(SpeechPolicy):
-    """source builds the two-head model (TinyParallel, KimiAudioCheckpoint). Speech codes are ids
-    speech_offset + code: give speech_offset (Kimi-Audio: 152064, its codes have no token names) or speech_token,
-    a name template whose ids must be contiguous. restrict_heads keeps each head to its stream's tokens (the text
-    head never emits speech codes; the audio head emits codes, end-of-audio markers and its blank), in sampling and
-    in log-probs alike. encode_kwargs / decode_kwargs go to the tokenizer (Kimi-Audio: {bos: false, eos: false} / {}).
-    stop_on: "both" (a reply ends when both streams have ended) or "audio" (when its audio stream ends, Kimi-Audio's
-    rule); chat.merge_turns: Kimi-Audio's turn merging. A source whose continuous_encoder() is not None makes the
-    prompts of data rows carry its features (example_prompt), and plain prompt_ids refuse prompt speech."""
+    """A parallel-stream policy: a two-head model that emits one text token and one audio token at every step.
+
+    Speech codes are token ids speech_offset + code. A source whose continuous_encoder() is not None makes the
+    prompts of data rows carry its features (example_prompt), and plain prompt_ids refuse prompt speech.
+
+    Args:
+        source: Where the two-head model and tokenizer come from (TinyParallel, KimiAudioCheckpoint).
+        num_speech_tokens: Size of the speech codebook (codec codes 0 .. N-1), e.g. 16384 for Kimi-Audio; must
+            match the codec.
+        speech_token: Name template of the codec tokens, with {} for the code, whose ids must be contiguous; used
+            only when speech_offset is None.
+        speech_offset: Token id of speech code 0 (Kimi-Audio: 152064, its codes have no token names); None looks it
+            up through speech_token.
+        text_eos_token: Token that ends the text stream of a reply (Kimi-Audio: <|im_kimia_text_eos|>).
+        end_audio_tokens: Tokens that end the audio stream, any of them; demonstrations end with the first.
+        filler_token: The text stream's blank, emitted after its EOS while speech goes on (Kimi-Audio:
+            <|im_kimia_text_blank|>); also the audio blank unless audio_filler_token is given.
+        audio_filler_token: The audio stream's blank (during the delay and after its end); None uses filler_token,
+            as Kimi-Audio does.
+        pad_token: Token that pads beyond a reply's end (never read); None uses the tokenizer's pad token, or the
+            blank when it has none.
+        audio_delay: Blank steps the audio stream waits before its first code, >= 0 (Kimi-Audio: 6).
+        stop_on: When a reply ends: "both" (once both streams have ended) or "audio" (as soon as its audio stream
+            ends, Kimi-Audio's rule; a longer text holds the audio open with blanks until the text's EOS).
+        chat: Prompt markup on the audio stream (role, message-end and media tokens, turn merging); None uses the
+            default ParallelChatTemplate.
+        restrict_heads: Keep each head to its own stream's tokens (the text head never emits speech codes; the
+            audio head emits codes, end-of-audio markers and its blank), in sampling and in log-probs alike.
+        lora: LoRA adapter settings to train adapters only; None fine-tunes all weights (and keeps a frozen copy as
+            the reference when the KL term or DPO needs one).
+        gradient_checkpointing: Recompute activations in the backward pass: less memory for more compute.
+        encode_kwargs: Keyword arguments for the tokenizer's encode (Kimi-Audio: {bos: false, eos: false}); None
+            gives {add_special_tokens: false}.
+        decode_kwargs: Keyword arguments for the tokenizer's decode (Kimi-Audio: {}); None gives
+            {skip_special_tokens: true}.
+    """
 
     def __init__(
         self,

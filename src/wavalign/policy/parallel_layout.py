@@ -106,14 +106,20 @@ class StreamLayout:
 class ParallelChatTemplate:
     """Prompt markup on the audio stream (Kimi-Audio puts role and media markers there, the text stream holds blanks).
 
-    role_tokens: the marker opening each role's turn (Kimi-Audio has no system role: map it to the user marker);
-    message_end: audio-stream tokens closing a turn; speech_begin/speech_end: around each prompt speech segment;
-    speech_suffix: after prompt speech (Kimi-Audio: <|im_kimia_speech_ctd_id|>, "reply with speech").
-    merge_turns=False: every message is its own turn, with its marker and end, and the suffix follows every speech
-    segment. merge_turns=True (Kimi-Audio's prompt manager, kimia_infer/api/prompt_manager.py get_prompt):
-    consecutive messages whose roles share a marker form one turn, with one marker, the message end only at the end
-    of the turn, and the suffix only there too, when the turn's last piece is speech. The assistant's role marker
-    opens the reply."""
+    The assistant's role marker opens the reply.
+
+    Args:
+        role_tokens: The marker token opening each role's turn, by role; must include "assistant" (Kimi-Audio has no
+            system role: map "system" to the user marker).
+        message_end: Audio-stream tokens that close a turn.
+        speech_begin: Token put before each prompt speech segment; None for none.
+        speech_end: Token put after each prompt speech segment; None for none.
+        speech_suffix: Tokens after prompt speech (Kimi-Audio: <|im_kimia_speech_ctd_id|>, "reply with speech").
+        merge_turns: False: every message is its own turn, with its marker and end, and the suffix follows every
+            speech segment. True (Kimi-Audio's prompt manager, kimia_infer/api/prompt_manager.py get_prompt):
+            consecutive messages whose roles share a marker form one turn, with one marker, the message end only at
+            the end of the turn, and the suffix only there too, when the turn's last piece is speech.
+    """
 
     role_tokens: dict[str, str] = field(
         default_factory=lambda: {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}

@@ -184,7 +184,7 @@ class ParallelLM(nn.Module):
 
 
 class ParallelSource(ABC):
-    """Where a parallel policy's model and tokenizer come from (YAML-reachable)."""
+    """Where a parallel policy's two-head model and tokenizer come from (the policy's `source`, YAML-reachable)."""
 
     @abstractmethod
     def build(self) -> tuple[ParallelLM, PreTrainedTokenizerBase]: ...

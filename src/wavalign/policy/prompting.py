@@ -14,10 +14,17 @@ from wavalign.data.schema import AUDIO_PLACEHOLDER
 
 @dataclass
 class ChatTemplate:
-    """turn: one message, with {role} and {content}; generation_prefix: what opens the assistant's reply.
+    """A chat template as strings: how messages become prompt text before tokenization.
 
-    speech_system: the system message put first when a conversation with speech in it has none (VITA-Audio's
-    speech-to-speech prompts always start with one; its inference script and the WavAlign trainer add it)."""
+    Args:
+        turn: Format of one message, with {role} and {content} (required) placeholders; set it to the model's
+            own chat markup (e.g. Qwen-style "<|im_start|>{role}\\n{content}<|im_end|>\\n").
+        generation_prefix: Text that opens the assistant's reply, put after the last message.
+        bos: Text put before the first message (e.g. a begin-of-sequence token); empty for none.
+        speech_system: The system message put first when a conversation with speech in it has none (VITA-Audio's
+            speech-to-speech prompts always start with one; its inference script and the WavAlign trainer add it);
+            None adds nothing.
+    """
 
     turn: str = "<|{role}|> {content} "
     generation_prefix: str = "<|assistant|>"

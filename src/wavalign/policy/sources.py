@@ -23,12 +23,27 @@ def dtype_keyword(transformers_version: str) -> str:
 
 
 class ModelSource(ABC):
+    """Where a policy's transformer and tokenizer come from (the policy's `source`); build() makes both."""
+
     @abstractmethod
     def build(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]: ...
 
 
 class PretrainedCausalLM(ModelSource):
-    """A transformers causal LM from a local folder (from_pretrained); remote code only when asked for."""
+    """A transformers causal LM from a local folder (from_pretrained); remote code only when asked for.
+
+    Args:
+        path: Local folder of the checkpoint (config.json, weights, tokenizer files); nothing is downloaded.
+        tokenizer_path: Folder of the tokenizer when it is not in `path`; None uses `path`.
+        dtype: Weight dtype: "float32", "bfloat16", "float16" or "auto" (the checkpoint's own); bfloat16 halves
+            memory on GPUs that support it.
+        trust_remote_code: Run the checkpoint's own modelling and tokenizer code (VITA-Audio needs it); only for
+            checkpoints you trust.
+        device_map: transformers' device_map (e.g. "auto" to spread a large model over devices); None leaves
+            placement to Lightning, the usual choice.
+        attn_implementation: Attention kernel, e.g. "sdpa", "eager" or "flash_attention_2" (needs flash-attn);
+            None uses transformers' default.
+    """
 
     def __init__(
         self,

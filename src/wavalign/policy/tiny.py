@@ -49,7 +49,20 @@ def build_word_tokenizer(words: list[str], num_speech_tokens: int) -> PreTrained
 
 
 class TinyQwen2(ModelSource):
-    """A randomly initialised Qwen2 of the given shape with a word-level tokenizer from `vocab_file`."""
+    """A randomly initialised Qwen2 of the given shape with a word-level tokenizer from `vocab_file`.
+
+    Args:
+        vocab_file: Text file with one word per line (blank lines and lines starting with # are skipped): the
+            tokenizer's words besides the specials and speech codes; the embedded world writes it.
+        num_speech_tokens: Size of the speech codebook: speech tokens <|s_0|> .. <|s_{N-1}|>; must match the codec.
+        hidden_size: Width of the transformer (embedding and residual size).
+        num_layers: Number of transformer layers.
+        num_heads: Attention heads per layer; must divide hidden_size.
+        num_kv_heads: Key/value heads per layer (grouped-query attention); must divide num_heads.
+        intermediate_size: Width of each layer's MLP.
+        max_positions: Longest sequence (prompt plus reply) in tokens that the rotary positions are set up for.
+        seed: Random seed of the initial weights: the same seed builds the same model.
+    """
 
     def __init__(
         self,

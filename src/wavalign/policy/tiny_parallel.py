@@ -25,7 +25,22 @@ def build_parallel_tokenizer(vocab_file: str, num_speech_tokens: int) -> PreTrai
 
 
 class TinyParallel(ParallelSource):
-    """shared_layers: backbone depth; text_layers / audio_layers: branch-specific layers (Kimi-Audio: 22 / 6 / 6)."""
+    """A randomly initialised two-head model (shared backbone, text and audio branches) with a word-level tokenizer.
+
+    Args:
+        vocab_file: Text file with one word per line (blank lines and lines starting with # are skipped): the
+            tokenizer's words besides the specials and speech codes; the embedded world writes it.
+        num_speech_tokens: Size of the speech codebook: speech tokens <|s_0|> .. <|s_{N-1}|>; must match the codec.
+        hidden_size: Width of the transformer (embedding and residual size).
+        shared_layers: Depth of the backbone both heads share (Kimi-Audio: 22).
+        text_layers: Layers of the text head's own branch (Kimi-Audio: 6).
+        audio_layers: Layers of the audio head's own branch (Kimi-Audio: 6).
+        num_heads: Attention heads per layer; must divide hidden_size.
+        num_kv_heads: Key/value heads per layer (grouped-query attention); must divide num_heads.
+        intermediate_size: Width of each layer's MLP.
+        max_positions: Longest sequence (prompt plus reply) in steps that the rotary positions are set up for.
+        seed: Random seed of the initial weights: the same seed builds the same model.
+    """
 
     def __init__(
         self,

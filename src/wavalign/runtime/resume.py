@@ -120,7 +120,11 @@ INTERRUPT_NAME = "on_exception"
 
 
 def checkpoint_dirs(trainer: pl.Trainer) -> list[Path]:
-    """Every folder this run's checkpoint callbacks write to, and for logger-placed ones every earlier version's."""
+    """Every folder this run's checkpoint callbacks write to, and for logger-placed ones every earlier version's.
+
+    Args:
+        trainer: The run's Trainer.
+    """
     dirs: list[Path] = []
     for cb in trainer.checkpoint_callbacks:
         if getattr(cb, "dirpath", None):
@@ -138,7 +142,12 @@ class InterruptCheckpoint(Checkpoint):
     crash's checkpoint in the same folder must not be replaced by an untrained one.
 
     Written here rather than using Lightning's OnExceptionCheckpoint: with that one present, every fresh `fit`
-    without a ckpt_path silently turns into `ckpt_path="last"` and warns that none exists."""
+    without a ckpt_path silently turns into `ckpt_path="last"` and warns that none exists.
+
+    Args:
+        dirpath: Folder the interrupt checkpoint is written to (the run's checkpoint folder, so that
+            `--ckpt_path last` finds it).
+    """
 
     def __init__(self, dirpath: str | Path) -> None:
         self.dirpath = str(dirpath)
@@ -158,7 +167,11 @@ class InterruptCheckpoint(Checkpoint):
 
 def add_interrupt_checkpoint(trainer: pl.Trainer) -> None:
     """Beside the periodic checkpoints, one written on interruption, in the same folder. Only for runs that save
-    checkpoints at all."""
+    checkpoints at all.
+
+    Args:
+        trainer: The run's Trainer; an InterruptCheckpoint is appended to its callbacks (once).
+    """
     models = [cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint)]
     if not models or any(isinstance(cb, InterruptCheckpoint) for cb in trainer.callbacks):
         return
@@ -174,7 +187,11 @@ def add_interrupt_checkpoint(trainer: pl.Trainer) -> None:
 
 def find_last_checkpoint(trainer: pl.Trainer) -> Path | None:
     """The newest `last*.ckpt` or interrupt checkpoint in the run's checkpoint folders (all logger versions: a
-    resumed run logs to a new version, so Lightning's own 'last' lookup would miss the crashed run's files)."""
+    resumed run logs to a new version, so Lightning's own 'last' lookup would miss the crashed run's files).
+
+    Args:
+        trainer: The run's Trainer, whose checkpoint callbacks and logger say where to look.
+    """
     found = [
         p for d in checkpoint_dirs(trainer) if d.is_dir()
         for p in d.glob("*.ckpt") if p.stem.startswith("last") or p.stem == INTERRUPT_NAME

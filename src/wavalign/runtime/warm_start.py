@@ -18,7 +18,14 @@ from torch import nn
 
 def ensure_checkpoint(checkpoint: str | Path, config: str | Path, data_stamp: str | Path | None = None) -> Path:
     """Run `python -m wavalign fit --config <config>` if `checkpoint` does not exist yet, or is older than
-    `data_stamp` (a file rewritten whenever the data it was trained on is rebuilt); return its path."""
+    `data_stamp` (a file rewritten whenever the data it was trained on is rebuilt); return its path.
+
+    Args:
+        checkpoint: The checkpoint the run starts from (`model.init_checkpoint`).
+        config: The config that writes that checkpoint (`warm_start_config`, e.g. configs/tiny_sft.yaml).
+        data_stamp: A file rewritten whenever the training data is rebuilt (the world's manifest.json); a
+            checkpoint older than it is trained again; None checks existence only.
+    """
     checkpoint = Path(checkpoint)
     stamp = Path(data_stamp) if data_stamp is not None else None
     if checkpoint.is_file():
