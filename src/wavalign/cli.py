@@ -16,7 +16,6 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from lightning.pytorch.callbacks import ProgressBar
@@ -33,6 +32,7 @@ from wavalign.module import WavAlignModule
 from wavalign.predict.replies import check_checkpoint_fits
 from wavalign.runtime.resume import add_interrupt_checkpoint, find_last_checkpoint
 from wavalign.runtime.warm_start import ensure_checkpoint
+from wavalign.world.settings import WorldSettings
 
 
 def python_name() -> str:
@@ -42,22 +42,6 @@ def python_name() -> str:
         return str(Path(sys.executable).relative_to(Path.cwd()))
     except ValueError:
         return "python"
-
-
-@dataclass
-class WorldSettings:
-    """Arguments of wavalign.world.prepare.prepare_world."""
-
-    dir: str = ".cache/world"
-    seed: int = 0
-    n_train: int = 1500
-    n_val: int = 150
-    n_test: int = 150
-    num_codes: int = 256
-    frame_ms: float = 40.0
-    teacher_wrong_answer: float = 0.0  # share of training questions demonstrated with a wrong answer (world/teacher.py)
-    teacher_wrong_style: float = 0.0  # share of training demonstrations spoken in a wrong style
-    n_heard: int = 0  # examples of the heard split: training questions recorded in other voices and rates
 
 
 class WavAlignCLI(LightningCLI):
@@ -99,10 +83,8 @@ class WavAlignCLI(LightningCLI):
             from wavalign.world.prepare import prepare_world
             from wavalign.world.extras import write_world_extras
 
-            w = cfg.world
-            prepare_world(w.dir, seed=w.seed, n_train=w.n_train, n_val=w.n_val, n_test=w.n_test,
-                          num_codes=w.num_codes, frame_ms=w.frame_ms, teacher_wrong_answer=w.teacher_wrong_answer,
-                          teacher_wrong_style=w.teacher_wrong_style, n_heard=w.n_heard)  # fmt: skip
+            w = WorldSettings.from_mapping(cfg.world)
+            prepare_world(w)
             write_world_extras(w.dir)
             self._stage_seconds["world"] = time.time() - self._started
         checkpoint = cfg.model.get("init_checkpoint")

@@ -1,4 +1,5 @@
-"""`python -m wavalign.world prepare --out DIR [--seed 0] [--train N --val N --test N] [--num-codes 256] ...`"""
+"""`python -m wavalign.world prepare [--dir DIR] [--seed 0] [--n-train N --n-val N --n-test N] ...` (the options are the
+fields of wavalign.world.settings.WorldSettings; --out, --train, --val, --test and --heard are their older names)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import argparse
 import sys
 
 from wavalign.world.extras import write_world_extras
-from wavalign.world.prepare import DEFAULT_COUNTS, DEFAULT_MAX_FIT_UTTERANCES, prepare_world
+from wavalign.world.prepare import prepare_world
+from wavalign.world.settings import add_options, from_options
 from wavalign.world.tasks import all_questions, split_questions, vocabulary
 
 
@@ -14,22 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m wavalign.world", description="The embedded spoken-dialogue world.")
     sub = parser.add_subparsers(dest="command", required=True)
     prep = sub.add_parser("prepare", help="synthesise audio, write JSONL splits and fit the codec codebook (cached)")
-    prep.add_argument("--out", required=True, help="output directory")
-    prep.add_argument("--seed", type=int, default=0)
-    prep.add_argument("--train", type=int, default=DEFAULT_COUNTS["train"], help="training examples")
-    prep.add_argument("--val", type=int, default=DEFAULT_COUNTS["val"], help="validation examples")
-    prep.add_argument("--test", type=int, default=DEFAULT_COUNTS["test"], help="test examples")
-    prep.add_argument("--num-codes", type=int, default=256, help="codec codebook size")
-    prep.add_argument("--frame-ms", type=float, default=40.0, help="codec frame length (one token per frame)")
-    prep.add_argument("--max-fit-utterances", type=int, default=DEFAULT_MAX_FIT_UTTERANCES,
-                      help="training utterances to fit the codebook on (a seeded subset if more)")  # fmt: skip
-    prep.add_argument("--workers", type=int, default=2, help="parallel espeak-ng syntheses")
-    prep.add_argument("--teacher-wrong-answer", type=float, default=0.0,
-                      help="share of training questions demonstrated with a wrong answer (default 0: a perfect teacher)")
-    prep.add_argument("--teacher-wrong-style", type=float, default=0.0,
-                      help="share of training demonstrations spoken in a wrong style (default 0)")
-    prep.add_argument("--heard", type=int, default=0,
-                      help="examples of the heard split: training questions recorded in other voices (default 0: none)")
+    add_options(prep)  # one option per WorldSettings field, help from its docstring
     prep.add_argument("--no-extras", action="store_true",
                       help="skip what training needs beside audio and JSONL (vocab, ASR sentences, speech codes, "
                            "style profiles, benchmark files)")  # fmt: skip
@@ -64,11 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vocabulary: {len(vocabulary())} words")
         return 0
     try:
-        root = prepare_world(args.out, seed=args.seed, n_train=args.train, n_val=args.val, n_test=args.test,
-                             num_codes=args.num_codes, frame_ms=args.frame_ms,
-                             max_fit_utterances=args.max_fit_utterances, workers=args.workers,
-                             teacher_wrong_answer=args.teacher_wrong_answer, teacher_wrong_style=args.teacher_wrong_style,
-                             n_heard=args.heard)  # fmt: skip
+        root = prepare_world(from_options(args))
         if not args.no_extras:
             write_world_extras(root)
     except (ValueError, RuntimeError) as e:
