@@ -17,6 +17,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
@@ -33,6 +34,8 @@ from wavalign.predict.replies import check_checkpoint_fits
 from wavalign.quiet import silence_known_noise
 from wavalign.runtime.resume import add_interrupt_checkpoint, find_last_checkpoint
 from wavalign.runtime.warm_start import ensure_checkpoint
+from wavalign.world.loader import Loaded
+from wavalign.world.loader import provide as provide_loader
 from wavalign.world.settings import WorldSettings
 
 
@@ -143,9 +146,23 @@ class WavAlignCLI(LightningCLI):
                 print(callback.summary, flush=True)
 
 
+def load_checkpoint(config: str, checkpoint: str, overrides: Sequence[str] = ()) -> Loaded:
+    """`checkpoint` loaded into the module `config` builds (its world prepared or reused; never a warm-start run),
+    for the tools below this module that read a trained policy (wavalign.world.loader says why they get it here)."""
+    argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI reads `args`; keep the caller's own flags out of sight
+    try:
+        cli = WavAlignCLI(WavAlignModule, WavAlignDataModule, subclass_mode_data=True, run=False,
+                          args=["--config", config, "--model.init_checkpoint", checkpoint, "--trainer.logger", "false",
+                                "--warm_start_config=null", *overrides])  # fmt: skip
+    finally:
+        sys.argv = argv
+    return Loaded(cli.model.eval(), cli.config.get("world"))
+
+
 def main(args: list[str] | None = None) -> WavAlignCLI | None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     silence_known_noise()  # Lightning's cloud-service tips and a deprecation inside Lightning (wavalign.quiet)
+    provide_loader(load_checkpoint)  # for `world diagnose`, `world probe-heard` and the ablation's analysis
     argv = sys.argv[1:] if args is None else args
     code = dispatch(argv)  # `--help` lists every command; the package's tools (check-data, world, ablate, ...) run here
     if code is not None:

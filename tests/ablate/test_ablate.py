@@ -94,7 +94,12 @@ def test_mean_and_95_percent_interval_by_hand() -> None:
     assert aggregate(runs)["a"]["stats"]["eval/eq"] == pytest.approx((2.0, 2.48414), abs=1e-5)
 
 
-def test_quick_ablation_writes_the_report_and_resumes(at_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_quick_ablation_writes_the_report_and_resumes(at_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from wavalign.cli import load_checkpoint
+    from wavalign.world import loader
+
+    monkeypatch.setattr(loader, "_provided", load_checkpoint)  # what `wavalign ablate` provides for the analysis
     work, out = tmp_path / "work", tmp_path / "results"
     args = ["--quick", "--rows", "wavalign", "--work", str(work), "--out", str(out)]
     assert main(args) == 0

@@ -122,5 +122,7 @@ def _run(settings: AblationSettings, args: argparse.Namespace, argv: list[str] |
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m wavalign.ablate ...` is `wavalign ablate ...` (wavalign.world.loader says why)
+    from wavalign.world.loader import run_as_wavalign
+
+    run_as_wavalign(["ablate"])

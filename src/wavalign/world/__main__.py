@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from wavalign.world.extras import write_world_extras
+from wavalign.world.loader import Loaded, load, run_as_wavalign
 from wavalign.world.prepare import prepare_world
 from wavalign.world.settings import add_options, from_options
 from wavalign.world.tasks import all_questions, split_questions, vocabulary
@@ -60,27 +61,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _load(args: argparse.Namespace, overrides: list[str]):
-    """(module, world config) from the training config (world prepared or reused; never a warm-start run) with the
-    checkpoint loaded; None after printing the error."""
+def _load(args: argparse.Namespace, overrides: list[str]) -> Loaded | None:
+    """The checkpoint loaded under the training config (by the loader the entry point provides, see
+    wavalign.world.loader), or None after printing why it cannot be."""
     from pathlib import Path
-
-    from wavalign.cli import WavAlignCLI
-    from wavalign.data.datamodule import WavAlignDataModule
-    from wavalign.module import WavAlignModule
 
     if not Path(args.checkpoint).is_file():
         print(f"error: checkpoint {args.checkpoint} does not exist", file=sys.stderr)
         return None
-    cli = WavAlignCLI(WavAlignModule, WavAlignDataModule, subclass_mode_data=True, run=False,
-                      args=["--config", args.config, "--model.init_checkpoint", args.checkpoint,
-                            "--trainer.logger", "false", "--warm_start_config=null", *overrides])  # fmt: skip
-    world = cli.config.get("world")
-    if world is None:
+    loaded = load(args.config, args.checkpoint, overrides)
+    if loaded.world is None:
         print(f"error: {args.config} has no 'world' key: {args.command} reads the embedded world's questions",
               file=sys.stderr)  # fmt: skip
         return None
-    return cli.model.eval(), world
+    return loaded
 
 
 def _probe_heard(args: argparse.Namespace, overrides: list[str]) -> int:
@@ -94,7 +88,7 @@ def _probe_heard(args: argparse.Namespace, overrides: list[str]) -> int:
     loaded = _load(args, overrides)
     if loaded is None:
         return 2
-    module, world = loaded
+    module, world = loaded.module, loaded.world
     benches = write_variant_benches(world.dir, args.out or f"{world.dir}/heard_probe", args.n, world.seed)
     print(f"{args.checkpoint}: {args.n} training questions per recording, {args.samples} sampled replies each")
     print(f"{'recording':12s} {'voice, pitch, wpm':>22s} {'code change':>12s} {'accuracy %':>11s} {'restated %':>11s}")
@@ -115,7 +109,7 @@ def _diagnose(args: argparse.Namespace, overrides: list[str]) -> int:
     loaded = _load(args, overrides)
     if loaded is None:
         return 2
-    module, world = loaded
+    module, world = loaded.module, loaded.world
     bench = Path(world.dir) / f"{args.split}.bench.jsonl"
     if not bench.is_file():
         print(f"error: {bench} does not exist (the heard split needs --world.n_heard > 0)", file=sys.stderr)
@@ -126,5 +120,5 @@ def _diagnose(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m wavalign.world ...` is `wavalign world ...` (wavalign.world.loader says why)
+    run_as_wavalign(["world"])
