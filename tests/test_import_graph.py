@@ -80,7 +80,8 @@ def import_graph() -> dict[str, dict[str, int]]:
                     package = name.split(".") if is_package else name.split(".")[:-1]
                     package = package[: len(package) - (node.level - 1)]
                     base = ".".join([*package, *([base] if base else [])])
-                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+                named = [f"{base}.{alias.name}" for alias in node.names]
+                targets = [sub if sub in modules else base for sub in named]  # a submodule, else the package
             for target in targets:
                 ours = _nearest(target, modules)
                 if ours is not None and ours != name:

@@ -233,8 +233,8 @@ def prepare_world(world: WorldSettings, verbose: bool = True) -> Path:
     for split, examples in splits.items():
         lines = [json.dumps(to_row(ex, q), ensure_ascii=True) + "\n" for ex, q in zip(examples, questions[split])]
         (root / f"{split}.jsonl").write_text("".join(lines), encoding="utf-8")
-    say(f"world: fitting a {world.num_codes}-code WORLD codebook ({world.frame_ms:g} ms frames) on training audio: WORLD "
-        "analysis, then k-means ...", flush=True)  # fmt: skip
+    say(f"world: fitting a {world.num_codes}-code WORLD codebook ({world.frame_ms:g} ms frames) on training audio: "
+        "WORLD analysis, then k-means ...", flush=True)  # fmt: skip
     analysed = ProgressLines("world: analysed", 0) if verbose else None
     _fit_codebook(root, splits["train"], seed, world.num_codes, world.frame_ms, world.max_fit_utterances, analysed)
     t2 = time.perf_counter()
