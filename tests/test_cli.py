@@ -1,6 +1,9 @@
 """The CLI end to end on the debug config: real TensorBoard events, real checkpoints, resume with the gate's state."""
 
 import glob
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,6 +50,22 @@ def test_fit_writes_events_and_resume_restores_gate(tmp_path):
     (_, lam3), = resumed["gate/lambda"]
     (_, raw3), = resumed["gate/lambda_raw"]
     assert lam3 == pytest.approx(min(0.8, 0.1 * raw3 + 0.9 * gate_state["rule_state"]["lam_prev"]), abs=1e-5)
+
+
+def test_a_run_prints_no_cloud_tip_or_pytree_deprecation(tmp_path):
+    """wavalign.quiet drops Lightning's litlogger tip and the LeafSpec FutureWarning raised inside Lightning; in a
+    fresh process, as a user runs it, and without hiding Lightning's other lines."""
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "wavalign", "fit", "--config", CONFIG, "--trainer.max_steps=1",
+                           "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false",
+                           f"--trainer.logger.init_args.save_dir={tmp_path}"],
+                          capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "litlogger" not in out and "Tip:" not in out, out
+    assert "LeafSpec" not in out and "FutureWarning" not in out, out
+    assert "`Trainer.fit` stopped" in out  # Lightning's own messages still print
 
 
 def print_config(capsys, *configs: str) -> dict:

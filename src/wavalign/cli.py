@@ -16,8 +16,8 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
@@ -31,8 +31,12 @@ from wavalign.commands import dispatch
 from wavalign.data.datamodule import WavAlignDataModule
 from wavalign.module import WavAlignModule
 from wavalign.predict.replies import check_checkpoint_fits
+from wavalign.quiet import silence_known_noise
 from wavalign.runtime.resume import add_interrupt_checkpoint, find_last_checkpoint
 from wavalign.runtime.warm_start import ensure_checkpoint
+from wavalign.world.loader import Loaded
+from wavalign.world.loader import provide as provide_loader
+from wavalign.world.settings import WorldSettings
 
 
 def python_name() -> str:
@@ -42,22 +46,6 @@ def python_name() -> str:
         return str(Path(sys.executable).relative_to(Path.cwd()))
     except ValueError:
         return "python"
-
-
-@dataclass
-class WorldSettings:
-    """Arguments of wavalign.world.prepare.prepare_world."""
-
-    dir: str = ".cache/world"
-    seed: int = 0
-    n_train: int = 1500
-    n_val: int = 150
-    n_test: int = 150
-    num_codes: int = 256
-    frame_ms: float = 40.0
-    teacher_wrong_answer: float = 0.0  # share of training questions demonstrated with a wrong answer (world/teacher.py)
-    teacher_wrong_style: float = 0.0  # share of training demonstrations spoken in a wrong style
-    n_heard: int = 0  # examples of the heard split: training questions recorded in other voices and rates
 
 
 class WavAlignCLI(LightningCLI):
@@ -99,10 +87,8 @@ class WavAlignCLI(LightningCLI):
             from wavalign.world.prepare import prepare_world
             from wavalign.world.extras import write_world_extras
 
-            w = cfg.world
-            prepare_world(w.dir, seed=w.seed, n_train=w.n_train, n_val=w.n_val, n_test=w.n_test,
-                          num_codes=w.num_codes, frame_ms=w.frame_ms, teacher_wrong_answer=w.teacher_wrong_answer,
-                          teacher_wrong_style=w.teacher_wrong_style, n_heard=w.n_heard)  # fmt: skip
+            w = WorldSettings.from_mapping(cfg.world)
+            prepare_world(w)
             write_world_extras(w.dir)
             self._stage_seconds["world"] = time.time() - self._started
         checkpoint = cfg.model.get("init_checkpoint")
@@ -160,8 +146,23 @@ class WavAlignCLI(LightningCLI):
                 print(callback.summary, flush=True)
 
 
+def load_checkpoint(config: str, checkpoint: str, overrides: Sequence[str] = ()) -> Loaded:
+    """`checkpoint` loaded into the module `config` builds (its world prepared or reused; never a warm-start run),
+    for the tools below this module that read a trained policy (wavalign.world.loader says why they get it here)."""
+    argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI reads `args`; keep the caller's own flags out of sight
+    try:
+        cli = WavAlignCLI(WavAlignModule, WavAlignDataModule, subclass_mode_data=True, run=False,
+                          args=["--config", config, "--model.init_checkpoint", checkpoint, "--trainer.logger", "false",
+                                "--warm_start_config=null", *overrides])  # fmt: skip
+    finally:
+        sys.argv = argv
+    return Loaded(cli.model.eval(), cli.config.get("world"))
+
+
 def main(args: list[str] | None = None) -> WavAlignCLI | None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    silence_known_noise()  # Lightning's cloud-service tips and a deprecation inside Lightning (wavalign.quiet)
+    provide_loader(load_checkpoint)  # for `world diagnose`, `world probe-heard` and the ablation's analysis
     argv = sys.argv[1:] if args is None else args
     code = dispatch(argv)  # `--help` lists every command; the package's tools (check-data, world, ablate, ...) run here
     if code is not None:

@@ -4,14 +4,17 @@ that differ only by the row overlay, mean ± 95 % intervals, and a quick end-to-
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
 from wavalign.ablate.__main__ import main
-from wavalign.ablate.plan import AblationSettings, discover_rows, library_gates, write_configs
+from wavalign.ablate.plan import (DEFAULT_WORLD, QUICK_WORLD, AblationSettings, discover_rows, library_gates,
+                                  world_fingerprint, write_configs)
 from wavalign.ablate.report import aggregate, mean_ci
+from wavalign.world.settings import WorldSettings
 
 
 @pytest.fixture
@@ -43,7 +46,8 @@ def test_generated_configs_share_world_warm_start_steps_and_evaluation(at_root: 
     assert ".cache/" not in Path(sft_path).read_text() + Path(rl_path).read_text()  # everything under the work dir
     assert rl["model"]["init_checkpoint"] == settings.warm_start and rl["warm_start_config"] == sft_path
     assert sft["trainer"]["callbacks"][0]["init_args"]["dirpath"] == str(Path(settings.warm_start).parent)
-    assert rl["world"] == sft["world"] == {"dir": settings.world_dir, "seed": 0, **settings.world}
+    assert rl["world"] == sft["world"]
+    assert WorldSettings(**rl["world"]) == replace(DEFAULT_WORLD, dir=settings.world_dir)  # the same world, moved
     assert (rl["trainer"]["max_steps"], rl["model"]["scheduler"]["init_args"]["total_steps"]) == (50, 50)
     assert (sft["trainer"]["max_steps"], sft["model"]["scheduler"]["init_args"]["T_max"]) == (70, 70)
     for cfg in (sft, rl):
@@ -51,6 +55,21 @@ def test_generated_configs_share_world_warm_start_steps_and_evaluation(at_root: 
         assert [s["name"] for s in bench["init_args"]["suites"]] == ["world_val", "world_heard"]
         assert all(s["max_items"] == 9 for s in bench["init_args"]["suites"])
         assert bench["init_args"]["eq_judge"]["init_args"]["profiles_file"] == f"{settings.world_dir}/style_profiles.json"
+
+
+def test_plan_records_the_world_as_it_did_before_world_settings() -> None:
+    """plan.json's world is the dict ablations always wrote, so their work directories resume; a field outside it
+    enters only when changed, and the folder and the synthesis workers never (they do not change the numbers)."""
+    teacher = {"teacher_wrong_answer": 0.3, "teacher_wrong_style": 0.2}
+    assert world_fingerprint(DEFAULT_WORLD) == {"n_train": 1500, "n_val": 150, "n_test": 150, "n_heard": 150,
+                                                "num_codes": 256, **teacher}  # fmt: skip
+    assert world_fingerprint(QUICK_WORLD) == {"n_train": 16, "n_val": 4, "n_test": 2, "n_heard": 4, "num_codes": 256,
+                                              **teacher}  # fmt: skip
+    moved = replace(DEFAULT_WORLD, dir="elsewhere", workers=8)
+    assert world_fingerprint(moved) == world_fingerprint(DEFAULT_WORLD)
+    assert world_fingerprint(replace(DEFAULT_WORLD, frame_ms=20.0))["frame_ms"] == 20.0
+    assert AblationSettings().fingerprint()["world"] == world_fingerprint(DEFAULT_WORLD)
+    assert AblationSettings().world is not DEFAULT_WORLD  # the --teacher-* options change a copy
 
 
 def test_runs_go_seed_major_and_bad_job_counts_are_refused(at_root: Path, tmp_path: Path, capsys) -> None:
@@ -75,7 +94,12 @@ def test_mean_and_95_percent_interval_by_hand() -> None:
     assert aggregate(runs)["a"]["stats"]["eval/eq"] == pytest.approx((2.0, 2.48414), abs=1e-5)
 
 
-def test_quick_ablation_writes_the_report_and_resumes(at_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_quick_ablation_writes_the_report_and_resumes(at_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from wavalign.cli import load_checkpoint
+    from wavalign.world import loader
+
+    monkeypatch.setattr(loader, "_provided", load_checkpoint)  # what `wavalign ablate` provides for the analysis
     work, out = tmp_path / "work", tmp_path / "results"
     args = ["--quick", "--rows", "wavalign", "--work", str(work), "--out", str(out)]
     assert main(args) == 0

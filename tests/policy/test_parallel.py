@@ -275,7 +275,7 @@ def test_kimi_audio_config_resolves(capsys, at_root):
     model = yaml.safe_load(capsys.readouterr().out)["model"]
     policy = model["policy"]
     assert policy["class_path"] == "wavalign.policy.parallel.ParallelPolicy"
-    assert policy["init_args"]["source"]["class_path"] == "wavalign.policy.parallel_model.KimiAudioCheckpoint"
+    assert policy["init_args"]["source"]["class_path"] == "wavalign.policy.kimi_checkpoint.KimiAudioCheckpoint"
     # Kimi-Audio's own inference behaviour is on: Whisper input, turn merging, audio-end stop, infer.py's sampling
     assert policy["init_args"]["source"]["init_args"]["whisper_features"] is True
     assert policy["init_args"]["chat"]["merge_turns"] is True and policy["init_args"]["stop_on"] == "audio"

@@ -12,6 +12,7 @@ import pytest
 from wavalign.runtime.progress import ProgressLines
 from wavalign.world.extras import write_world_extras
 from wavalign.world.prepare import prepare_world
+from wavalign.world.settings import WorldSettings
 
 
 class Clock:
@@ -57,7 +58,8 @@ def test_threads_count_every_item_once():
 
 
 def test_tiny_world_says_its_progress(tmp_path: Path, capsys):
-    root = prepare_world(tmp_path / "w", seed=0, n_train=12, n_val=3, n_test=3, num_codes=8, max_fit_utterances=8)
+    tiny = WorldSettings(str(tmp_path / "w"), n_train=12, n_val=3, n_test=3, num_codes=8, max_fit_utterances=8)
+    root = prepare_world(tiny)
     write_world_extras(root, profile_samples=4)
     out = capsys.readouterr().out
     n_audio = len(list((root / "audio").glob("*.wav")))

@@ -10,6 +10,7 @@ import pytest
 
 from wavalign.world.heard_probe import CANDIDATES, TRAINING_VOICE, code_change, edit_distance, write_variant_benches
 from wavalign.world.prepare import prepare_world
+from wavalign.world.settings import WorldSettings
 from wavalign.world.tasks import split_questions
 from wavalign.world.teacher import heard_examples
 
@@ -22,8 +23,8 @@ def test_edit_distance_and_code_change_by_hand() -> None:
 
 
 def test_variant_benches_record_the_heard_questions(tmp_path: Path) -> None:
-    root = prepare_world(tmp_path / "w", seed=0, n_train=12, n_val=3, n_test=3, num_codes=8, max_fit_utterances=8,
-                         verbose=False)  # fmt: skip
+    root = prepare_world(WorldSettings(str(tmp_path / "w"), seed=0, n_train=12, n_val=3, n_test=3, num_codes=8,
+                                       max_fit_utterances=8), verbose=False)  # fmt: skip
     picks = (CANDIDATES[0], ("rate +10%", ("en-us", 50, 193)))
     assert picks[0] == ("training", TRAINING_VOICE)
     out = write_variant_benches(root, tmp_path / "probe", n=3, seed=0, candidates=picks)

@@ -11,6 +11,7 @@ import pytest
 from wavalign.audio.io import read_wav
 from wavalign.world.__main__ import main
 from wavalign.world.prepare import SAMPLE_RATE, content_hash, prepare_world
+from wavalign.world.settings import WorldSettings
 from wavalign.world.tasks import SPLITS
 
 TINY = dict(seed=0, n_train=12, n_val=3, n_test=3, num_codes=8, frame_ms=40.0, max_fit_utterances=8)  # seconds
@@ -22,8 +23,8 @@ def _rows(root: Path, split: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def worlds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    a = prepare_world(tmp_path_factory.mktemp("world_a"), verbose=False, **TINY)
-    b = prepare_world(tmp_path_factory.mktemp("world_b"), verbose=False, **TINY)
+    a = prepare_world(WorldSettings(str(tmp_path_factory.mktemp("world_a")), **TINY), verbose=False)
+    b = prepare_world(WorldSettings(str(tmp_path_factory.mktemp("world_b")), **TINY), verbose=False)
     return a, b
 
 
@@ -73,7 +74,7 @@ def test_cache_hit_rewrites_nothing(worlds: tuple[Path, Path], capsys: pytest.Ca
     root = worlds[0]
     files = [p for p in root.rglob("*") if p.is_file()]
     before = {p: p.stat().st_mtime_ns for p in files}
-    assert prepare_world(root, **TINY) == root
+    assert prepare_world(WorldSettings(str(root), **TINY)) == root
     assert "cached" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in files} == before
     args = ["prepare", "--out", str(root), "--train", "12", "--val", "3", "--test", "3", "--num-codes", "8",
@@ -82,9 +83,9 @@ def test_cache_hit_rewrites_nothing(worlds: tuple[Path, Path], capsys: pytest.Ca
 
 
 def test_changed_settings_rebuild(tmp_path: Path) -> None:
-    root = prepare_world(tmp_path, verbose=False, **{**TINY, "n_train": 6})
+    root = prepare_world(WorldSettings(str(tmp_path), **{**TINY, "n_train": 6}), verbose=False)
     small = json.loads((root / "manifest.json").read_text())
-    prepare_world(root, verbose=False, **{**TINY, "n_train": 9})
+    prepare_world(WorldSettings(str(root), **{**TINY, "n_train": 9}), verbose=False)
     big = json.loads((root / "manifest.json").read_text())
     assert small["counts"]["train"] == 6 and big["counts"]["train"] == 9 and len(_rows(root, "train")) == 9
     used = {r[k] if k == "sft_target_audio" else r[k][0] for s in SPLITS for r in _rows(root, s)
@@ -93,8 +94,8 @@ def test_changed_settings_rebuild(tmp_path: Path) -> None:
 
 
 def test_impossible_counts_fail_before_writing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(ValueError, match="only"):
-        prepare_world(tmp_path / "w", verbose=False, **{**TINY, "n_test": 100000})
+    with pytest.raises(ValueError, match="n_test.*only"):
+        prepare_world(WorldSettings(str(tmp_path / "w"), **{**TINY, "n_test": 100000}), verbose=False)
     assert not (tmp_path / "w").exists()
     assert main(["prepare", "--out", str(tmp_path / "w"), "--test", "100000"]) == 2
     assert "error:" in capsys.readouterr().err

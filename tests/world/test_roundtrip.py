@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 
 from wavalign.world.prepare import prepare_world
+from wavalign.world.settings import WorldSettings
 from wavalign.world.roundtrip import measure
 
 TINY = dict(seed=1, n_train=12, n_val=3, n_test=3, num_codes=16, frame_ms=40.0, max_fit_utterances=12)
 
 
 def test_measures_original_and_roundtrip_wer(tmp_path: Path) -> None:
-    root = prepare_world(tmp_path / "world", verbose=False, **TINY)
+    root = prepare_world(WorldSettings(str(tmp_path / "world"), **TINY), verbose=False)
     r = measure(root, "test", workers=1)
     assert r.utterances == 6  # 3 questions + 3 replies, each heard twice
     assert 0.0 <= r.wer_original < 0.5  # espeak-ng speech through the task-LM ASR is mostly recognised

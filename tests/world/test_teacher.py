@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from wavalign.world.extras import write_world_extras
-from wavalign.world.prepare import HEARD, _settings, prepare_world, to_row, world_splits
+from wavalign.world.prepare import HEARD, manifest_settings, prepare_world, to_row, world_splits
+from wavalign.world.settings import WorldSettings
 from wavalign.world.tasks import SPLITS, all_questions, make_splits, split_questions, words
 from wavalign.world.teacher import HEARD_VOICES, heard_examples, imperfect_teacher, wrong_answer
 
@@ -27,7 +28,7 @@ def test_perfect_teacher_is_todays_world() -> None:
     # no new keys in a default row or in the default settings: a cached default world stays valid
     assert set(to_row(train[0])) == {"messages", "audios", "sft_target_text", "sft_target_audio", "task_type",
                                      "question_text", "reference_answer", "style", "family", "qid"}  # fmt: skip
-    settings = _settings(0, {"train": 1, "val": 1, "test": 1}, 256, 40.0, 600, {"wrong_answer": 0, "wrong_style": 0}, 0)
+    settings = manifest_settings(WorldSettings(n_train=1, n_val=1, n_test=1))
     assert "teacher" not in settings and "heard" not in settings
 
 
@@ -77,8 +78,8 @@ def test_heard_examples_are_training_questions_balanced_over_families() -> None:
 
 
 def test_prepared_world_with_knobs(tmp_path: Path) -> None:
-    root = prepare_world(tmp_path / "w", verbose=False, teacher_wrong_answer=0.5, teacher_wrong_style=0.5, n_heard=6,
-                         **TINY)  # fmt: skip
+    knobs = WorldSettings(str(tmp_path / "w"), teacher_wrong_answer=0.5, teacher_wrong_style=0.5, n_heard=6, **TINY)
+    root = prepare_world(knobs, verbose=False)
     assert world_splits(root) == (*SPLITS, HEARD)
     manifest = json.loads((root / "manifest.json").read_text())
     assert manifest["settings"]["teacher"] == {"wrong_answer": 0.5, "wrong_style": 0.5}
@@ -104,7 +105,7 @@ def test_prepared_world_with_knobs(tmp_path: Path) -> None:
     assert all(len(r["audio_codes"][0]) > 0 for r in _rows(root, "heard.codes.jsonl"))
 
     # switching the knobs off rebuilds today's world: no heard files, no wrong demonstrations left behind
-    prepare_world(root, verbose=False, **TINY)
+    prepare_world(WorldSettings(str(root), **TINY), verbose=False)
     assert world_splits(root) == SPLITS and not list((root / "audio").glob("h_*.wav"))
     assert not any("teacher_answer_wrong" in r for r in _rows(root, "train.jsonl"))
 

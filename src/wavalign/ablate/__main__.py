@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,9 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", nargs="+", default=None, help="only these rows (file stems, e.g. wavalign sft_only)")
     parser.add_argument("--gate", action="append", default=[], help="an extra gate rule class path, one row each")
     parser.add_argument("--teacher-wrong-answer", type=float, default=None,
-                        help=f"share of training questions taught wrong (default {DEFAULT_WORLD['teacher_wrong_answer']})")
+                        help=f"share of training questions taught wrong (default {DEFAULT_WORLD.teacher_wrong_answer})")
     parser.add_argument("--teacher-wrong-style", type=float, default=None,
-                        help=f"share of demonstrations in a wrong style (default {DEFAULT_WORLD['teacher_wrong_style']})")
+                        help=f"share of demonstrations in a wrong style (default {DEFAULT_WORLD.teacher_wrong_style})")
     parser.add_argument("--eval-max-items", type=int, default=None, help="items per evaluation split (default all)")
     parser.add_argument("--analysis-prompts", type=int, default=None,
                         help="validation prompts for the judge variance / rank consistency figures (default 50)")
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     if args.quick:
-        settings = AblationSettings(work=args.work or ".cache/ablate_quick", seeds=[0, 1], steps=2, sft_steps=4, world=dict(QUICK_WORLD),
+        settings = AblationSettings(work=args.work or ".cache/ablate_quick", seeds=[0, 1], steps=2, sft_steps=4,
+                                    world=replace(QUICK_WORLD),
                                     iq_samples=1, max_new_tokens=48, batch_size=4, analysis_prompts=2)  # fmt: skip
     else:
         settings = AblationSettings(work=args.work or ".cache/ablate")
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             setattr(settings, field, value)
     for key, value in (("teacher_wrong_answer", args.teacher_wrong_answer), ("teacher_wrong_style", args.teacher_wrong_style)):
         if value is not None:
-            settings.world[key] = value
+            setattr(settings.world, key, value)
     settings.extra_gates, settings.threads = args.gate, args.threads
     if args.jobs < 1 or args.threads < 1:
         parser.error(f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}")
@@ -120,5 +122,7 @@ def _run(settings: AblationSettings, args: argparse.Namespace, argv: list[str] |
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m wavalign.ablate ...` is `wavalign ablate ...` (wavalign.world.loader says why)
+    from wavalign.world.loader import run_as_wavalign
+
+    run_as_wavalign(["ablate"])

@@ -25,16 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from wavalign.callbacks.consistency import spearman
-
-if TYPE_CHECKING:
-    from wavalign.module import WavAlignModule
+from wavalign.world.loader import TrainedModule, load
 
 ASPECTS = ("semantic", "content_listening", "acoustic")
 ACOUSTIC_WEIGHTS = {"consistency": 0.5, "style": 0.5}  # the split judge's acoustic part (world_split_judge.yaml)
@@ -103,7 +100,7 @@ def second_decoding(requests: list, codec: Any) -> list:
     return out
 
 
-def measure(module: WavAlignModule, bench_file: str, n_prompts: int, sentences_file: str, profiles_file: str,
+def measure(module: TrainedModule, bench_file: str, n_prompts: int, sentences_file: str, profiles_file: str,
             seed: int = 0) -> dict[str, Any]:  # fmt: skip
     """Sample G replies to the first n_prompts items of a world benchmark file and compute both figures per aspect."""
     import torch
@@ -139,21 +136,11 @@ def measure(module: WavAlignModule, bench_file: str, n_prompts: int, sentences_f
 
 def measure_checkpoint(rl_yaml: str, checkpoint: str, world_dir: str, n_prompts: int, out: str | Path) -> dict[str, Any]:
     """Load `checkpoint` into the RL base config's module, measure on the validation split, write `out` (JSON)."""
-    from wavalign.cli import WavAlignCLI
-    from wavalign.data.datamodule import WavAlignDataModule
-    from wavalign.module import WavAlignModule
-
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"analysis: checkpoint {checkpoint} does not exist")
-    argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI reads `args`; keep the caller's own flags out of sight
-    try:
-        cli = WavAlignCLI(WavAlignModule, WavAlignDataModule, subclass_mode_data=True, run=False,
-                          args=["--config", rl_yaml, "--model.init_checkpoint", checkpoint, "--trainer.logger", "false",
-                                "--warm_start_config=null"])  # fmt: skip
-    finally:
-        sys.argv = argv
+    module = load(rl_yaml, checkpoint).module  # the entry point's loader (wavalign.world.loader)
     w = Path(world_dir)
-    result = measure(cli.model.eval(), str(w / "val.bench.jsonl"), n_prompts, str(w / "sentences.txt"),
+    result = measure(module, str(w / "val.bench.jsonl"), n_prompts, str(w / "sentences.txt"),
                      str(w / "style_profiles.json"))  # fmt: skip
     result["checkpoint"] = checkpoint
     path = Path(out)

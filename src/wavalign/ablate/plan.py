@@ -14,13 +14,25 @@ from typing import Any
 
 import yaml
 
-QUICK_WORLD = {"n_train": 16, "n_val": 4, "n_test": 2, "n_heard": 4, "num_codes": 256,
-               "teacher_wrong_answer": 0.3, "teacher_wrong_style": 0.2}  # fmt: skip
+from wavalign.world.settings import WorldSettings
+
+QUICK_WORLD = WorldSettings(n_train=16, n_val=4, n_test=2, n_heard=4, teacher_wrong_answer=0.3, teacher_wrong_style=0.2)
 # Chosen before any ablation was run (docs/ablation.md says why): 30 % of training questions taught with a wrong
 # answer leaves the warm start a large, checkable error that only the reward knows about; 20 % of demonstrations in
 # a wrong style gives EQ room to drop under an anchor that imitates them.
-DEFAULT_WORLD = {"n_train": 1500, "n_val": 150, "n_test": 150, "n_heard": 150, "num_codes": 256,
-                 "teacher_wrong_answer": 0.3, "teacher_wrong_style": 0.2}  # fmt: skip
+DEFAULT_WORLD = WorldSettings(n_heard=150, teacher_wrong_answer=0.3, teacher_wrong_style=0.2)
+# The world settings plan.json has always recorded; other fields enter it only when they leave their default, so a
+# work directory made before the world was a WorldSettings keeps its fingerprint. `dir` (always <work>/world) and
+# `workers` (speed only) never do.
+_PLAN_WORLD_KEYS = ("n_train", "n_val", "n_test", "n_heard", "num_codes", "teacher_wrong_answer", "teacher_wrong_style")
+
+
+def world_fingerprint(world: WorldSettings) -> dict[str, Any]:
+    """The part of plan.json that records the ablation's world."""
+    default = WorldSettings()
+    return {f.name: getattr(world, f.name) for f in dataclasses.fields(world)
+            if f.name not in ("dir", "workers")
+            and (f.name in _PLAN_WORLD_KEYS or getattr(world, f.name) != getattr(default, f.name))}  # fmt: skip
 
 
 @dataclass
@@ -34,7 +46,7 @@ class AblationSettings:
     seeds: list[int] = field(default_factory=lambda: [0, 1])  # 3 seeds: 2 h 28 min on 2 cores (docs/ablation.md)
     steps: int = 200
     sft_steps: int = 800
-    world: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_WORLD))
+    world: WorldSettings = field(default_factory=lambda: dataclasses.replace(DEFAULT_WORLD))  # its dir: world_dir
     iq_samples: int = 4
     eval_max_items: int | None = None  # per evaluation split; None = all
     max_new_tokens: int | None = None  # None = the base configs' own
@@ -51,7 +63,8 @@ class AblationSettings:
         from wavalign.world.teacher import HEARD_VOICES
 
         out = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("work", "seeds", "extra_gates", "threads")}
-        if self.world.get("n_heard"):  # the heard split's recordings are code, not settings: a change is another plan
+        out["world"] = world_fingerprint(self.world)
+        if self.world.n_heard:  # the heard split's recordings are code, not settings: a change is another plan
             out["heard_voices"] = [list(v) for v in HEARD_VOICES]
         return out
 
@@ -155,7 +168,7 @@ def _benchmark(cfg: dict[str, Any], settings: AblationSettings) -> dict[str, Any
         raise ValueError("ablation: the base configs need a BenchmarkCallback (it measures IQ, EQ and WER)")
     args = dict(bench["init_args"])
     suites = [{"name": "world_val", "kind": "generic", "path": f"{settings.world_dir}/val.bench.jsonl"}]
-    if settings.world.get("n_heard"):
+    if settings.world.n_heard:
         suites.append({"name": "world_heard", "kind": "generic", "path": f"{settings.world_dir}/heard.bench.jsonl"})
     for s in suites:
         s["max_items"] = settings.eval_max_items
@@ -165,7 +178,7 @@ def _benchmark(cfg: dict[str, Any], settings: AblationSettings) -> dict[str, Any
 
 def _common(cfg: dict[str, Any], settings: AblationSettings, steps: int) -> dict[str, Any]:
     cfg = _rebase(cfg, settings.work)
-    cfg["world"] = {"dir": settings.world_dir, "seed": 0, **settings.world}
+    cfg["world"] = dataclasses.asdict(dataclasses.replace(settings.world, dir=settings.world_dir))
     t = cfg["trainer"]
     t.update(max_steps=steps, val_check_interval=steps, limit_val_batches=1, enable_progress_bar=False,
              log_every_n_steps=max(1, min(10, steps)))  # fmt: skip

@@ -2,8 +2,8 @@
 before any row gets seed 1, so a stopped ablation leaves whole seeds); resumable.
 
 Each run is one child process (`python -m wavalign.ablate.runner RUN_DIR META_JSON ARGS...`) that runs exactly
-`python -m wavalign fit ARGS` in-process, with the generated RL base config, the row's overlay and the seed (so its
-command line can be rerun by hand), then writes the run's result.json last, atomically; its output goes to
+`python -m wavalign fit ARGS` as its own child, with the generated RL base config, the row's overlay and the seed (so
+its command line can be rerun by hand), then writes the run's result.json last, atomically; its output goes to
 <run dir>.log. A run is finished when its result.json exists: finished runs are never rerun, and an unfinished run's
 directory is cleared before it starts again.
 """
@@ -56,22 +56,30 @@ def _cpu_seconds() -> float:
 
 
 def _run(args: list[str], run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
-    from wavalign.cli import main
+    """Run `python -m wavalign ARGS` (a child of this process: the Trainer CLI sits above this package, which does not
+    import it), then write result.json from the run's summary.json (RunSummary: the step it reached) and events."""
+    import signal
 
     if run_dir.exists():
         shutil.rmtree(run_dir)  # an interrupted earlier attempt
-    argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI reads `args`; keep the ablation's own flags out of sight
+    t0, c0 = time.perf_counter(), _cpu_seconds()
+    proc = subprocess.Popen([sys.executable, "-m", "wavalign", *args])
+    previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate())  # `kill` of this run stops its fit too
     try:
-        t0, c0 = time.perf_counter(), _cpu_seconds()
-        cli = main(args)
-        wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
+        code = proc.wait()
     finally:
-        sys.argv = argv
-    if cli.trainer.global_step < cli.trainer.max_steps:  # stopped early (a signal): not a finished run
-        raise SystemExit(f"ablation: the run stopped at step {cli.trainer.global_step} of {cli.trainer.max_steps}")
-    # cpu_s: CPU time of this process and its finished children (judge pools); with one thread per run about the run's wall time on an idle core, whatever
-    # else the machine was doing (the wall time of a shared machine is not)
-    result = {**meta, "steps": int(cli.trainer.global_step), "wall_s": wall, "cpu_s": cpu, "command": command(args),
+        signal.signal(signal.SIGTERM, previous)
+    wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
+    if code != 0:
+        raise SystemExit(code)
+    summary_file = run_dir / "summary.json"
+    done = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    steps, max_steps = done.get("global_step", 0), done.get("max_steps")
+    if max_steps is None or steps < max_steps:  # stopped early (a signal): not a finished run
+        raise SystemExit(f"ablation: the run stopped at step {steps} of {max_steps} (no complete {summary_file})")
+    # cpu_s: CPU time of the run and its finished children (judge pools); with one thread per run about the run's wall
+    # time on an idle core, whatever else the machine was doing (the wall time of a shared machine is not)
+    result = {**meta, "steps": int(steps), "wall_s": wall, "cpu_s": cpu, "command": command(args),
               "metrics": read_metrics(run_dir)}  # fmt: skip
     tmp = run_dir / "result.json.tmp"
     tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

@@ -193,12 +193,3 @@ class ParallelSource(ABC):
         """The encoder of continuous prompt-audio features (Kimi-Audio: Whisper), or None for discrete input only.
         Called after build(); see wavalign.policy.kimi_whisper.WhisperFeatures for the interface."""
         return None
-
-
-def __getattr__(name: str):
-    """The Kimi-Audio loader lives in kimi_checkpoint.py; its names stay reachable here (configs name this module)."""
-    if name in ("KimiAudioCheckpoint", "kimi_weight_name", "kimi_config"):
-        from wavalign.policy import kimi_checkpoint
-
-        return getattr(kimi_checkpoint, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""`python -m wavalign.world prepare --out DIR [--seed 0] [--train N --val N --test N] [--num-codes 256] ...`"""
+"""`python -m wavalign.world prepare [--dir DIR] [--seed 0] [--n-train N --n-val N --n-test N] ...` (the options are the
+fields of wavalign.world.settings.WorldSettings; --out, --train, --val, --test and --heard are their older names)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import argparse
 import sys
 
 from wavalign.world.extras import write_world_extras
-from wavalign.world.prepare import DEFAULT_COUNTS, DEFAULT_MAX_FIT_UTTERANCES, prepare_world
+from wavalign.world.loader import Loaded, load, run_as_wavalign
+from wavalign.world.prepare import prepare_world
+from wavalign.world.settings import add_options, from_options
 from wavalign.world.tasks import all_questions, split_questions, vocabulary
 
 
@@ -14,22 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m wavalign.world", description="The embedded spoken-dialogue world.")
     sub = parser.add_subparsers(dest="command", required=True)
     prep = sub.add_parser("prepare", help="synthesise audio, write JSONL splits and fit the codec codebook (cached)")
-    prep.add_argument("--out", required=True, help="output directory")
-    prep.add_argument("--seed", type=int, default=0)
-    prep.add_argument("--train", type=int, default=DEFAULT_COUNTS["train"], help="training examples")
-    prep.add_argument("--val", type=int, default=DEFAULT_COUNTS["val"], help="validation examples")
-    prep.add_argument("--test", type=int, default=DEFAULT_COUNTS["test"], help="test examples")
-    prep.add_argument("--num-codes", type=int, default=256, help="codec codebook size")
-    prep.add_argument("--frame-ms", type=float, default=40.0, help="codec frame length (one token per frame)")
-    prep.add_argument("--max-fit-utterances", type=int, default=DEFAULT_MAX_FIT_UTTERANCES,
-                      help="training utterances to fit the codebook on (a seeded subset if more)")  # fmt: skip
-    prep.add_argument("--workers", type=int, default=2, help="parallel espeak-ng syntheses")
-    prep.add_argument("--teacher-wrong-answer", type=float, default=0.0,
-                      help="share of training questions demonstrated with a wrong answer (default 0: a perfect teacher)")
-    prep.add_argument("--teacher-wrong-style", type=float, default=0.0,
-                      help="share of training demonstrations spoken in a wrong style (default 0)")
-    prep.add_argument("--heard", type=int, default=0,
-                      help="examples of the heard split: training questions recorded in other voices (default 0: none)")
+    add_options(prep)  # one option per WorldSettings field, help from its docstring
     prep.add_argument("--no-extras", action="store_true",
                       help="skip what training needs beside audio and JSONL (vocab, ASR sentences, speech codes, "
                            "style profiles, benchmark files)")  # fmt: skip
@@ -64,11 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vocabulary: {len(vocabulary())} words")
         return 0
     try:
-        root = prepare_world(args.out, seed=args.seed, n_train=args.train, n_val=args.val, n_test=args.test,
-                             num_codes=args.num_codes, frame_ms=args.frame_ms,
-                             max_fit_utterances=args.max_fit_utterances, workers=args.workers,
-                             teacher_wrong_answer=args.teacher_wrong_answer, teacher_wrong_style=args.teacher_wrong_style,
-                             n_heard=args.heard)  # fmt: skip
+        root = prepare_world(from_options(args))
         if not args.no_extras:
             write_world_extras(root)
     except (ValueError, RuntimeError) as e:
@@ -77,27 +61,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _load(args: argparse.Namespace, overrides: list[str]):
-    """(module, world config) from the training config (world prepared or reused; never a warm-start run) with the
-    checkpoint loaded; None after printing the error."""
+def _load(args: argparse.Namespace, overrides: list[str]) -> Loaded | None:
+    """The checkpoint loaded under the training config (by the loader the entry point provides, see
+    wavalign.world.loader), or None after printing why it cannot be."""
     from pathlib import Path
-
-    from wavalign.cli import WavAlignCLI
-    from wavalign.data.datamodule import WavAlignDataModule
-    from wavalign.module import WavAlignModule
 
     if not Path(args.checkpoint).is_file():
         print(f"error: checkpoint {args.checkpoint} does not exist", file=sys.stderr)
         return None
-    cli = WavAlignCLI(WavAlignModule, WavAlignDataModule, subclass_mode_data=True, run=False,
-                      args=["--config", args.config, "--model.init_checkpoint", args.checkpoint,
-                            "--trainer.logger", "false", "--warm_start_config=null", *overrides])  # fmt: skip
-    world = cli.config.get("world")
-    if world is None:
+    loaded = load(args.config, args.checkpoint, overrides)
+    if loaded.world is None:
         print(f"error: {args.config} has no 'world' key: {args.command} reads the embedded world's questions",
               file=sys.stderr)  # fmt: skip
         return None
-    return cli.model.eval(), world
+    return loaded
 
 
 def _probe_heard(args: argparse.Namespace, overrides: list[str]) -> int:
@@ -111,7 +88,7 @@ def _probe_heard(args: argparse.Namespace, overrides: list[str]) -> int:
     loaded = _load(args, overrides)
     if loaded is None:
         return 2
-    module, world = loaded
+    module, world = loaded.module, loaded.world
     benches = write_variant_benches(world.dir, args.out or f"{world.dir}/heard_probe", args.n, world.seed)
     print(f"{args.checkpoint}: {args.n} training questions per recording, {args.samples} sampled replies each")
     print(f"{'recording':12s} {'voice, pitch, wpm':>22s} {'code change':>12s} {'accuracy %':>11s} {'restated %':>11s}")
@@ -132,7 +109,7 @@ def _diagnose(args: argparse.Namespace, overrides: list[str]) -> int:
     loaded = _load(args, overrides)
     if loaded is None:
         return 2
-    module, world = loaded
+    module, world = loaded.module, loaded.world
     bench = Path(world.dir) / f"{args.split}.bench.jsonl"
     if not bench.is_file():
         print(f"error: {bench} does not exist (the heard split needs --world.n_heard > 0)", file=sys.stderr)
@@ -143,5 +120,5 @@ def _diagnose(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m wavalign.world ...` is `wavalign world ...` (wavalign.world.loader says why)
+    run_as_wavalign(["world"])

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 from wavalign.judges.rules import ends_with_answer
+from wavalign.world.loader import TrainedModule
 from wavalign.world.tasks import Question, words
-
-if TYPE_CHECKING:
-    from wavalign.module import WavAlignModule
 
 ANSWER_KINDS = ("right", "other_option", "outside")
 
@@ -76,7 +74,7 @@ def format_table(summary: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def sample_diagnoses(module: WavAlignModule, bench_file: str, samples: int = 4, temperature: float | None = None,
+def sample_diagnoses(module: TrainedModule, bench_file: str, samples: int = 4, temperature: float | None = None,
                      batch_size: int = 50, seed: int = 0) -> list[ReplyDiagnosis]:  # fmt: skip
     """Sample `samples` replies per item of a world benchmark file (`<split>.bench.jsonl`) from a WavAlignModule,
     with its eval_sampling (at `temperature` if given), and diagnose each reply against its world question."""

@@ -34,13 +34,13 @@ from wavalign.audio.io import read_wav, write_wav
 from wavalign.audio.tts import ESPEAK_VOICE, STYLES, SpeakingStyle, espeak_binary, synthesize
 from wavalign.audio.world_codec import WorldCodec
 from wavalign.runtime.progress import ProgressLines
-from wavalign.world.tasks import SPLITS, WORLD_STYLES, Example, make_splits, split_questions, system_prompt, vocabulary
+from wavalign.world.settings import WorldSettings
+from wavalign.world.tasks import (SPLITS, WORLD_STYLES, Example, SplitTooSmall, make_splits, split_questions,
+                                  system_prompt, vocabulary)
 from wavalign.world.teacher import HEARD_VOICES, heard_examples, heard_voice, imperfect_teacher
 
 WORLD_VERSION = 2  # bump when tables, layout or schema change, so cached worlds are rebuilt
 SAMPLE_RATE = 16000  # stored audio rate = WorldCodec.sample_rate, so encoding needs no resampling
-DEFAULT_COUNTS = {"train": 1500, "val": 150, "test": 150}
-DEFAULT_MAX_FIT_UTTERANCES = 600  # WORLD analysis dominates prepare time; 600 utterances give ~10^4 frames per code
 HEARD = "heard"  # the optional evaluation split of new recordings of training questions
 
 
@@ -89,23 +89,25 @@ def _espeak_version() -> str:
     return out.split("Data at:")[0].strip()
 
 
-def _settings(seed: int, counts: dict[str, int], num_codes: int, frame_ms: float, max_fit: int,
-              teacher: dict[str, float], n_heard: int) -> dict[str, Any]:  # fmt: skip
+def manifest_settings(world: WorldSettings) -> dict[str, Any]:
+    """What manifest.json records and a cached world must match: every setting that changes the world's bytes (so
+    not `dir` or `workers`), plus the code's own version, audio rate, style table and espeak-ng version."""
     out = {
         "world_version": WORLD_VERSION,
-        "seed": int(seed),
-        "counts": {s: int(counts[s]) for s in SPLITS},
-        "num_codes": int(num_codes),
-        "frame_ms": float(frame_ms),
+        "seed": int(world.seed),
+        "counts": {"train": int(world.n_train), "val": int(world.n_val), "test": int(world.n_test)},
+        "num_codes": int(world.num_codes),
+        "frame_ms": float(world.frame_ms),
         "sample_rate": SAMPLE_RATE,
-        "max_fit_utterances": int(max_fit),
+        "max_fit_utterances": int(world.max_fit_utterances),
         "styles": {name: asdict(STYLES[name]) for name in WORLD_STYLES},
         "tts": _espeak_version(),
     }
+    teacher = {"wrong_answer": world.teacher_wrong_answer, "wrong_style": world.teacher_wrong_style}
     if any(teacher.values()):  # only when set: today's default world keeps its manifest, so its cache stays valid
         out["teacher"] = {k: float(v) for k, v in sorted(teacher.items())}
-    if n_heard:
-        out["heard"] = {"examples": int(n_heard), "voices": [list(v) for v in HEARD_VOICES]}
+    if world.n_heard:
+        out["heard"] = {"examples": int(world.n_heard), "voices": [list(v) for v in HEARD_VOICES]}
     return out
 
 
@@ -150,6 +152,21 @@ def _fit_codebook(root: Path, train: list[Example], seed: int, num_codes: int, f
     codec.save(root / "codebook.npz")
 
 
+def _examples(world: WorldSettings) -> dict[str, list[Example]]:
+    """Every split's examples (the imperfect teacher's training demonstrations, the heard split when asked for); a
+    count the questions cannot fill raises ValueError naming its setting."""
+    counts = {"train": world.n_train, "val": world.n_val, "test": world.n_test}
+    try:
+        splits = make_splits(world.seed, *counts.values())
+    except SplitTooSmall as e:
+        raise ValueError(f"world setting n_{e.split}: {e}") from None
+    splits["train"] = imperfect_teacher(splits["train"], world.teacher_wrong_answer, world.teacher_wrong_style,
+                                        world.seed)  # fmt: skip
+    if world.n_heard:
+        splits[HEARD] = heard_examples(split_questions(world.seed)["train"], world.n_heard, world.seed)
+    return splits
+
+
 def content_hash(root: Path) -> str:
     """sha256 over the JSONL bytes, every WAV's bytes and the codebook's arrays (npz zip headers hold timestamps)."""
     h = hashlib.sha256()
@@ -174,40 +191,20 @@ def is_prepared(out_dir: str | Path, settings: dict[str, Any]) -> bool:
     return manifest.get("settings") == settings and all(p.is_file() for p in needed)
 
 
-def prepare_world(
-    out_dir: str | Path,
-    seed: int = 0,
-    n_train: int = DEFAULT_COUNTS["train"],
-    n_val: int = DEFAULT_COUNTS["val"],
-    n_test: int = DEFAULT_COUNTS["test"],
-    num_codes: int = 256,
-    frame_ms: float = 40.0,
-    max_fit_utterances: int = DEFAULT_MAX_FIT_UTTERANCES,
-    workers: int = 2,
-    verbose: bool = True,
-    teacher_wrong_answer: float = 0.0,
-    teacher_wrong_style: float = 0.0,
-    n_heard: int = 0,
-) -> Path:
-    """Build (or reuse) the world in `out_dir`; returns the directory. Safe to call every time training starts.
-
-    teacher_wrong_answer / teacher_wrong_style: the imperfect teacher's shares of wrong training demonstrations;
-    n_heard: examples of the heard evaluation split (world/teacher.py says why; all 0 = today's world)."""
-    root = Path(out_dir)
-    counts = {"train": n_train, "val": n_val, "test": n_test}
-    if n_heard < 0:
-        raise ValueError(f"n_heard must be >= 0, got {n_heard}")
-    teacher = {"wrong_answer": teacher_wrong_answer, "wrong_style": teacher_wrong_style}
-    settings = _settings(seed, counts, num_codes, frame_ms, max_fit_utterances, teacher, n_heard)
+def prepare_world(world: WorldSettings, verbose: bool = True) -> Path:
+    """Build (or reuse) the world `world` describes in `world.dir`; returns the directory. Safe to call every time
+    training starts. A value that cannot make a world raises ValueError naming its field, before anything is written.
+    (world/teacher.py says why a teacher may be imperfect and what the heard split is; all 0 = today's world.)"""
+    world.check()
+    root = Path(world.dir)
+    settings = manifest_settings(world)
     say = print if verbose else (lambda *a, **k: None)
     if is_prepared(root, settings):
         say(f"world: cached in {root} (manifest.json has the same settings); nothing to do")
         return root
     t0 = time.perf_counter()
-    splits = make_splits(seed, n_train, n_val, n_test)  # validates the counts before touching the disk
-    splits["train"] = imperfect_teacher(splits["train"], teacher_wrong_answer, teacher_wrong_style, seed)
-    if n_heard:
-        splits[HEARD] = heard_examples(split_questions(seed)["train"], n_heard, seed)
+    splits = _examples(world)  # validates the counts before touching the disk
+    seed, workers = world.seed, world.workers
     (root / "audio").mkdir(parents=True, exist_ok=True)
     (root / "manifest.json").unlink(missing_ok=True)
     for pattern in ("q_*.wav", "a_*.wav", "h_*.wav"):
@@ -236,10 +233,10 @@ def prepare_world(
     for split, examples in splits.items():
         lines = [json.dumps(to_row(ex, q), ensure_ascii=True) + "\n" for ex, q in zip(examples, questions[split])]
         (root / f"{split}.jsonl").write_text("".join(lines), encoding="utf-8")
-    say(f"world: fitting a {num_codes}-code WORLD codebook ({frame_ms:g} ms frames) on training audio: WORLD "
-        "analysis, then k-means ...", flush=True)  # fmt: skip
+    say(f"world: fitting a {world.num_codes}-code WORLD codebook ({world.frame_ms:g} ms frames) on training audio: "
+        "WORLD analysis, then k-means ...", flush=True)  # fmt: skip
     analysed = ProgressLines("world: analysed", 0) if verbose else None
-    _fit_codebook(root, splits["train"], seed, num_codes, frame_ms, max_fit_utterances, analysed)
+    _fit_codebook(root, splits["train"], seed, world.num_codes, world.frame_ms, world.max_fit_utterances, analysed)
     t2 = time.perf_counter()
 
     manifest = {

@@ -209,11 +209,25 @@ def make_examples(questions: list[Question], n: int, rng: random.Random) -> list
     return picked
 
 
+class SplitTooSmall(ValueError):
+    """A split's questions cannot give the examples asked for; `split` names it (so callers can name the setting)."""
+
+    def __init__(self, split: str, message: str) -> None:
+        super().__init__(f"the {split} split: {message}")
+        self.split = split
+
+
 def make_splits(seed: int = 0, n_train: int = 1500, n_val: int = 150, n_test: int = 150) -> dict[str, list[Example]]:
     """The world's examples per split, deterministic from `seed`; questions are disjoint across splits."""
     questions = split_questions(seed)
     counts = {"train": n_train, "val": n_val, "test": n_test}
-    return {s: make_examples(questions[s], counts[s], random.Random(f"wavalign-world-{s}-{seed}")) for s in SPLITS}
+    out = {}
+    for s in SPLITS:
+        try:
+            out[s] = make_examples(questions[s], counts[s], random.Random(f"wavalign-world-{s}-{seed}"))
+        except ValueError as e:
+            raise SplitTooSmall(s, str(e)) from None
+    return out
 
 
 def sentences() -> list[str]:
