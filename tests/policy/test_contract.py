@@ -80,7 +80,9 @@ def causal_lm_reference(policy: SpeechPolicy, prompt: Tensor, reply: Tensor, fea
     return logp.gather(1, reply.unsqueeze(1)).squeeze(1), entropy(logp)
 
 
-def parallel_heads_reference(policy: SpeechPolicy, prompt: Tensor, reply: Tensor, features: Any) -> tuple[Tensor, Tensor]:
+def parallel_heads_reference(
+    policy: SpeechPolicy, prompt: Tensor, reply: Tensor, features: Any
+) -> tuple[Tensor, Tensor]:
     """A two-head model (ParallelLM) over prompt + reply alone: each head's distribution (with the policy's head
     restriction, which is part of its distribution) read at its own stream, laid out [text stream | audio stream]."""
     ids = torch.cat([prompt, reply]).unsqueeze(0)
