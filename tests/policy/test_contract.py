@@ -323,16 +323,29 @@ def test_demonstration_masks_mark_words_text_and_codes_speech(policy: SpeechPoli
     assert (m.speech[0][is_code] == 1).all() and (m.text[0][is_code] == 0).all()
 
 
+def test_the_end_of_the_text_is_a_text_position(policy: SpeechPolicy, prompts: list[Any]):
+    """Stopping is a semantic decision: a reply with no words and no speech still has a text position, its EOS
+    (ModalitySpec: EOS counts as text; StreamLayout: the text stream's tokens up to and including its EOS)."""
+    empty = policy.make_batch(prompts[:1], [policy.reply_ids("", [])])
+    assert_mask_algebra(empty)
+    assert empty.masks.text.sum() >= 1
+
+
 def test_decode_gives_back_the_text_and_codes_of_reply_ids(policy: SpeechPolicy, demos: SequenceBatch):
     assert policy.decode(demos) == [Reply(TEXT_A, CODES_A), Reply(TEXT_B, []), Reply("", CODES_B)]
 
 
-def test_joint_logprobs_equal_one_batch_at_a_time(policy: SpeechPolicy, rollouts: SequenceBatch, demos: SequenceBatch):
-    """However a policy joins batches into one forward, each batch's log-probs (and entropies) are its own."""
-    joint = policy.joint_logprobs([rollouts, demos])
-    joint_h = policy.joint_logprobs([rollouts, demos], with_entropy=True)
+def test_joint_logprobs_equal_one_batch_at_a_time(policy: SpeechPolicy, prompts: list[Any], rollouts: SequenceBatch):
+    """However a policy joins batches into one forward, each batch's log-probs (and entropies) are its own. The
+    demonstration has a shorter prompt and a longer reply than the rollouts, so joining pads both of its sides."""
+    shortest = min(prompts, key=lambda p: int(policy.make_batch([p], [policy.reply_ids("", [])]).prompt_mask.sum()))
+    demo = policy.make_batch([shortest], [policy.reply_ids(TEXT_A, CODES_A)])
+    assert demo.prompt_ids.shape[1] < rollouts.prompt_ids.shape[1]
+    assert demo.completion_ids.shape[1] > rollouts.completion_ids.shape[1]
+    joint = policy.joint_logprobs([rollouts, demo])
+    joint_h = policy.joint_logprobs([rollouts, demo], with_entropy=True)
     assert len(joint) == len(joint_h) == 2
-    for batch, logp, (logp_h, ent) in zip((rollouts, demos), joint, joint_h):
+    for batch, logp, (logp_h, ent) in zip((rollouts, demo), joint, joint_h):
         mask = batch.masks.completion.bool()
         alone, alone_ent = policy.token_logprobs_and_entropy(batch)
         assert logp.shape == logp_h.shape == ent.shape == mask.shape
