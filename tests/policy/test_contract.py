@@ -298,11 +298,15 @@ def test_rollout_masks_and_decode(policy: SpeechPolicy, rollouts: SequenceBatch)
         assert all(isinstance(c, int) and 0 <= c < vocab for c in r.speech_codes)
 
 
-def test_rollout_logprobs_are_the_models_next_token_distribution(backbone, policy, rollouts):
+def test_rollout_logprobs_are_the_models_next_token_distribution(
+    backbone: Backbone, policy: SpeechPolicy, rollouts: SequenceBatch
+):
     assert_logprobs_match_reference(backbone, policy, rollouts)
 
 
-def test_demonstration_logprobs_are_the_models_next_token_distribution(backbone, policy, demos):
+def test_demonstration_logprobs_are_the_models_next_token_distribution(
+    backbone: Backbone, policy: SpeechPolicy, demos: SequenceBatch
+):
     """Teacher forcing on reply_ids + make_batch: the same log-probs as the row's own forward, whatever the padding."""
     assert_logprobs_match_reference(backbone, policy, demos)
 
