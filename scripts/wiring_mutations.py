@@ -28,7 +28,7 @@ DEFAULT_TESTS = (
     "tests/runtime/test_resume.py", "tests/step/test_plan.py", "tests/callbacks/test_gating.py", "tests/gates/test_hpt.py",
     "tests/gates/test_chord.py",
     "tests/gates/test_srft.py", "tests/gates/test_luffy.py", "tests/gates/test_relift.py", "tests/step/test_split_po.py",
-    "tests/step/test_modality_stats.py", "tests/test_distributed.py",
+    "tests/step/test_modality_stats.py", "tests/test_distributed.py", "tests/test_sft_step.py",
 )  # fmt: skip
 
 
@@ -119,6 +119,14 @@ MUTATIONS = (
              "sampler.skip(self._resume_after)", "pass"),
     Mutation("PPO rollout buffer not restored on resume", "src/wavalign/module.py",
              "self.buffer.load_state_dict(mine, self.device)", "pass"),
+    # sft_step's line (eval_step has the same sft_loss line: the demo line before it makes the text unique)
+    Mutation("pure-SFT step trained on the text tokens only", "src/wavalign/module.py",
+             "demo = self.demonstrations(examples, self.prompts(examples))\n"
+             "        sft = sft_loss(self.policy.token_logprobs(demo), demo.masks.completion)",
+             "demo = self.demonstrations(examples, self.prompts(examples))\n"
+             "        sft = sft_loss(self.policy.token_logprobs(demo), demo.masks.text)"),
+    Mutation("PPO clip's lower bound from epsilon_high", "src/wavalign/step/losses.py",
+             "torch.clamp(ratio, 1.0 - epsilon, 1.0 + eps_high)", "torch.clamp(ratio, 1.0 - eps_high, 1.0 + eps_high)"),
 )  # fmt: skip
 
 

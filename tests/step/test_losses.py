@@ -114,3 +114,23 @@ def test_dpo_loss_by_hand():
     margin = (0.2 + 0.0) - (-0.5)
     expected = -math.log(1 / (1 + math.exp(-0.1 * margin)))
     assert dpo_loss(chosen, rejected, ref_c, ref_r, mask_c, mask_r, beta=0.1).item() == pytest.approx(expected)
+
+
+def test_policy_loss_clip_bounds_are_one_minus_epsilon_and_one_plus_epsilon_high():
+    """Clip-higher (DAPO): the ratio is clipped to [1 - epsilon, 1 + epsilon_high], two different bounds. The case
+    makes each bound decide a token: a negative advantage with a ratio below 1 - epsilon (0.75 < 0.8, yet above
+    1 - epsilon_high = 0.72, so a lower bound taken from epsilon_high would not clip it) and a positive advantage
+    with a ratio between 1 + epsilon and 1 + epsilon_high (1.25: unclipped) or above it (1.35: clipped at 1.28)."""
+    ratios = torch.tensor([[0.75, 0.9], [1.25, 1.35]], dtype=D)
+    logp = ratios.log().requires_grad_()
+    adv = torch.tensor([-1.0, 1.0], dtype=D)
+    out = policy_loss(logp, adv, torch.ones(2, 2, dtype=D), old_logp=torch.zeros(2, 2, dtype=D), epsilon=0.2,
+                      epsilon_high=0.28)  # fmt: skip
+    # l = -min(r A, clip(r, 0.8, 1.28) A): row 0 (A = -1): 0.8 (clipped up to 0.8), 0.9; row 1 (A = +1): -1.25, -1.28
+    row0, row1 = (0.8 + 0.9) / 2, (-1.25 - 1.28) / 2
+    assert out.loss.item() == pytest.approx((row0 + row1) / 2, abs=1e-12)  # -0.2075; lower bound 0.72: -0.22
+    assert out.clip_ratio.item() == pytest.approx(2 / 4)
+    out.loss.backward()
+    # d l / d logp = -A r where unclipped, 0 where clipped; each token weighs 1/2 in its row, each row 1/2
+    expected = torch.tensor([[0.0, 0.9], [-1.25, 0.0]], dtype=D) / 4
+    assert torch.allclose(logp.grad, expected, atol=1e-12, rtol=0)
