@@ -53,7 +53,7 @@ def test_fit_writes_events_and_resume_restores_gate(tmp_path):
 
 
 def test_a_run_prints_no_cloud_tip_or_pytree_deprecation(tmp_path):
-    """wavalign.quiet drops Lightning's litlogger tip and the LeafSpec FutureWarning raised inside Lightning; in a
+    """wavalign.runtime.quiet drops Lightning's litlogger tip and the LeafSpec FutureWarning raised inside Lightning; in a
     fresh process, as a user runs it, and without hiding Lightning's other lines."""
     src = str(Path(__file__).resolve().parent.parent / "src")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}

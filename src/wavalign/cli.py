@@ -31,7 +31,7 @@ from wavalign.commands import dispatch
 from wavalign.data.datamodule import WavAlignDataModule
 from wavalign.module import WavAlignModule
 from wavalign.predict.replies import check_checkpoint_fits
-from wavalign.quiet import silence_known_noise
+from wavalign.runtime.quiet import silence_known_noise
 from wavalign.runtime.resume import add_interrupt_checkpoint, find_last_checkpoint
 from wavalign.runtime.warm_start import ensure_checkpoint
 from wavalign.world.loader import Loaded
@@ -161,7 +161,7 @@ def load_checkpoint(config: str, checkpoint: str, overrides: Sequence[str] = ())
 
 def main(args: list[str] | None = None) -> WavAlignCLI | None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    silence_known_noise()  # Lightning's cloud-service tips and a deprecation inside Lightning (wavalign.quiet)
+    silence_known_noise()  # Lightning's cloud-service tips and a deprecation inside Lightning (wavalign.runtime.quiet)
     provide_loader(load_checkpoint)  # for `world diagnose`, `world probe-heard` and the ablation's analysis
     argv = sys.argv[1:] if args is None else args
     code = dispatch(argv)  # `--help` lists every command; the package's tools (check-data, world, ablate, ...) run here

@@ -142,7 +142,7 @@ class WavAlignModule(pl.LightningModule):
             raise ValueError("no gate: add wavalign.callbacks.gating.GateCallback to trainer.callbacks (the CLI adds it)")
         if stage != "predict" and (self.beta > 0 or self.objective == "dpo"):
             self.policy.setup_reference()
-        check_speech_codes(self.policy, getattr(self._trainer, "datamodule", None))
+        check_speech_codes(speech_token_count(self.policy), getattr(self._trainer, "datamodule", None))
 
     def configure_model(self) -> None:
         """Sharded strategies wrap the policy here (FSDP2 under ModelParallelStrategy: wavalign.runtime.sharding)."""

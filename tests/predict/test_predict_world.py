@@ -29,7 +29,7 @@ def world(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def root() -> Path:
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def run_predict(world: Path, config: str, prompts: str, out: str, *extra: str) -> list[dict]:

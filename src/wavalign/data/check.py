@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from wavalign.data.schema import DialogueExample, SchemaError, parse_row, read_jsonl_rows
-from wavalign.policy.base import speech_token_count
 
 MIN_SECONDS, MAX_SECONDS = 0.05, 120.0
 
@@ -85,10 +84,9 @@ def code_problems(ex: DialogueExample, num_speech_tokens: int) -> list[str]:
     return out
 
 
-def check_speech_codes(policy: object, datamodule: object) -> None:
-    """At start-up: every pre-tokenized code of the loaded splits must be a speech token of the policy (else it
-    would fail mid-run, at the first batch that holds it). Raises SchemaError naming each example."""
-    tokens = speech_token_count(policy)
+def check_speech_codes(tokens: int | None, datamodule: object) -> None:
+    """At start-up: every pre-tokenized code of the loaded splits must be one of the policy's `tokens` speech codes
+    (else it would fail mid-run, at the first batch that holds it). Raises SchemaError naming each example."""
     splits = getattr(datamodule, "splits", None)
     if tokens is None or not splits:
         return
