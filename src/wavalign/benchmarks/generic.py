@@ -77,7 +77,7 @@ class GenericSuite(Suite):
 
     Args:
         name: names the suite's figures (eval/<name>/...); unique among the callback's suites, without '/'.
-        path: the JSONL file (the format above).
+        path: the JSONL file (`benchmarks.generic` documents the rows).
         max_items: evaluate only the first N items (file order, so every evaluation sees the same subset).
         iq_judge: judges the open-ended items' first replies on 1-5; without it they add to EQ and WER only.
     """
