@@ -140,3 +140,12 @@ def test_the_callback_names_no_suite_class_and_no_kind():
         if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
             body[0] = ast.Pass()
     assert not re.search(r"GenericSuite|VoiceBench|VStyle|\.kind\b|voicebench|vstyle", ast.unparse(tree), re.I)
+
+
+def test_items_must_carry_their_suites_name():
+    class Misnamed(KeywordSuite):
+        def load(self) -> list[BenchmarkItem]:
+            return load_generic(self.path, "other", self.max_items)
+
+    with pytest.raises(ValueError, match=r"suite 'sun' \(Misnamed\) loaded items named \['other'\]"):
+        BenchmarkCallback([Misnamed("sun", str(DATA / "generic_qa.jsonl"), "sun")]).setup(None, None, "fit")

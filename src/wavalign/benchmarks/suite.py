@@ -32,7 +32,7 @@ class Chunk:
     """The items of one suite in a sampled batch, with their replies.
 
     Args:
-        items: the suite's items, in file order.
+        items: the suite's items in this chunk, in evaluation order.
         samples: per item, its `iq_samples` sampled replies; the first is the one EQ, WER and official scorers read.
         requests: per item, the judge request of its first reply (the decoded reply speech and its sample rate).
     """
@@ -94,8 +94,9 @@ class Suite(ABC):
 
     @abstractmethod
     def load(self) -> list[BenchmarkItem]:
-        """The suite's items; called once at setup, so it should also check that everything scoring needs (a judge,
-        rule tables) is there: a broken suite then fails the run before any training."""
+        """The suite's items, each with `benchmark` set to the suite's name (the loaders' `name` argument: it routes
+        the item back to its suite). Called once at setup, so it should also check that everything scoring needs (a
+        judge, rule tables) is there: a broken suite then fails the run before any training."""
 
     @abstractmethod
     def score(self, chunk: Chunk, tally: Tally) -> list[float | None]:
