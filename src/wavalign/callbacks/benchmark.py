@@ -125,11 +125,12 @@ class BenchmarkCallback(pl.Callback):
         before any training."""
         for s in self.suites:
             if s.name not in self.items:
-                self.items[s.name] = s.load()
-                strays = sorted({it.benchmark for it in self.items[s.name]} - {s.name})
+                items = s.load()
+                strays = sorted({it.benchmark for it in items} - {s.name})
                 if strays:  # items find their suite (scoring, eval/<name>/...) by this name
                     raise ValueError(f"benchmark suite {s.name!r} ({type(s).__name__}) loaded items named {strays}; "
                                      "a suite's items must have benchmark=<its name>")
+                self.items[s.name] = items
         if self.asr is None and self.asr_sentences_file is not None:
             from wavalign.audio.asr import TaskASR
 
