@@ -52,8 +52,8 @@ def test_generated_configs_share_world_warm_start_steps_and_evaluation(at_root: 
     assert (sft["trainer"]["max_steps"], sft["model"]["scheduler"]["init_args"]["T_max"]) == (70, 70)
     for cfg in (sft, rl):
         bench = next(c for c in cfg["trainer"]["callbacks"] if c["class_path"].endswith("BenchmarkCallback"))
-        assert [s["name"] for s in bench["init_args"]["suites"]] == ["world_val", "world_heard"]
-        assert all(s["max_items"] == 9 for s in bench["init_args"]["suites"])
+        assert [s["init_args"]["name"] for s in bench["init_args"]["suites"]] == ["world_val", "world_heard"]
+        assert all(s["init_args"]["max_items"] == 9 for s in bench["init_args"]["suites"])
         assert bench["init_args"]["eq_judge"]["init_args"]["profiles_file"] == f"{settings.world_dir}/style_profiles.json"
 
 

@@ -18,7 +18,10 @@ from voicebench_checkout import write_checkout
 
 from conftest import ROOT, tiny_policy
 from wavalign.benchmarks.voicebench_source import ENV_VAR
-from wavalign.callbacks.benchmark import BenchmarkCallback, BenchmarkSuite
+from wavalign.benchmarks.generic import GenericSuite
+from wavalign.benchmarks.voicebench_suite import VoiceBenchSuite
+from wavalign.benchmarks.vstyle_suite import VStyleSuite
+from wavalign.callbacks.benchmark import BenchmarkCallback
 from wavalign.judges.base import Judge, JudgeScore
 from wavalign.judges.official import VoiceBenchJudge, VStyleJudge
 from wavalign.judges.rules import AnswerJudge
@@ -27,8 +30,8 @@ from wavalign.policy.base import Reply, SamplingConfig
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "benchmarks"
 KEY = dict(allow_no_key=True, api_key_env="", backoff_s=0.0, max_retries=1)
-GENERIC = BenchmarkSuite("qa", str(DATA / "generic_qa.jsonl"))
-VSTYLE = BenchmarkSuite("vstyle", str(DATA / "vstyle_metadata.jsonl"), kind="vstyle", language="en")
+GENERIC = GenericSuite("qa", str(DATA / "generic_qa.jsonl"))
+VSTYLE = VStyleSuite("vstyle", str(DATA / "vstyle_metadata.jsonl"), language="en")
 
 REPLIES = {  # question -> (reply, EQ judge score; None = unreliable)
     "what is two plus three": ("two plus three is five", 4.0),
@@ -93,7 +96,8 @@ def test_iq_eq_and_reference_wer_by_hand():
 def test_open_ended_items_count_toward_iq_only_through_the_iq_judge():
     without = BenchmarkCallback([GENERIC], wer="off").evaluate(None, scripted())
     assert without["eval/iq"] == pytest.approx(75.0) and "eval/wer" not in without
-    cb = BenchmarkCallback([GENERIC], wer="off", iq_judge=ScriptedJudge({"mornings are lovely": 5.0}))
+    judged = GenericSuite("qa", GENERIC.path, iq_judge=ScriptedJudge({"mornings are lovely": 5.0}))
+    cb = BenchmarkCallback([judged], wer="off")
     v = cb.evaluate(None, scripted())
     # the open generic item judged 5 -> correctness 1.0
     assert v["eval/qa/iq"] == pytest.approx(100 * 4 / 5) and v["eval/iq"] == pytest.approx(100 * 4 / 5)
@@ -118,9 +122,6 @@ def test_official_suites_log_in_their_own_units(tmp_path):
     vb_dir = str(write_checkout(tmp_path))
     alpaca = tmp_path / "alpacaeval.jsonl"
     alpaca.write_text('{"prompt": "Tell me a joke."}\n{"prompt": "Plan a trip."}\n', encoding="utf-8")
-    suites = [GENERIC, BenchmarkSuite("sdqa", str(DATA / "voicebench_sd-qa.jsonl"), "voicebench", subset="sd-qa"),
-              BenchmarkSuite("alpaca", str(alpaca), "voicebench", subset="alpacaeval"),
-              BenchmarkSuite("obqa", str(DATA / "voicebench_openbookqa.jsonl"), "voicebench", subset="openbookqa"), VSTYLE]  # fmt: skip
     texts = {q: t for q, (t, _) in REPLIES.items()} | {
         "Who wrote Hamlet?": "Shakespeare", "What is the capital of France?": "Lyon",
         "How many legs does a spider have?": "8 legs", "Which ocean is the largest?": "the Pacific",
@@ -135,10 +136,13 @@ def test_official_suites_log_in_their_own_units(tmp_path):
     module = ScriptedModule({q: Reply(t, []) for q, t in texts.items()} | {q: Reply("Sure.", [1, 2]) for q in vstyle_questions},
                             scripted().judge, ToyCodec())  # fmt: skip
     with chat_server(official_server) as server:
-        cb = BenchmarkCallback(suites, wer="off",
-                               voicebench_judge=VoiceBenchJudge(server.url, voicebench_dir=vb_dir, **KEY),
-                               vstyle_judge=VStyleJudge(server.url, "judge", str(write_prompts(tmp_path)), **KEY),
-                               voicebench_dir=vb_dir)  # fmt: skip
+        vb = dict(judge=VoiceBenchJudge(server.url, voicebench_dir=vb_dir, **KEY), voicebench_dir=vb_dir)
+        suites = [GENERIC, VoiceBenchSuite("sdqa", str(DATA / "voicebench_sd-qa.jsonl"), "sd-qa", **vb),
+                  VoiceBenchSuite("alpaca", str(alpaca), "alpacaeval", **vb),
+                  VoiceBenchSuite("obqa", str(DATA / "voicebench_openbookqa.jsonl"), "openbookqa", **vb),
+                  VStyleSuite("vstyle", VSTYLE.path, VStyleJudge(server.url, "judge", str(write_prompts(tmp_path)), **KEY),
+                              language="en")]  # fmt: skip
+        cb = BenchmarkCallback(suites, wer="off")
         v = cb.evaluate(None, module)
     assert v["eval/iq"] == pytest.approx(75.0) and v["eval/qa/iq"] == pytest.approx(75.0)  # the generic suite only
     assert v["eval/voicebench/sd-qa"] == pytest.approx(60.0)  # Shakespeare, 8 legs, the Pacific: voted right
@@ -151,9 +155,10 @@ def test_official_suites_log_in_their_own_units(tmp_path):
     expected = (2 * (w["speed"] + w["emotion"] + w["character"]) + 4 * w["sadness"]) / sum(w.values())
     assert v["eval/vstyle/overall"] == pytest.approx(expected)
     assert "eval/sdqa/iq" not in v and "eval/vstyle/iq" not in v and "eval/sdqa/eq" in v
-    with pytest.raises(ValueError, match="set BenchmarkCallback voicebench_judge"):
-        BenchmarkCallback(suites[:2]).setup(None, None, "validate")
-    with pytest.raises(ValueError, match="set BenchmarkCallback vstyle_judge"):
+    sdqa = VoiceBenchSuite("sdqa", str(DATA / "voicebench_sd-qa.jsonl"), "sd-qa")
+    with pytest.raises(ValueError, match=r"VoiceBench's sd-qa is scored by an LLM judge; set the suite's judge"):
+        BenchmarkCallback([GENERIC, sdqa]).setup(None, None, "validate")
+    with pytest.raises(ValueError, match="VStyle is scored by its LALM judge; set the suite's judge"):
         BenchmarkCallback([VSTYLE]).setup(None, None, "validate")
 
 
@@ -161,7 +166,7 @@ def test_rule_scored_voicebench_suites_need_a_checkout_at_setup(tmp_path, monkey
     """bbh / openbookqa / mmsu / advbench are scored by VoiceBench's own tables, which are not shipped: without a
     checkout the suite is refused at setup, saying what to fetch; suites that do not need them still set up."""
     monkeypatch.delenv(ENV_VAR, raising=False)
-    obqa = BenchmarkSuite("obqa", str(DATA / "voicebench_openbookqa.jsonl"), "voicebench", subset="openbookqa")
+    obqa = VoiceBenchSuite("obqa", str(DATA / "voicebench_openbookqa.jsonl"), "openbookqa")
     with pytest.raises(ValueError, match=r"suite 'obqa' \(VoiceBench openbookqa\) needs VoiceBench's own rule tables.*"
                                          rf"git clone https://github.com/MatthewCYM/VoiceBench.*{ENV_VAR}"):  # fmt: skip
         BenchmarkCallback([GENERIC, obqa]).setup(None, None, "validate")
@@ -169,16 +174,16 @@ def test_rule_scored_voicebench_suites_need_a_checkout_at_setup(tmp_path, monkey
     monkeypatch.setenv(ENV_VAR, str(write_checkout(tmp_path)))
     cb = BenchmarkCallback([obqa])
     cb.setup(None, None, "validate")
-    assert cb.voicebench_rules is not None and cb.voicebench_rules.mcq_answer("pick c!") == "C"
+    assert obqa.rules is not None and obqa.rules.mcq_answer("pick c!") == "C"
     monkeypatch.delenv(ENV_VAR)
     ifeval = tmp_path / "ifeval.jsonl"  # ifeval needs the checkout only for constrained_response's options
     row = {"key": 1, "prompt": "p", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
     ifeval.write_text(json.dumps(row) + "\n", encoding="utf-8")
-    BenchmarkCallback([BenchmarkSuite("if", str(ifeval), "voicebench", subset="ifeval")]).setup(None, None, "fit")
+    BenchmarkCallback([VoiceBenchSuite("if", str(ifeval), "ifeval")]).setup(None, None, "fit")
     row["instruction_id_list"] = ["detectable_format:constrained_response"]
     ifeval.write_text(json.dumps(row) + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"suite 'if' \(VoiceBench ifeval\) needs VoiceBench's own rule tables"):
-        BenchmarkCallback([BenchmarkSuite("if", str(ifeval), "voicebench", subset="ifeval")]).setup(None, None, "fit")
+        BenchmarkCallback([VoiceBenchSuite("if", str(ifeval), "ifeval")]).setup(None, None, "fit")
 
 
 class ManySamplesModule(ScriptedModule):
@@ -204,7 +209,8 @@ def test_iq_samples_average_correctness_over_k_replies_and_score_eq_on_the_first
         "tell me something nice about mornings": ["mornings are lovely", "no", "no"],  # open: first reply, judged
     }
     judge = ScriptedJudge({"two plus three is five": 5.0, "it is eight": 1.0, "green": 3.0, "A": 3.0}, default=2.0)
-    cb = BenchmarkCallback([GENERIC], wer="off", iq_samples=3, iq_judge=ScriptedJudge({"mornings are lovely": 4.0}))
+    judged = GenericSuite("qa", GENERIC.path, iq_judge=ScriptedJudge({"mornings are lovely": 4.0}))
+    cb = BenchmarkCallback([judged], wer="off", iq_samples=3)
     v = cb.evaluate(None, ManySamplesModule(samples, judge))
     assert v["eval/iq"] == pytest.approx(100 * (2 / 3 + 1 + 1 / 3 + 0 + 3 / 4) / 5)
     per_item = torch.tensor([2 / 3, 1, 1 / 3, 0, 3 / 4], dtype=torch.float64)  # the SE is over items, not replies
@@ -236,7 +242,7 @@ def test_bad_configuration_fails_early():
         BenchmarkCallback([GENERIC], wer="speech")
     with pytest.raises(ValueError, match="names must be unique"):
         BenchmarkCallback([GENERIC, GENERIC])
-    cb = BenchmarkCallback([BenchmarkSuite("x", str(DATA / "missing.jsonl"))])
+    cb = BenchmarkCallback([GenericSuite("x", str(DATA / "missing.jsonl"))])
     with pytest.raises(FileNotFoundError, match="missing.jsonl"):
         cb.setup(None, None, "fit")
 
@@ -244,14 +250,14 @@ def test_bad_configuration_fails_early():
 def test_real_policy_with_spoken_prompts_is_repeatable_and_leaves_the_training_rng_alone(tmp_path):
     vb_dir = str(write_checkout(tmp_path))
     module = WavAlignModule(tiny_policy(seed=3), AnswerJudge(), codec=ToyCodec(), sampling=SamplingConfig(max_new_tokens=16))
-    suites = [BenchmarkSuite("qa", GENERIC.path, max_items=3),
-              BenchmarkSuite("sdqa", str(DATA / "voicebench_sd-qa.jsonl"), "voicebench", max_items=2, subset="sd-qa"),
-              BenchmarkSuite("obqa", str(DATA / "voicebench_openbookqa.jsonl"), "voicebench", max_items=2, subset="openbookqa"),
-              BenchmarkSuite("vstyle", VSTYLE.path, "vstyle", max_items=2)]  # fmt: skip
     with chat_server(lambda body: ["Yes", "Yes", "No"] if "<gold>" in user_text(body) else ["[[3]]"]) as server:
-        cb = BenchmarkCallback(suites, wer="reference", batch_size=8, voicebench_dir=vb_dir,
-                               voicebench_judge=VoiceBenchJudge(server.url, voicebench_dir=vb_dir, **KEY),
-                               vstyle_judge=VStyleJudge(server.url, "judge", str(write_prompts(tmp_path)), **KEY))  # fmt: skip
+        vb = dict(judge=VoiceBenchJudge(server.url, voicebench_dir=vb_dir, **KEY), voicebench_dir=vb_dir, max_items=2)
+        suites = [GenericSuite("qa", GENERIC.path, max_items=3),
+                  VoiceBenchSuite("sdqa", str(DATA / "voicebench_sd-qa.jsonl"), "sd-qa", **vb),
+                  VoiceBenchSuite("obqa", str(DATA / "voicebench_openbookqa.jsonl"), "openbookqa", **vb),
+                  VStyleSuite("vstyle", VSTYLE.path, VStyleJudge(server.url, "judge", str(write_prompts(tmp_path)), **KEY),
+                              max_items=2)]  # fmt: skip
+        cb = BenchmarkCallback(suites, wer="reference", batch_size=8)
         torch.manual_seed(123)
         first = cb.evaluate(None, module)
         after = torch.rand(3)
@@ -293,7 +299,7 @@ def test_speech_text_wer_with_the_offline_asr_on_real_speech(tmp_path):
     sentences.write_text("\n".join(spoken + [texts[1]]) + "\n")
     module = ScriptedModule({q: Reply(t, [i]) for i, (q, t) in enumerate(zip(questions, texts))}, ScriptedJudge({}),
                             SentenceCodec(spoken))  # fmt: skip
-    cb = BenchmarkCallback([BenchmarkSuite("debug", str(ROOT / "configs/data/debug_bench.jsonl"))],
+    cb = BenchmarkCallback([GenericSuite("debug", str(ROOT / "configs/data/debug_bench.jsonl"))],
                            asr_sentences_file=str(sentences))  # fmt: skip
     cb.setup(None, module, "validate")
     assert cb.evaluate(None, module)["eval/wer"] == pytest.approx(1 / 30)  # 6 replies x 5 words
@@ -310,19 +316,30 @@ def test_official_judges_are_configured_from_yaml_as_the_cli_does(tmp_path, monk
     callback:
       class_path: wavalign.callbacks.benchmark.BenchmarkCallback
       init_args:
-        suites: [{{name: ifeval, kind: voicebench, subset: ifeval, path: x.jsonl, skip_unsupported: true}}]
-        voicebench_dir: {write_checkout(tmp_path)}
-        voicebench_judge:
-          class_path: wavalign.judges.official.VoiceBenchJudge
-          init_args: {{base_url: "http://127.0.0.1:9/v1", voicebench_dir: {write_checkout(tmp_path)}}}
-        vstyle_judge:
-          class_path: wavalign.judges.official.VStyleJudge
-          init_args: {{base_url: "http://127.0.0.1:9/v1", model: gemini-2.5-pro, prompt_dir: {write_prompts(tmp_path)}}}
+        suites:
+          - class_path: wavalign.benchmarks.voicebench_suite.VoiceBenchSuite
+            init_args:
+              name: ifeval
+              subset: ifeval
+              path: x.jsonl
+              skip_unsupported: true
+              voicebench_dir: {write_checkout(tmp_path)}
+              judge:
+                class_path: wavalign.judges.official.VoiceBenchJudge
+                init_args: {{base_url: "http://127.0.0.1:9/v1", voicebench_dir: {write_checkout(tmp_path)}}}
+          - class_path: wavalign.benchmarks.vstyle_suite.VStyleSuite
+            init_args:
+              name: vstyle
+              path: y.jsonl
+              judge:
+                class_path: wavalign.judges.official.VStyleJudge
+                init_args: {{base_url: "http://127.0.0.1:9/v1", model: gemini-2.5-pro, prompt_dir: {write_prompts(tmp_path)}}}
     """)
     parser = ArgumentParser()
     parser.add_argument("--callback", type=BenchmarkCallback)
     cb = parser.instantiate_classes(parser.parse_object(config)).callback
-    assert cb.voicebench_judge.samples == 3 and cb.voicebench_judge.client.model == "gpt-4o-mini"
-    assert cb.vstyle_judge.client.url == "http://127.0.0.1:9/v1/chat/completions" and cb.suites[0].skip_unsupported
-    assert cb.voicebench_dir == str(tmp_path / "VoiceBench")
-    assert cb.voicebench_judge.prompts["system"] == "Be a fair grader."  # read from the checkout
+    voicebench, vstyle = cb.suites
+    assert voicebench.judge.samples == 3 and voicebench.judge.client.model == "gpt-4o-mini"
+    assert vstyle.judge.client.url == "http://127.0.0.1:9/v1/chat/completions" and voicebench.skip_unsupported
+    assert voicebench.voicebench_dir == str(tmp_path / "VoiceBench")
+    assert voicebench.judge.prompts["system"] == "Be a fair grader."  # read from the checkout

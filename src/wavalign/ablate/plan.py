@@ -167,11 +167,10 @@ def _benchmark(cfg: dict[str, Any], settings: AblationSettings) -> dict[str, Any
     if bench is None:
         raise ValueError("ablation: the base configs need a BenchmarkCallback (it measures IQ, EQ and WER)")
     args = dict(bench["init_args"])
-    suites = [{"name": "world_val", "kind": "generic", "path": f"{settings.world_dir}/val.bench.jsonl"}]
-    if settings.world.n_heard:
-        suites.append({"name": "world_heard", "kind": "generic", "path": f"{settings.world_dir}/heard.bench.jsonl"})
-    for s in suites:
-        s["max_items"] = settings.eval_max_items
+    splits = ["val", "heard"] if settings.world.n_heard else ["val"]
+    suites = [{"class_path": "wavalign.benchmarks.generic.GenericSuite",
+               "init_args": {"name": f"world_{split}", "path": f"{settings.world_dir}/{split}.bench.jsonl",
+                             "max_items": settings.eval_max_items}} for split in splits]  # fmt: skip
     args.update(suites=suites, at_start=False, iq_samples=settings.iq_samples, by_category=False)
     return {"class_path": bench["class_path"], "init_args": args}
 

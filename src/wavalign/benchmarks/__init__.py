@@ -1,4 +1,7 @@
-"""Benchmark loaders: each reads one benchmark's file layout into a list of `BenchmarkItem`s.
+"""Benchmark loaders, each reading one benchmark's file layout into a list of `BenchmarkItem`s, and the suite protocol
+`BenchmarkCallback` evaluates (`suite.Suite`; the classes: generic.GenericSuite, voicebench_suite.VoiceBenchSuite,
+vstyle_suite.VStyleSuite, the last two not imported here since they import the official judges, which import this
+package).
 
     load_benchmark("voicebench", "data/sd-qa_usa.jsonl", name="sdqa", subset="sd-qa", max_items=200)
 """
@@ -8,14 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from wavalign.benchmarks.base import BenchmarkError, BenchmarkItem, correctness, extract_choice
-from wavalign.benchmarks.generic import load_generic
+from wavalign.benchmarks.generic import GenericSuite, load_generic
+from wavalign.benchmarks.suite import Chunk, Suite, Sums
 from wavalign.benchmarks.voicebench import load_voicebench
 from wavalign.benchmarks.vstyle import load_vstyle
 
 KINDS = ("generic", "voicebench", "vstyle")
 
-__all__ = ["KINDS", "BenchmarkError", "BenchmarkItem", "correctness", "extract_choice", "load_benchmark",
-           "load_generic", "load_voicebench", "load_vstyle"]  # fmt: skip
+__all__ = ["KINDS", "BenchmarkError", "BenchmarkItem", "Chunk", "GenericSuite", "Suite", "Sums", "correctness",
+           "extract_choice", "load_benchmark", "load_generic", "load_voicebench", "load_vstyle"]  # fmt: skip
 
 
 def load_benchmark(

@@ -9,6 +9,8 @@ answer | answers (optional, not both): acceptable answers; without them the item
 answer_type (optional): "text" (default: every word of an answer appears in the reply), "final" (the reply ends
 with an answer) or "choice". category, style (optional); a style becomes the system
 message "style: <style>", the embedded world's convention for requesting a speaking style.
+
+`GenericSuite` scores such a file for the pooled IQ: rule-checked against the references, or by its `iq_judge`.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from wavalign.benchmarks.base import (
     BenchmarkError,
     BenchmarkItem,
     audio_path,
+    correctness,
     need_str,
     opt_str,
     read_rows,
     take,
 )
+from wavalign.benchmarks.suite import Chunk, Suite, Tally
+from wavalign.judges.base import Judge
 
 
 def references(row: dict, where: str) -> tuple[str, ...]:
@@ -61,3 +66,43 @@ def load_generic(path: str | Path, name: str, max_items: int | None = None) -> l
             )
         )
     return take(items, max_items, path)
+
+
+class GenericSuite(Suite):
+    """A generic spoken-QA file, scored for the pooled eval/iq, eval/eq, eval/wer (and eval/<name>/...).
+
+    IQ per item: the fraction of its `iq_samples` replies that hold a reference answer (`benchmarks.correctness`);
+    items without references are open-ended and count only when `iq_judge` is set, as (score - 1) / 4 of its
+    reliable score of the first reply (an unreliable score leaves the item out).
+
+    Args:
+        name: names the suite's figures (eval/<name>/...); unique among the callback's suites, without '/'.
+        path: the JSONL file (`benchmarks.generic` documents the rows).
+        max_items: evaluate only the first N items (file order, so every evaluation sees the same subset).
+        iq_judge: judges the open-ended items' first replies on 1-5; without it they add to EQ and WER only.
+    """
+
+    pooled = True
+
+    def __init__(self, name: str, path: str, max_items: int | None = None, iq_judge: Judge | None = None) -> None:
+        super().__init__(name, path, max_items)
+        self.iq_judge = iq_judge
+
+    def load(self) -> list[BenchmarkItem]:
+        return load_generic(self.path, self.name, self.max_items)
+
+    def score(self, chunk: Chunk, tally: Tally) -> list[float | None]:
+        out: list[float | None] = []
+        for item, samples in zip(chunk.items, chunk.samples):
+            checks = [correctness(item, r.text) for r in samples]
+            out.append(None if checks[0] is None else sum(checks) / len(checks))  # type: ignore[arg-type]
+        open_ended = [i for i, item in enumerate(chunk.items) if not item.references]
+        if self.iq_judge is not None and open_ended:
+            judged = self.iq_judge.score([chunk.requests[i] for i in open_ended])
+            for i, s in zip(open_ended, judged):
+                out[i] = (s.score - 1.0) / 4.0 if s.reliable else None
+        return out
+
+    def close(self) -> None:
+        if self.iq_judge is not None:
+            self.iq_judge.close()

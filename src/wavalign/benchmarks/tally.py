@@ -49,10 +49,12 @@ def vstyle_weights() -> dict[str, float]:
 
 
 class OfficialTally:
-    """Additive counts per VoiceBench subset and VStyle ability; `values()` turns them into the logged numbers."""
+    """Additive counts per VoiceBench subset and VStyle ability; `values()` turns them into the logged numbers.
+    seed: `guesses`, the random answers of VoiceBench's scorers where no rule matches, repeatable per evaluation."""
 
-    def __init__(self, items: Sequence[BenchmarkItem]) -> None:
+    def __init__(self, items: Sequence[BenchmarkItem], seed: int = 0) -> None:
         self.sums: dict[str, float] = defaultdict(float)
+        self.guesses = random.Random(seed)
         for it in items:  # every rank registers the same names, so their vectors line up
             prefix = f"voicebench/{it.subset}" if it.kind == "voicebench" else f"vstyle/{it.category}"
             ifeval = it.subset in IFEVAL
