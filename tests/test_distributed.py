@@ -199,7 +199,8 @@ def validate_benchmark(tmp: Path, name: str, processes: int, strategy: str | Non
     """`validate` with a BenchmarkCallback over 5 items in batches of 2, greedy: under 2 processes rank 0 scores 3
     items in 2 rounds and rank 1 scores 2 in 1. Returns the logged eval/* values."""
     bench = {"class_path": "wavalign.callbacks.benchmark.BenchmarkCallback", "init_args": {
-        "suites": [{"name": "debug", "kind": "generic", "path": "configs/data/debug_bench.jsonl", "max_items": 5}],
+        "suites": [{"class_path": "wavalign.benchmarks.generic.GenericSuite",
+                    "init_args": {"name": "debug", "path": "configs/data/debug_bench.jsonl", "max_items": 5}}],
         "wer": "reference", "batch_size": 2, "iq_samples": 1}}  # fmt: skip
     overlay = tmp / f"{name}.yaml"
     overlay.write_text(yaml.safe_dump({"trainer": {"callbacks": [bench]},

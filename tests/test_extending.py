@@ -3,7 +3,6 @@ imported from there by its YAML class_path, and trained with through the CLI for
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -11,21 +10,11 @@ import pytest
 import torch
 
 from conftest import scalars
+from doc_blocks import named_blocks
 from wavalign.cli import main
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "extending.md"
 QUICK = ["--trainer.max_steps=2", "--trainer.log_every_n_steps=1", "--trainer.limit_val_batches=0",
          "--trainer.enable_progress_bar=false", "--trainer.callbacks=[]", "--model.sampling.max_new_tokens=8"]  # fmt: skip
-
-
-def named_blocks() -> dict[str, str]:
-    """{file name: text} of every fenced block whose first line is a `# <file name>` comment."""
-    out = {}
-    for body in re.findall(r"```(?:python|yaml)\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S):
-        first = body.splitlines()[0]
-        if re.fullmatch(r"# [\w.]+\.(py|yaml)", first):
-            out[first[2:]] = body
-    return out
 
 
 @pytest.fixture
@@ -37,7 +26,7 @@ def examples(tmp_path: Path, monkeypatch) -> Path:
         (folder / name).write_text(text, encoding="utf-8")
     monkeypatch.syspath_prepend(str(folder))
     yield folder
-    for name in ("my_gates", "my_judges", "my_suites"):
+    for name in ("my_gates", "my_judges"):  # imported from the folder; my_suites is the doc module of doc_blocks
         sys.modules.pop(name, None)
 
 
@@ -49,7 +38,9 @@ def fit(root: Path, overlay: Path, out: Path, monkeypatch) -> tuple[object, dict
 
 
 def test_the_doc_names_its_files():
-    assert {"my_gates.py", "my_gate.yaml", "my_judges.py", "my_judge.yaml"} <= set(named_blocks())
+    assert {"my_gates.py", "my_gate.yaml", "my_judges.py", "my_judge.yaml", "my_suites.py", "my_suite.yaml"} <= set(
+        named_blocks()
+    )
 
 
 def test_the_gate_rule_example(root: Path, examples: Path, tmp_path: Path, monkeypatch):

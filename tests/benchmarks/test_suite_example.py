@@ -12,10 +12,12 @@ from typing import Sequence
 import pytest
 import torch
 
+from doc_blocks import doc_module
+
 import wavalign.callbacks.benchmark as callback_module
 from wavalign.benchmarks import BenchmarkItem, load_generic
 from wavalign.benchmarks.generic import GenericSuite
-from wavalign.benchmarks.suite import Chunk, Suite, Sums
+from wavalign.benchmarks.suite import Sums
 from wavalign.callbacks.benchmark import BenchmarkCallback
 from wavalign.judges.base import Judge, JudgeScore
 from wavalign.policy.base import Reply, SamplingConfig
@@ -24,35 +26,7 @@ DATA = Path(__file__).resolve().parent.parent / "data" / "benchmarks"
 
 
 # ---- the worked example (docs/extending.md) -------------------------------------------------------------------------
-class KeywordSuite(Suite):
-    """Prompts whose replies should say a keyword: logs eval/<name>/keyword_rate (0-100).
-
-    Args:
-        name: names the figure (eval/<name>/keyword_rate).
-        path: a generic JSONL file (`benchmarks.generic`): its questions are the prompts.
-        keyword: the word a good reply says (any case).
-        max_items: evaluate only the first N items.
-    """
-
-    def __init__(self, name: str, path: str, keyword: str, max_items: int | None = None) -> None:
-        super().__init__(name, path, max_items)
-        self.keyword = keyword.lower()
-
-    def load(self) -> list[BenchmarkItem]:
-        return load_generic(self.path, self.name, self.max_items)
-
-    def new_tally(self, items: Sequence[BenchmarkItem], seed: int) -> Sums:
-        return Sums(f"{it.benchmark}:{count}" for it in items for count in ("n", "hits"))
-
-    def score(self, chunk: Chunk, tally: Sums) -> list[float | None]:
-        for item, reply in zip(chunk.items, chunk.replies):
-            tally.add(f"{item.benchmark}:n")
-            tally.add(f"{item.benchmark}:hits", float(self.keyword in reply.text.lower()))
-        return [None] * len(chunk.items)  # not an IQ: nothing for eval/iq
-
-    def report(self, tally: Sums) -> dict[str, float]:
-        names = sorted({key.split(":")[0] for key in tally.sums})
-        return {f"eval/{n}/keyword_rate": 100 * tally.sums[f"{n}:hits"] / tally.sums[f"{n}:n"] for n in names}
+KeywordSuite = doc_module("my_suites").KeywordSuite  # the class exactly as docs/extending.md shows it
 
 
 # ---- a module with scripted replies (what the callback uses of a WavAlignModule) ------------------------------------

@@ -23,7 +23,7 @@ from wavalign.benchmarks.voicebench_suite import VoiceBenchSuite
 from wavalign.benchmarks.vstyle_suite import VStyleSuite
 from wavalign.callbacks.benchmark import BenchmarkCallback
 from wavalign.judges.base import Judge, JudgeScore
-from wavalign.judges.official import VoiceBenchJudge, VStyleJudge
+from wavalign.benchmarks.official_judges import VoiceBenchJudge, VStyleJudge
 from wavalign.judges.rules import AnswerJudge
 from wavalign.module import WavAlignModule
 from wavalign.policy.base import Reply, SamplingConfig
@@ -325,14 +325,14 @@ def test_official_judges_are_configured_from_yaml_as_the_cli_does(tmp_path, monk
               skip_unsupported: true
               voicebench_dir: {write_checkout(tmp_path)}
               judge:
-                class_path: wavalign.judges.official.VoiceBenchJudge
+                class_path: wavalign.benchmarks.official_judges.VoiceBenchJudge
                 init_args: {{base_url: "http://127.0.0.1:9/v1", voicebench_dir: {write_checkout(tmp_path)}}}
           - class_path: wavalign.benchmarks.vstyle_suite.VStyleSuite
             init_args:
               name: vstyle
               path: y.jsonl
               judge:
-                class_path: wavalign.judges.official.VStyleJudge
+                class_path: wavalign.benchmarks.official_judges.VStyleJudge
                 init_args: {{base_url: "http://127.0.0.1:9/v1", model: gemini-2.5-pro, prompt_dir: {write_prompts(tmp_path)}}}
     """)
     parser = ArgumentParser()

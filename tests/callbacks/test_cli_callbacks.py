@@ -37,7 +37,7 @@ def test_fit_logs_geometry_and_benchmark_every_n_steps(tmp_path):
     every_step.write_text(
         "trainer:\n  callbacks:\n"
         "    - class_path: wavalign.callbacks.benchmark.BenchmarkCallback\n"
-        "      init_args: {suites: [{name: debug, path: configs/data/debug_bench.jsonl}], wer: reference, every_n_steps: 1}\n"
+        "      init_args: {suites: [{class_path: wavalign.benchmarks.generic.GenericSuite, init_args: {name: debug, path: configs/data/debug_bench.jsonl}}], wer: reference, every_n_steps: 1}\n"
         "    - class_path: wavalign.callbacks.geometry.GradientGeometryCallback\n"
         "      init_args: {every_n_steps: 1}\n"
     )
@@ -55,7 +55,7 @@ def test_at_start_evaluates_before_the_first_update(tmp_path):
     at_start.write_text(
         "trainer:\n  callbacks:\n"
         "    - class_path: wavalign.callbacks.benchmark.BenchmarkCallback\n"
-        "      init_args: {suites: [{name: debug, path: configs/data/debug_bench.jsonl}], wer: reference, at_start: true}\n"
+        "      init_args: {suites: [{class_path: wavalign.benchmarks.generic.GenericSuite, init_args: {name: debug, path: configs/data/debug_bench.jsonl}}], wer: reference, at_start: true}\n"
     )
     cli = run("fit", tmp_path, "--config", str(at_start), "--trainer.max_steps=2", "--trainer.limit_val_batches=0")
     (cb,) = [c for c in cli.trainer.callbacks if type(c).__name__ == "BenchmarkCallback"]

@@ -27,7 +27,7 @@ def fitted(tmp_path_factory):
     extra.write_text(
         "trainer:\n  callbacks:\n"
         "    - class_path: wavalign.callbacks.benchmark.BenchmarkCallback\n"
-        "      init_args: {suites: [{name: debug, path: configs/data/debug_bench.jsonl}], wer: reference, at_start: true}\n"
+        "      init_args: {suites: [{class_path: wavalign.benchmarks.generic.GenericSuite, init_args: {name: debug, path: configs/data/debug_bench.jsonl}}], wer: reference, at_start: true}\n"
         "    - class_path: wavalign.callbacks.checkpoint.PeriodicCheckpoint\n"
         "      init_args: {every_n_train_steps: 10}\n"
     )

@@ -17,7 +17,7 @@ from wavalign.benchmarks.suite import Chunk, Suite
 from wavalign.benchmarks.tally import LLM_SUBSETS, OfficialTally
 from wavalign.benchmarks.voicebench import load_voicebench
 from wavalign.benchmarks.voicebench_rules import RULE_SUBSETS, VoiceBenchRules
-from wavalign.judges.official import VoiceBenchJudge
+from wavalign.benchmarks.official_judges import VoiceBenchJudge
 
 
 class VoiceBenchSuite(Suite):
@@ -57,7 +57,7 @@ class VoiceBenchSuite(Suite):
         items = load_voicebench(self.path, self.name, self.subset, self.max_items, self.skip_unsupported)
         if self.subset in LLM_SUBSETS and self.judge is None:
             raise ValueError(f"benchmark suite {self.name!r}: VoiceBench's {self.subset} is scored by an LLM judge; "
-                             "set the suite's judge (wavalign.judges.official.VoiceBenchJudge)")
+                             "set the suite's judge (wavalign.benchmarks.official_judges.VoiceBenchJudge)")
         needs_tables = self.subset in RULE_SUBSETS or any(needs_options(it.instructions) for it in items)
         if needs_tables and self.rules is None:
             self.rules = VoiceBenchRules.from_checkout(

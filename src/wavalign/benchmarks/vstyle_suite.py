@@ -15,7 +15,7 @@ from wavalign.benchmarks.base import BenchmarkItem
 from wavalign.benchmarks.suite import Chunk, Suite
 from wavalign.benchmarks.tally import OfficialTally
 from wavalign.benchmarks.vstyle import load_vstyle
-from wavalign.judges.official import VStyleJudge
+from wavalign.benchmarks.official_judges import VStyleJudge
 
 
 class VStyleSuite(Suite):
@@ -44,7 +44,7 @@ class VStyleSuite(Suite):
         items = load_vstyle(self.path, self.name, self.language, self.max_items)
         if self.judge is None:
             raise ValueError(f"benchmark suite {self.name!r}: VStyle is scored by its LALM judge; set the suite's "
-                             "judge (wavalign.judges.official.VStyleJudge)")
+                             "judge (wavalign.benchmarks.official_judges.VStyleJudge)")
         return items
 
     def new_tally(self, items: Sequence[BenchmarkItem], seed: int) -> OfficialTally:

@@ -13,7 +13,7 @@ from voicebench_checkout import write_checkout
 
 from wavalign.benchmarks.voicebench_source import ENV_VAR
 from wavalign.judges.http import JudgeConfigError
-from wavalign.judges.official import VoiceBenchJudge, VStyleJudge, bracket_score, majority_yes, open_rating
+from wavalign.benchmarks.official_judges import VoiceBenchJudge, VStyleJudge, bracket_score, majority_yes, open_rating
 
 KEY = dict(allow_no_key=True, api_key_env="", backoff_s=0.0, max_retries=2)
 
