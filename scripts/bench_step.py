@@ -46,27 +46,45 @@ DATA = ROOT / "configs" / "data" / "debug_train.jsonl"
 
 
 def make_policy(args: argparse.Namespace, decoder: str, lora: bool = False) -> InterleavedPolicy:
-    source = TinyQwen2(str(VOCAB), num_speech_tokens=256, hidden_size=128, num_layers=4, num_heads=4,
-                       num_kv_heads=2, intermediate_size=512, seed=0)  # fmt: skip
-    return InterleavedPolicy(source, num_speech_tokens=256, decoder=decoder,
-                             lora=LoraSettings(r=16, alpha=32) if lora else None)  # fmt: skip
+    source = TinyQwen2(
+        str(VOCAB),
+        num_speech_tokens=256,
+        hidden_size=128,
+        num_layers=4,
+        num_heads=4,
+        num_kv_heads=2,
+        intermediate_size=512,
+        seed=0,
+    )
+    return InterleavedPolicy(
+        source, num_speech_tokens=256, decoder=decoder, lora=LoraSettings(r=16, alpha=32) if lora else None
+    )
 
 
 def text_examples(n: int) -> list[DialogueExample]:
     """The debug set's questions as text prompts (TRL's trainer takes text), with their demonstrations."""
     out = []
     for ex in load_jsonl(DATA)[:n]:
-        out.append(DialogueExample(messages=[{"role": "user", "content": ex.question_text}], target_text=ex.target_text,
-                                   target_speech=ex.target_speech, question_text=ex.question_text,
-                                   reference_answer=ex.reference_answer))  # fmt: skip
+        out.append(
+            DialogueExample(
+                messages=[{"role": "user", "content": ex.question_text}],
+                target_text=ex.target_text,
+                target_speech=ex.target_speech,
+                question_text=ex.question_text,
+                reference_answer=ex.reference_answer,
+            )
+        )
     return out
 
 
 def make_module(args: argparse.Namespace, decoder: str, lora: bool = False, beta: float = 0.0) -> WavAlignModule:
     module = WavAlignModule(
-        make_policy(args, decoder, lora), AnswerJudge(), group_size=args.group,
-        sampling=SamplingConfig(temperature=0.9, top_p=0.9, max_new_tokens=args.new_tokens), beta=beta,
-    )  # fmt: skip
+        make_policy(args, decoder, lora),
+        AnswerJudge(),
+        group_size=args.group,
+        sampling=SamplingConfig(temperature=0.9, top_p=0.9, max_new_tokens=args.new_tokens),
+        beta=beta,
+    )
     # A fixed mid-training mix: both terms train every step (the dynamic gate would read lambda = 0 off the random
     # policy's all-wrong groups and skip the policy-gradient backward, flattering our time).
     GateCallback(FixedGate(0.5)).setup(None, module, "fit")
@@ -84,8 +102,10 @@ class OurStep:
 
     def __call__(self) -> float:
         start = self.k * self.prompts % (len(self.examples) - self.prompts + 1)
-        batch = {"ids": list(range(self.k * self.prompts, (self.k + 1) * self.prompts)),
-                 "examples": self.examples[start : start + self.prompts]}  # fmt: skip
+        batch = {
+            "ids": list(range(self.k * self.prompts, (self.k + 1) * self.prompts)),
+            "examples": self.examples[start : start + self.prompts],
+        }
         self.k += 1
         t0 = time.perf_counter()
         loss = self.module.training_step(batch, self.k)
@@ -109,7 +129,9 @@ def trl_trainer(args: argparse.Namespace, examples: list[DialogueExample], betwe
 
     policy = make_policy(args, "generate")
     tok = policy.tokenizer
-    prompts = [policy.tokenizer.decode(policy.prompt_ids(ex.messages, []), skip_special_tokens=False) for ex in examples]
+    prompts = [
+        policy.tokenizer.decode(policy.prompt_ids(ex.messages, []), skip_special_tokens=False) for ex in examples
+    ]
     answers = {p: ex.reference_answer for p, ex in zip(prompts, examples)}
     judge = AnswerJudge()
 
@@ -128,16 +150,36 @@ def trl_trainer(args: argparse.Namespace, examples: list[DialogueExample], betwe
 
     out = tempfile.mkdtemp()
     config = GRPOConfig(
-        output_dir=out, per_device_train_batch_size=args.prompts * args.group, num_generations=args.group,
-        max_completion_length=args.new_tokens, temperature=0.9, top_p=0.9, beta=0.0, learning_rate=1e-6,
-        max_steps=args.steps + args.warmup, use_cpu=True, report_to="none", logging_steps=10_000, save_strategy="no",
-        gradient_checkpointing=False, bf16=False, max_grad_norm=1.2, dataloader_num_workers=0, seed=0,
+        output_dir=out,
+        per_device_train_batch_size=args.prompts * args.group,
+        num_generations=args.group,
+        max_completion_length=args.new_tokens,
+        temperature=0.9,
+        top_p=0.9,
+        beta=0.0,
+        learning_rate=1e-6,
+        max_steps=args.steps + args.warmup,
+        use_cpu=True,
+        report_to="none",
+        logging_steps=10_000,
+        save_strategy="no",
+        gradient_checkpointing=False,
+        bf16=False,
+        max_grad_norm=1.2,
+        dataloader_num_workers=0,
+        seed=0,
         loss_type="grpo",
-    )  # fmt: skip
+    )
     timer = Timer()
     dataset = Dataset.from_dict({"prompt": prompts * 50})
-    trainer = GRPOTrainer(model=policy.model, reward_funcs=reward, args=config, train_dataset=dataset,
-                          processing_class=tok, callbacks=[timer])  # fmt: skip
+    trainer = GRPOTrainer(
+        model=policy.model,
+        reward_funcs=reward,
+        args=config,
+        train_dataset=dataset,
+        processing_class=tok,
+        callbacks=[timer],
+    )
     return trainer, timer
 
 
@@ -160,12 +202,20 @@ def floor_seconds(module: WavAlignModule, args: argparse.Namespace) -> tuple[flo
     entry = module.last_entry
     prompt_len = entry.rollouts.prompt_ids.shape[1]
     generated = rows * args.new_tokens
-    trained = rows * (prompt_len + entry.rollouts.completion_ids.shape[1]) + entry.demonstrations.prompt_ids.numel() \
+    trained = (
+        rows * (prompt_len + entry.rollouts.completion_ids.shape[1])
+        + entry.demonstrations.prompt_ids.numel()
         + entry.demonstrations.completion_ids.numel()
+    )
     flops = 2 * params * generated + 6 * params * trained
     rate = matmul_rate()
-    return flops / rate, {"params": params, "generated_tokens": generated, "trained_tokens": trained,
-                          "flops": flops, "matmul_flops_per_s": rate}  # fmt: skip
+    return flops / rate, {
+        "params": params,
+        "generated_tokens": generated,
+        "trained_tokens": trained,
+        "flops": flops,
+        "matmul_flops_per_s": rate,
+    }
 
 
 def rss_child(args: argparse.Namespace, with_reference: bool) -> None:
@@ -199,26 +249,44 @@ def main() -> None:
     trainer.train()
     w = args.warmup
     trl_med, our_med = statistics.median(timer.times[w:]), statistics.median(our_times[w:])
-    print(f"shape: {args.prompts} prompts x {args.group} samples x {args.new_tokens} new tokens, 4-layer 128-wide Qwen2, "
-          f"float32, {torch.get_num_threads()} threads; {len(our_times) - w} steps each after {w} warm-up, A B A B")  # fmt: skip
+    print(
+        f"shape: {args.prompts} prompts x {args.group} samples x {args.new_tokens} new tokens, 4-layer 128-wide Qwen2, "
+        f"float32, {torch.get_num_threads()} threads; {len(our_times) - w} steps each after {w} warm-up, A B A B"
+    )
     print(f"TRL GRPOTrainer step median: {trl_med:.3f} s")
     print(f"WavAlign step median ({args.decoder} decoder): {our_med:.3f} s")
     print(f"ratio WavAlign / TRL: {our_med / trl_med:.2f}")
     phases = {k: statistics.median(b.get(k, 0.0) for b in ours.breakdown[w:]) for k in ours.breakdown[-1]}
     print("WavAlign breakdown (median s): " + ", ".join(f"{k} {v:.3f}" for k, v in phases.items()))
     floor, info = floor_seconds(ours.module, args)
-    print(f"FLOP floor: {floor:.4f} s ({info['flops'] / 1e9:.2f} GFLOP at {info['matmul_flops_per_s'] / 1e9:.1f} "
-          f"GFLOP/s measured; {info['params'] / 1e6:.2f} M params, {info['generated_tokens']} generated, "
-          f"{info['trained_tokens']} trained tokens); our step is {our_med / floor:.0f}x the floor")  # fmt: skip
+    print(
+        f"FLOP floor: {floor:.4f} s ({info['flops'] / 1e9:.2f} GFLOP at {info['matmul_flops_per_s'] / 1e9:.1f} "
+        f"GFLOP/s measured; {info['params'] / 1e6:.2f} M params, {info['generated_tokens']} generated, "
+        f"{info['trained_tokens']} trained tokens); our step is {our_med / floor:.0f}x the floor"
+    )
     if args.rss:
         rss = {}
         for mode in ("ref", "noref"):
-            cmd = [sys.executable, __file__, "--rss-child", mode, "--decoder", "static", "--prompts", str(args.prompts),
-                   "--group", str(args.group), "--new-tokens", str(args.new_tokens)]  # fmt: skip
+            cmd = [
+                sys.executable,
+                __file__,
+                "--rss-child",
+                mode,
+                "--decoder",
+                "static",
+                "--prompts",
+                str(args.prompts),
+                "--group",
+                str(args.group),
+                "--new-tokens",
+                str(args.new_tokens),
+            ]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=dict(os.environ)).stdout
             rss[mode] = json.loads(out.strip().splitlines()[-1])["peak_rss_mb"]
-        print(f"peak RSS (LoRA): with adapter-disabled reference {rss['ref']:.0f} MB, without reference "
-              f"{rss['noref']:.0f} MB, ratio {rss['ref'] / rss['noref']:.3f}")  # fmt: skip
+        print(
+            f"peak RSS (LoRA): with adapter-disabled reference {rss['ref']:.0f} MB, without reference "
+            f"{rss['noref']:.0f} MB, ratio {rss['ref'] / rss['noref']:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -42,22 +42,41 @@ def build_checkpoint(vita_audio: Path, folder: Path) -> None:
     tokenizer = build_word_tokenizer(read_words(VOCAB), 64)
     tokenizer.save_pretrained(str(folder))
     config = {
-        "architectures": ["Qwen2MTPForCausalLM"], "model_type": "qwen2_mtp", "num_nextn_predict_layers": 2,
-        "auto_map": {"AutoConfig": "configuration_qwen2.Qwen2MTPConfig",
-                     "AutoModelForCausalLM": "modeling_qwen2.Qwen2MTPForCausalLM"},
-        "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 4,
-        "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 512, "attention_dropout": 0.0,
-        "tie_word_embeddings": False, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id,
-        "use_cache": True, "_attn_implementation": "sdpa",
-    }  # fmt: skip
+        "architectures": ["Qwen2MTPForCausalLM"],
+        "model_type": "qwen2_mtp",
+        "num_nextn_predict_layers": 2,
+        "auto_map": {
+            "AutoConfig": "configuration_qwen2.Qwen2MTPConfig",
+            "AutoModelForCausalLM": "modeling_qwen2.Qwen2MTPForCausalLM",
+        },
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 512,
+        "attention_dropout": 0.0,
+        "tie_word_embeddings": False,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "use_cache": True,
+        "_attn_implementation": "sdpa",
+    }
     (folder / "config.json").write_text(json.dumps(config))
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(folder), trust_remote_code=True), trust_remote_code=True)
+    model = AutoModelForCausalLM.from_config(
+        AutoConfig.from_pretrained(str(folder), trust_remote_code=True), trust_remote_code=True
+    )
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0.0, 0.2)
     model.save_pretrained(str(folder))
-    generation = {"eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id, "mtp_inference_mode": [1, 2]}
+    generation = {
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "mtp_inference_mode": [1, 2],
+    }
     (folder / "generation_config.json").write_text(json.dumps(generation))
 
 
@@ -71,7 +90,9 @@ def main() -> int:
     parser.add_argument("--vita-audio", type=Path, required=True, help="a checkout of VITA-MLLM/VITA-Audio")
     args = parser.parse_args()
     if not (args.vita_audio / MODEL_DIR / "modeling_qwen2.py").is_file():
-        parser.error(f"{args.vita_audio / MODEL_DIR / 'modeling_qwen2.py'} does not exist: is --vita-audio a VITA-Audio checkout?")
+        parser.error(
+            f"{args.vita_audio / MODEL_DIR / 'modeling_qwen2.py'} does not exist: is --vita-audio a VITA-Audio checkout?"
+        )
     print(f"transformers {transformers.__version__}, torch {torch.__version__}")
     if not transformers.__version__.startswith("4.48."):
         print("note: VITA-Audio's model files import under transformers 4.48.3 (pip install -e '.[vita-audio]')")
@@ -83,7 +104,9 @@ def main() -> int:
 
         def policy(**options) -> InterleavedPolicy:
             source = PretrainedCausalLM(str(folder), dtype="float32", trust_remote_code=True)
-            return InterleavedPolicy(source, 64, text_chunks=[1, 4], speech_chunks=[8], train_mode_forward=True, **options)
+            return InterleavedPolicy(
+                source, 64, text_chunks=[1, 4], speech_chunks=[8], train_mode_forward=True, **options
+            )
 
         pol = policy().double()
         keyword = logits_keep_argument(pol.model)
@@ -105,8 +128,10 @@ def main() -> int:
             naive = torch.log_softmax(full[:, :-1], -1).gather(2, batch.completion_ids.unsqueeze(-1)).squeeze(-1)
             m = batch.masks.completion.bool()
         results.append(check("log-probs vs full float64 forwards", worst < 1e-10, f"max |diff| {worst:.2e}"))
-        print(f"       logits_to_keep={t + 1} returned {full.shape[1]} positions; read as the reply's they are off by "
-              f"{float((naive[m] - got[m]).abs().mean()):.3f} nats on average")  # fmt: skip
+        print(
+            f"       logits_to_keep={t + 1} returned {full.shape[1]} positions; read as the reply's they are off by "
+            f"{float((naive[m] - got[m]).abs().mean()):.3f} nats on average"
+        )
 
         pol = policy()
         pol.setup_reference()
@@ -135,7 +160,9 @@ def main() -> int:
             with torch.no_grad():
                 own = pol.model.eval().generate(torch.tensor([prompts[0]]), do_sample=False, max_new_tokens=16)
             own = own[0, len(prompts[0]) :].tolist()[: len(rolled)]
-            print(f"       the checkpoint's own schedule [1, 2] gives {'the same' if own == main_head else 'other'} tokens")
+            print(
+                f"       the checkpoint's own schedule [1, 2] gives {'the same' if own == main_head else 'other'} tokens"
+            )
         except Exception as error:  # noqa: BLE001 (reported, not a check of ours)
             print(f"       the checkpoint's own schedule [1, 2] fails here: {type(error).__name__}: {str(error)[:100]}")
     return 0 if all(results) else 1

@@ -29,9 +29,34 @@ from pathlib import Path
 from wavalign.benchmarks.voicebench_rules import BBH_TASKS, VoiceBenchRules
 from wavalign.benchmarks.voicebench_source import read_tables, resolve_dir
 
-FILLER = ["well", "so", "i think", "okay", "the", "sentence", "option", "answer", "maybe", "is", "not", "yes", "no",
-          "a", "b", "c", "d", "(a)", "(b)", "truth", "plausible", "sorry", "sure", "here", "is how",
-          "steps"]  # fmt: skip
+FILLER = [
+    "well",
+    "so",
+    "i think",
+    "okay",
+    "the",
+    "sentence",
+    "option",
+    "answer",
+    "maybe",
+    "is",
+    "not",
+    "yes",
+    "no",
+    "a",
+    "b",
+    "c",
+    "d",
+    "(a)",
+    "(b)",
+    "truth",
+    "plausible",
+    "sorry",
+    "sure",
+    "here",
+    "is how",
+    "steps",
+]
 MARKS = ["", ".", ",", ":", "**", '"', "-", ")", "!", "?", "\uff1a", "\n", " ", "'"]
 PREFIXES = ["", "", "", "<1>", "<2>", "<3>", " "]
 SUFFIXES = ["", "", "", "<|user|>", "<|turn_end|>", "\n"]
@@ -97,8 +122,12 @@ def compare(root: Path, replies: int, seed: int) -> int:
             disagreements.append(f"DISAGREE {kind}: {reply!r}: upstream {theirs!r}, ours {mine!r}")
 
     # first every phrase of every table alone (varied), then random mixtures
-    sweep_bbh = [(task, _vary(p, rng)) for task in BBH_TASKS for name in (task, "yes_no")
-                 for p in (r[1] for r in tables["bbh"][name]["rules"])]  # fmt: skip
+    sweep_bbh = [
+        (task, _vary(p, rng))
+        for task in BBH_TASKS
+        for name in (task, "yes_no")
+        for p in (r[1] for r in tables["bbh"][name]["rules"])
+    ]
     sweep_mcq = [_vary(p, rng) for p in mcq_phrases for _ in range(4)]
     sweep_refusal = [_vary(p, rng) for p in refusals]
     with contextlib.redirect_stdout(io.StringIO()):  # upstream prints every unmatched bbh reply

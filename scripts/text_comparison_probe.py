@@ -40,9 +40,18 @@ def main() -> None:
     index = {w: i for i, w in enumerate(vocab)}
     encode = lambda text: [BOS, *(index[w] for w in words(text)), EOS]  # noqa: E731
     train = [encode(q.reply) for q in splits["train"]]
-    model = Qwen2ForCausalLM(Qwen2Config(
-        vocab_size=len(vocab), hidden_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
-        intermediate_size=256, max_position_embeddings=64, tie_word_embeddings=True))  # fmt: skip
+    model = Qwen2ForCausalLM(
+        Qwen2Config(
+            vocab_size=len(vocab),
+            hidden_size=128,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=256,
+            max_position_embeddings=64,
+            tie_word_embeddings=True,
+        )
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, args.steps)
 
@@ -69,8 +78,11 @@ def main() -> None:
         optimizer.step()
         schedule.step()
         if step % args.every == 0:
-            print(f"step {step}: loss {loss.item():.3f}  train {answer_kinds(comparisons['train'])}  "
-                  f"val {answer_kinds(comparisons['val'])}", flush=True)  # fmt: skip
+            print(
+                f"step {step}: loss {loss.item():.3f}  train {answer_kinds(comparisons['train'])}  "
+                f"val {answer_kinds(comparisons['val'])}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

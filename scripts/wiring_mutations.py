@@ -23,13 +23,27 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TESTS = (
-    "tests/test_module_wiring.py", "tests/test_module.py", "tests/policy", "tests/judges/test_http.py",
-    "tests/test_reference_run.py", "tests/data", "tests/step/test_losses.py", "tests/gates/test_paper_rules.py",
-    "tests/runtime/test_resume.py", "tests/step/test_plan.py", "tests/callbacks/test_gating.py", "tests/gates/test_hpt.py",
+    "tests/test_module_wiring.py",
+    "tests/test_module.py",
+    "tests/policy",
+    "tests/judges/test_http.py",
+    "tests/test_reference_run.py",
+    "tests/data",
+    "tests/step/test_losses.py",
+    "tests/gates/test_paper_rules.py",
+    "tests/runtime/test_resume.py",
+    "tests/step/test_plan.py",
+    "tests/callbacks/test_gating.py",
+    "tests/gates/test_hpt.py",
     "tests/gates/test_chord.py",
-    "tests/gates/test_srft.py", "tests/gates/test_luffy.py", "tests/gates/test_relift.py", "tests/step/test_split_po.py",
-    "tests/step/test_modality_stats.py", "tests/test_distributed.py", "tests/test_sft_step.py",
-)  # fmt: skip
+    "tests/gates/test_srft.py",
+    "tests/gates/test_luffy.py",
+    "tests/gates/test_relift.py",
+    "tests/step/test_split_po.py",
+    "tests/step/test_modality_stats.py",
+    "tests/test_distributed.py",
+    "tests/test_sft_step.py",
+)
 
 
 @dataclass(frozen=True)
@@ -41,98 +55,242 @@ class Mutation:
 
 
 MUTATIONS = (
-    Mutation("advantages negated in the module", "src/wavalign/module.py",
-             "adv = group_advantages(", "adv = -group_advantages("),
-    Mutation("log-prob gather shifted by one position (kept logits)", "src/wavalign/policy/forward.py",
-             "return logits[:, :-1, :]", "return logits[:, 1:, :]"),
-    Mutation("log-prob gather shifted by one position (full logits)", "src/wavalign/policy/forward.py",
-             "return logits[:, prompt_len - 1 : total - 1, :]", "return logits[:, prompt_len: total, :]"),
-    Mutation("interleaved rollout rows tiled, not grouped", "src/wavalign/policy/interleaved.py",
-             "ids = base.prompt_ids.repeat_interleave(group_size, dim=0)\n        attn = base.prompt_mask.repeat_interleave(group_size, dim=0)",
-             "ids = base.prompt_ids.repeat(group_size, 1)\n        attn = base.prompt_mask.repeat(group_size, 1)"),
-    Mutation("parallel rollout rows tiled, not grouped", "src/wavalign/policy/parallel.py",
-             "ids, mask = ids.repeat_interleave(group_size, dim=0), mask.repeat_interleave(group_size, dim=0)",
-             "ids, mask = ids.repeat(group_size, 1, 1), mask.repeat(group_size, 1)"),
-    Mutation("judge requests paired with the wrong example", "src/wavalign/step/scoring.py",
-             "ex = examples[i // group_size]", "ex = examples[i % len(examples)]"),
-    Mutation("PPO old log-probs reset at every epoch", "src/wavalign/module.py",
-             "if entry.old_logp is None:\n            entry.old_logp = logp.detach()", "entry.old_logp = logp.detach()"),
+    Mutation(
+        "advantages negated in the module",
+        "src/wavalign/module.py",
+        "adv = group_advantages(",
+        "adv = -group_advantages(",
+    ),
+    Mutation(
+        "log-prob gather shifted by one position (kept logits)",
+        "src/wavalign/policy/forward.py",
+        "return logits[:, :-1, :]",
+        "return logits[:, 1:, :]",
+    ),
+    Mutation(
+        "log-prob gather shifted by one position (full logits)",
+        "src/wavalign/policy/forward.py",
+        "return logits[:, prompt_len - 1 : total - 1, :]",
+        "return logits[:, prompt_len: total, :]",
+    ),
+    Mutation(
+        "interleaved rollout rows tiled, not grouped",
+        "src/wavalign/policy/interleaved.py",
+        "ids = base.prompt_ids.repeat_interleave(group_size, dim=0)\n        attn = base.prompt_mask.repeat_interleave(group_size, dim=0)",
+        "ids = base.prompt_ids.repeat(group_size, 1)\n        attn = base.prompt_mask.repeat(group_size, 1)",
+    ),
+    Mutation(
+        "parallel rollout rows tiled, not grouped",
+        "src/wavalign/policy/parallel.py",
+        "ids, mask = ids.repeat_interleave(group_size, dim=0), mask.repeat_interleave(group_size, dim=0)",
+        "ids, mask = ids.repeat(group_size, 1, 1), mask.repeat(group_size, 1)",
+    ),
+    Mutation(
+        "judge requests paired with the wrong example",
+        "src/wavalign/step/scoring.py",
+        "ex = examples[i // group_size]",
+        "ex = examples[i % len(examples)]",
+    ),
+    Mutation(
+        "PPO old log-probs reset at every epoch",
+        "src/wavalign/module.py",
+        "if entry.old_logp is None:\n            entry.old_logp = logp.detach()",
+        "entry.old_logp = logp.detach()",
+    ),
     Mutation("loss_type ignored", "src/wavalign/module.py", "loss_type=self.loss_type,", 'loss_type="grpo",'),
     Mutation("epsilon_high ignored", "src/wavalign/module.py", "epsilon_high=self.epsilon_high,", "epsilon_high=None,"),
     Mutation("scale_rewards ignored", "src/wavalign/module.py", "scale=self.scale_rewards", "scale=True"),
-    Mutation("reference log-probs dropped (KL off)", "src/wavalign/module.py", "ref_logp=entry.ref_logp,", "ref_logp=None,"),
-    Mutation("DPO chosen and rejected swapped", "src/wavalign/module.py",
-             "dpo_loss(logp[best], logp[worst], ref[best], ref[worst], mask[best], mask[worst]",
-             "dpo_loss(logp[worst], logp[best], ref[worst], ref[best], mask[worst], mask[best]"),
-    Mutation("reliability flags dropped before the gate", "src/wavalign/callbacks/gating.py",
-             "out = self.rule.update(groups.rewards, groups.reliable)", "out = self.rule.update(groups.rewards)"),
-    Mutation("the gate sees only this process's groups", "src/wavalign/module.py",
-             "groups = gather_groups(self, scored.rewards, scored.reliable)",
-             "groups = GlobalGroups(scored.rewards, scored.reliable.bool(), 0, scored.rewards.shape[0])"),
-    Mutation("reliability flags dropped before the advantages", "src/wavalign/module.py",
-             "group_advantages(scored.rewards, scored.reliable,", "group_advantages(scored.rewards, None,"),
-    Mutation("sft_target_codes of the reference schema ignored", "src/wavalign/data/schema.py",
-             "target_speech=None if target_codes is None else", "target_speech=None if True else"),
-    Mutation("Retry-After ignored", "src/wavalign/judges/http.py",
-             'retry_after = _retry_after(e.headers.get("Retry-After") if e.headers else None)', "retry_after = None"),
-    Mutation("the gate's lambda ignored in the mix", "src/wavalign/module.py",
-             "loss = w.po_scale * po + w.sft_scale * sft", "loss = 0.5 * po + 0.5 * sft"),
-    Mutation("a rule's lambda per group dropped", "src/wavalign/callbacks/gating.py",
-             "group_lam=group_lam,", "group_lam=None,"),
-    Mutation("a rule's lambda per group on tiled rows, not grouped", "src/wavalign/step/plan.py",
-             "group_lam.repeat_interleave(group_size)", "group_lam.repeat(group_size)"),
-    Mutation("a rule's per-token weights dropped", "src/wavalign/callbacks/gating.py",
-             "po_weights, sft_weights = self.rule.token_weights(inputs)", "po_weights, sft_weights = None, None"),
-    Mutation("hybrid SRFT: positive rollouts weighted by exp(-H), not exp(H)", "src/wavalign/gates/srft.py",
-             "self.rl_coef * torch.exp(h_rollout)", "self.rl_coef * torch.exp(-h_rollout)"),
-    Mutation("hybrid SRFT: the weight on the negative rollouts, not the positive ones", "src/wavalign/gates/srft.py",
-             "torch.where(positive,", "torch.where(~positive,"),
-    Mutation("hybrid SRFT: SFT and rollout coefficients swapped", "src/wavalign/gates/srft.py",
-             "self.sft_coef, self.rl_coef = float(sft_coef), float(rl_coef)",
-             "self.rl_coef, self.sft_coef = float(sft_coef), float(rl_coef)"),
-    Mutation("hybrid SRFT: entropies not passed to the rule", "src/wavalign/module.py",
-             "demo_mask, fwd.entropy, fwd.demo_entropy)", "demo_mask, fwd.entropy, fwd.entropy)"),
-    Mutation("hybrid LUFFY: shaping ignored (plain p)", "src/wavalign/gates/luffy.py",
-             "return luffy_shaping(demo_logp, self.gamma)", "return demo_logp.exp()"),
-    Mutation("hybrid LUFFY: the demonstration left out of its group's statistics", "src/wavalign/step/demonstrations.py",
-             "torch.cat([scored.reliable, demos.reliable], dim=1)", "torch.cat([scored.reliable, demos.reliable & False], dim=1)"),
-    Mutation("hybrid LUFFY: off-policy rows dropped by the objective", "src/wavalign/step/losses.py",
-             "    if off_policy is not None:\n", "    if False:\n"),
-    Mutation("hybrid ReLIFT: buffer oldest first", "src/wavalign/gates/relift.py",
-             "self.buffer = [rows[b] for b in range(len(rows)) if bool(self.failed[b])] + self.buffer",
-             "self.buffer = self.buffer + [rows[b] for b in range(len(rows)) if bool(self.failed[b])]"),
-    Mutation("hybrid ReLIFT: the replayed demonstrations ignored by the module", "src/wavalign/step/plan.py",
-             'return demonstrations if self.sft_source == "batch" else self.replay', "return demonstrations"),
-    Mutation("hybrid split: semantic and acoustic parts swapped", "src/wavalign/step/split_po.py",
-             'SPLIT_PARTS = ("semantic", "acoustic")', 'SPLIT_PARTS = ("acoustic", "semantic")'),
-    Mutation("hybrid split: per-token advantages dropped in the module", "src/wavalign/module.py",
-             "self.grpo_loss(entry, logp, mask, token_weights, advantages, off)", "self.grpo_loss(entry, logp, mask, token_weights, None, off)"),
-    Mutation("hybrid modality logs: text and speech masks swapped", "src/wavalign/step/modality_stats.py",
-             '(("text", masks.text), ("speech", masks.speech))', '(("text", masks.speech), ("speech", masks.text))'),
-    Mutation("po_tokens ignored (always all tokens)", "src/wavalign/module.py",
-             "mask = rollouts.masks.select(self.po_tokens)", 'mask = rollouts.masks.select("all")'),
-    Mutation("random states not restored on resume", "src/wavalign/runtime/resume.py",
-             "set_rng_states(self._pending)", "pass"),
-    Mutation("validation draws from the training random stream", "src/wavalign/runtime/resume.py",
-             "set_rng_states(self._outside_validation)", "pass"),
-    Mutation("data position not restored on resume", "src/wavalign/data/datamodule.py",
-             "sampler.skip(self._resume_after)", "pass"),
-    Mutation("PPO rollout buffer not restored on resume", "src/wavalign/module.py",
-             "self.buffer.load_state_dict(mine, self.device)", "pass"),
+    Mutation(
+        "reference log-probs dropped (KL off)", "src/wavalign/module.py", "ref_logp=entry.ref_logp,", "ref_logp=None,"
+    ),
+    Mutation(
+        "DPO chosen and rejected swapped",
+        "src/wavalign/module.py",
+        "dpo_loss(logp[best], logp[worst], ref[best], ref[worst], mask[best], mask[worst]",
+        "dpo_loss(logp[worst], logp[best], ref[worst], ref[best], mask[worst], mask[best]",
+    ),
+    Mutation(
+        "reliability flags dropped before the gate",
+        "src/wavalign/callbacks/gating.py",
+        "out = self.rule.update(groups.rewards, groups.reliable)",
+        "out = self.rule.update(groups.rewards)",
+    ),
+    Mutation(
+        "the gate sees only this process's groups",
+        "src/wavalign/module.py",
+        "groups = gather_groups(self, scored.rewards, scored.reliable)",
+        "groups = GlobalGroups(scored.rewards, scored.reliable.bool(), 0, scored.rewards.shape[0])",
+    ),
+    Mutation(
+        "reliability flags dropped before the advantages",
+        "src/wavalign/module.py",
+        "group_advantages(scored.rewards, scored.reliable,",
+        "group_advantages(scored.rewards, None,",
+    ),
+    Mutation(
+        "sft_target_codes of the reference schema ignored",
+        "src/wavalign/data/schema.py",
+        "target_speech=None if target_codes is None else",
+        "target_speech=None if True else",
+    ),
+    Mutation(
+        "Retry-After ignored",
+        "src/wavalign/judges/http.py",
+        'retry_after = _retry_after(e.headers.get("Retry-After") if e.headers else None)',
+        "retry_after = None",
+    ),
+    Mutation(
+        "the gate's lambda ignored in the mix",
+        "src/wavalign/module.py",
+        "loss = w.po_scale * po + w.sft_scale * sft",
+        "loss = 0.5 * po + 0.5 * sft",
+    ),
+    Mutation(
+        "a rule's lambda per group dropped",
+        "src/wavalign/callbacks/gating.py",
+        "group_lam=group_lam,",
+        "group_lam=None,",
+    ),
+    Mutation(
+        "a rule's lambda per group on tiled rows, not grouped",
+        "src/wavalign/step/plan.py",
+        "group_lam.repeat_interleave(group_size)",
+        "group_lam.repeat(group_size)",
+    ),
+    Mutation(
+        "a rule's per-token weights dropped",
+        "src/wavalign/callbacks/gating.py",
+        "po_weights, sft_weights = self.rule.token_weights(inputs)",
+        "po_weights, sft_weights = None, None",
+    ),
+    Mutation(
+        "hybrid SRFT: positive rollouts weighted by exp(-H), not exp(H)",
+        "src/wavalign/gates/srft.py",
+        "self.rl_coef * torch.exp(h_rollout)",
+        "self.rl_coef * torch.exp(-h_rollout)",
+    ),
+    Mutation(
+        "hybrid SRFT: the weight on the negative rollouts, not the positive ones",
+        "src/wavalign/gates/srft.py",
+        "torch.where(positive,",
+        "torch.where(~positive,",
+    ),
+    Mutation(
+        "hybrid SRFT: SFT and rollout coefficients swapped",
+        "src/wavalign/gates/srft.py",
+        "self.sft_coef, self.rl_coef = float(sft_coef), float(rl_coef)",
+        "self.rl_coef, self.sft_coef = float(sft_coef), float(rl_coef)",
+    ),
+    Mutation(
+        "hybrid SRFT: entropies not passed to the rule",
+        "src/wavalign/module.py",
+        "demo_mask, fwd.entropy, fwd.demo_entropy)",
+        "demo_mask, fwd.entropy, fwd.entropy)",
+    ),
+    Mutation(
+        "hybrid LUFFY: shaping ignored (plain p)",
+        "src/wavalign/gates/luffy.py",
+        "return luffy_shaping(demo_logp, self.gamma)",
+        "return demo_logp.exp()",
+    ),
+    Mutation(
+        "hybrid LUFFY: the demonstration left out of its group's statistics",
+        "src/wavalign/step/demonstrations.py",
+        "torch.cat([scored.reliable, demos.reliable], dim=1)",
+        "torch.cat([scored.reliable, demos.reliable & False], dim=1)",
+    ),
+    Mutation(
+        "hybrid LUFFY: off-policy rows dropped by the objective",
+        "src/wavalign/step/losses.py",
+        "    if off_policy is not None:\n",
+        "    if False:\n",
+    ),
+    Mutation(
+        "hybrid ReLIFT: buffer oldest first",
+        "src/wavalign/gates/relift.py",
+        "self.buffer = [rows[b] for b in range(len(rows)) if bool(self.failed[b])] + self.buffer",
+        "self.buffer = self.buffer + [rows[b] for b in range(len(rows)) if bool(self.failed[b])]",
+    ),
+    Mutation(
+        "hybrid ReLIFT: the replayed demonstrations ignored by the module",
+        "src/wavalign/step/plan.py",
+        'return demonstrations if self.sft_source == "batch" else self.replay',
+        "return demonstrations",
+    ),
+    Mutation(
+        "hybrid split: semantic and acoustic parts swapped",
+        "src/wavalign/step/split_po.py",
+        'SPLIT_PARTS = ("semantic", "acoustic")',
+        'SPLIT_PARTS = ("acoustic", "semantic")',
+    ),
+    Mutation(
+        "hybrid split: per-token advantages dropped in the module",
+        "src/wavalign/module.py",
+        "self.grpo_loss(entry, logp, mask, token_weights, advantages, off)",
+        "self.grpo_loss(entry, logp, mask, token_weights, None, off)",
+    ),
+    Mutation(
+        "hybrid modality logs: text and speech masks swapped",
+        "src/wavalign/step/modality_stats.py",
+        '(("text", masks.text), ("speech", masks.speech))',
+        '(("text", masks.speech), ("speech", masks.text))',
+    ),
+    Mutation(
+        "po_tokens ignored (always all tokens)",
+        "src/wavalign/module.py",
+        "mask = rollouts.masks.select(self.po_tokens)",
+        'mask = rollouts.masks.select("all")',
+    ),
+    Mutation(
+        "random states not restored on resume",
+        "src/wavalign/runtime/resume.py",
+        "set_rng_states(self._pending)",
+        "pass",
+    ),
+    Mutation(
+        "validation draws from the training random stream",
+        "src/wavalign/runtime/resume.py",
+        "set_rng_states(self._outside_validation)",
+        "pass",
+    ),
+    Mutation(
+        "data position not restored on resume",
+        "src/wavalign/data/datamodule.py",
+        "sampler.skip(self._resume_after)",
+        "pass",
+    ),
+    Mutation(
+        "PPO rollout buffer not restored on resume",
+        "src/wavalign/module.py",
+        "self.buffer.load_state_dict(mine, self.device)",
+        "pass",
+    ),
     # sft_step's line (eval_step has the same sft_loss line: the demo line before it makes the text unique)
-    Mutation("pure-SFT step trained on the text tokens only", "src/wavalign/module.py",
-             "demo = self.demonstrations(examples, self.prompts(examples))\n"
-             "        sft = sft_loss(self.policy.token_logprobs(demo), demo.masks.completion)",
-             "demo = self.demonstrations(examples, self.prompts(examples))\n"
-             "        sft = sft_loss(self.policy.token_logprobs(demo), demo.masks.text)"),
-    Mutation("PPO clip's lower bound from epsilon_high", "src/wavalign/step/losses.py",
-             "torch.clamp(ratio, 1.0 - epsilon, 1.0 + eps_high)", "torch.clamp(ratio, 1.0 - eps_high, 1.0 + eps_high)"),
-)  # fmt: skip
+    Mutation(
+        "pure-SFT step trained on the text tokens only",
+        "src/wavalign/module.py",
+        "demo = self.demonstrations(examples, self.prompts(examples))\n"
+        "        sft = sft_loss(self.policy.token_logprobs(demo), demo.masks.completion)",
+        "demo = self.demonstrations(examples, self.prompts(examples))\n"
+        "        sft = sft_loss(self.policy.token_logprobs(demo), demo.masks.text)",
+    ),
+    Mutation(
+        "PPO clip's lower bound from epsilon_high",
+        "src/wavalign/step/losses.py",
+        "torch.clamp(ratio, 1.0 - epsilon, 1.0 + eps_high)",
+        "torch.clamp(ratio, 1.0 - eps_high, 1.0 + eps_high)",
+    ),
+)
 
 
 def tracked_files() -> list[str]:
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return [f for f in out.stdout.splitlines() if (ROOT / f).is_file()]
 
 
@@ -148,8 +306,13 @@ def run_one(m: Mutation, files: list[str], tests: list[str]) -> tuple[str, list[
             return "stale", []
         target.write_text(text.replace(m.old, m.new))
         env = dict(os.environ, PYTHONPATH=str(Path(tmp) / "src"))
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *tests],
-                              cwd=tmp, env=env, capture_output=True, text=True)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *tests],
+            cwd=tmp,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", proc.stdout, flags=re.MULTILINE)
         return ("caught" if proc.returncode != 0 else "MISSED"), failed
 

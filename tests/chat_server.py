@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import threading
 from contextlib import contextmanager
-from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 Answer = Callable[[dict[str, Any]], "list[str] | int"]
@@ -27,7 +27,9 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(got, int):
             payload, code = {"error": {"message": "scripted failure"}}, got
         else:
-            payload = {"choices": [{"index": i, "message": {"role": "assistant", "content": c}} for i, c in enumerate(got)]}
+            payload = {
+                "choices": [{"index": i, "message": {"role": "assistant", "content": c}} for i, c in enumerate(got)]
+            }
             code = 200
         data = json.dumps(payload).encode()
         self.send_response(code)

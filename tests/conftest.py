@@ -23,7 +23,9 @@ def tiny_policy(lora: LoraSettings | None = None, seed: int = 0, num_speech_toke
         intermediate_size=64,
         seed=seed,
     )
-    return InterleavedPolicy(source, num_speech_tokens=num_speech_tokens, text_chunks=[1, 4], speech_chunks=[8], lora=lora)
+    return InterleavedPolicy(
+        source, num_speech_tokens=num_speech_tokens, text_chunks=[1, 4], speech_chunks=[8], lora=lora
+    )
 
 
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:

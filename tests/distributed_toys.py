@@ -38,7 +38,9 @@ def policy_facts(policy) -> dict:
         "lora": policy.uses_lora,
         "sharded": any(isinstance(p, DTensor) for p in policy.model.parameters()),
         "checkpointing": any(getattr(m, "gradient_checkpointing", False) is True for m in policy.model.modules()),
-        "reference": "adapters off" if policy.uses_lora else ("frozen copy" if policy._frozen_reference is not None else None),
+        "reference": "adapters off"
+        if policy.uses_lora
+        else ("frozen copy" if policy._frozen_reference is not None else None),
     }
 
 
@@ -46,16 +48,24 @@ class RankRecorder(pl.Callback):
     def __init__(self, out_dir: str) -> None:
         self.out_dir = Path(out_dir)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         entry = pl_module.last_entry
         row = {
-            "step": trainer.global_step, "epoch": trainer.current_epoch, "ids": list(batch["ids"]),
-            "lam": entry.lam, "gate_state": pl_module.gate.rule.state_dict(), "loss": float(outputs["loss"]),
-            "world_size": trainer.world_size, "rng": zlib.crc32(torch.get_rng_state().numpy().tobytes()),
-            "strategy": type(trainer.strategy).__name__, **policy_facts(pl_module.policy),
+            "step": trainer.global_step,
+            "epoch": trainer.current_epoch,
+            "ids": list(batch["ids"]),
+            "lam": entry.lam,
+            "gate_state": pl_module.gate.rule.state_dict(),
+            "loss": float(outputs["loss"]),
+            "world_size": trainer.world_size,
+            "rng": zlib.crc32(torch.get_rng_state().numpy().tobytes()),
+            "strategy": type(trainer.strategy).__name__,
+            **policy_facts(pl_module.policy),
             "group_lam": None if entry.plan.group_lam is None else entry.plan.group_lam.tolist(),
             "gate_group_lam": None if pl_module.gate.last.group_lam is None else pl_module.gate.last.group_lam.tolist(),
-        }  # fmt: skip
+        }
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with open(self.out_dir / f"rank{trainer.global_rank}.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")

@@ -23,7 +23,9 @@ class SlowFromStep(pl.Callback):
     def __init__(self, step: int, seconds: float) -> None:
         self.step, self.seconds = step, seconds
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         if trainer.global_step >= self.step:
             import time
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 from conftest import scalars
+
 from wavalign.cli import main
 
 CONFIG = "configs/debug_interleaved.yaml"
@@ -17,11 +18,16 @@ CONFIG = "configs/debug_interleaved.yaml"
 
 def run(args: list[str], tmp_path: Path, name: str):
     base = [
-        "--config", CONFIG,
-        "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-        "--trainer.logger.init_args.name", name,
-        "--trainer.logger.init_args.version", "0",
-        "--trainer.enable_progress_bar", "false",
+        "--config",
+        CONFIG,
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "runs"),
+        "--trainer.logger.init_args.name",
+        name,
+        "--trainer.logger.init_args.version",
+        "0",
+        "--trainer.enable_progress_bar",
+        "false",
     ]
     return main(args[:1] + base + args[1:])
 
@@ -34,8 +40,19 @@ def at_root(root, monkeypatch):
 def test_fit_writes_events_and_resume_restores_gate(tmp_path):
     run(["fit", "--trainer.max_steps=2", "--trainer.val_check_interval=2"], tmp_path, "a")
     logs = scalars(tmp_path / "runs" / "a")
-    for tag in ("gate/lambda", "gate/lambda_raw", "reward/mean", "reward/std", "loss/po", "loss/sft", "loss/total",
-                "rollout/frac_zero_std", "rollout/len_text", "rollout/len_speech", "val/reward"):
+    for tag in (
+        "gate/lambda",
+        "gate/lambda_raw",
+        "reward/mean",
+        "reward/std",
+        "loss/po",
+        "loss/sft",
+        "loss/total",
+        "rollout/frac_zero_std",
+        "rollout/len_text",
+        "rollout/len_speech",
+        "val/reward",
+    ):
         assert tag in logs, tag
     assert len(logs["gate/lambda"]) == 2
     ckpts = glob.glob(str(tmp_path / "runs" / "a" / "**" / "*.ckpt"), recursive=True)
@@ -47,8 +64,8 @@ def test_fit_writes_events_and_resume_restores_gate(tmp_path):
 
     run(["fit", "--trainer.max_steps=3", "--ckpt_path", ckpts[0]], tmp_path, "b")
     resumed = scalars(tmp_path / "runs" / "b")
-    (_, lam3), = resumed["gate/lambda"]
-    (_, raw3), = resumed["gate/lambda_raw"]
+    ((_, lam3),) = resumed["gate/lambda"]
+    ((_, raw3),) = resumed["gate/lambda_raw"]
     assert lam3 == pytest.approx(min(0.8, 0.1 * raw3 + 0.9 * gate_state["rule_state"]["lam_prev"]), abs=1e-5)
 
 
@@ -57,10 +74,24 @@ def test_a_run_prints_no_cloud_tip_or_pytree_deprecation(tmp_path):
     fresh process, as a user runs it, and without hiding Lightning's other lines."""
     src = str(Path(__file__).resolve().parent.parent / "src")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "wavalign", "fit", "--config", CONFIG, "--trainer.max_steps=1",
-                           "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false",
-                           f"--trainer.logger.init_args.save_dir={tmp_path}"],
-                          capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wavalign",
+            "fit",
+            "--config",
+            CONFIG,
+            "--trainer.max_steps=1",
+            "--trainer.limit_val_batches=0",
+            "--trainer.enable_progress_bar=false",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     assert "litlogger" not in out and "Tip:" not in out, out
@@ -112,8 +143,14 @@ def test_validate_prints_the_benchmark_metrics(tmp_path, capsys):
 
 def test_fit_with_lora_and_kl_reference(tmp_path):
     cli = run(
-        ["fit", "--trainer.max_steps=2", "--trainer.limit_val_batches=0", "--model.beta=0.05",
-         "--model.policy.init_args.lora.r=4", "--model.policy.init_args.lora.target_modules=[q_proj,v_proj]"],
+        [
+            "fit",
+            "--trainer.max_steps=2",
+            "--trainer.limit_val_batches=0",
+            "--model.beta=0.05",
+            "--model.policy.init_args.lora.r=4",
+            "--model.policy.init_args.lora.target_modules=[q_proj,v_proj]",
+        ],
         tmp_path,
         "lora",
     )
@@ -126,6 +163,10 @@ def test_fit_with_lora_and_kl_reference(tmp_path):
 def test_every_subcommand_runs_on_the_debug_configs_as_written(subcommand, tmp_path):
     """`wavalign --help` lists fit, validate, test and predict: none fails on a config as shipped (fit: above)."""
     for config in ("configs/debug_interleaved.yaml", "configs/debug_parallel.yaml"):
-        extra = [f"--listen.output_dir={tmp_path / 'listen'}"] if subcommand == "predict" else ["--trainer.logger=false"]
+        extra = (
+            [f"--listen.output_dir={tmp_path / 'listen'}"] if subcommand == "predict" else ["--trainer.logger=false"]
+        )
         main([subcommand, "--config", config, "--trainer.enable_progress_bar=false", *extra])
-        (Path.cwd() / "config.yaml").unlink(missing_ok=True)  # Lightning saves it in the working folder without a logger
+        (Path.cwd() / "config.yaml").unlink(
+            missing_ok=True
+        )  # Lightning saves it in the working folder without a logger

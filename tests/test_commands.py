@@ -43,8 +43,13 @@ def test_help_lists_every_entry_point_with_one_line(capsys):
     assert entry_modules() - set(INTERNAL_ENTRY_POINTS) <= targets, entry_modules() - targets
     assert set(INTERNAL_ENTRY_POINTS) <= entry_modules()  # no stale exemption
     assert set(WavAlignCLI.subcommands()) == {c.name for c in COMMANDS if c.target == LIGHTNING}
-    world_help = subprocess.run([sys.executable, "-m", "wavalign.world", "--help"], capture_output=True, text=True,
-                                env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"}, check=True).stdout  # fmt: skip
+    world_help = subprocess.run(
+        [sys.executable, "-m", "wavalign.world", "--help"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
+        check=True,
+    ).stdout
     choices = re.search(r"\{([a-z,-]+)\}", world_help).group(1).split(",")
     assert sorted(choices) == sorted(c.name.split()[1] for c in COMMANDS if c.name.startswith("world "))
 

@@ -33,8 +33,15 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 # Where the CLI reaches a class itself (cli.py: the model and data classes given to WavAlignCLI, the
 # add_lightning_class_args keys and the typed --world argument); checked against cli.py's source below.
-CLI_CLASSES = [cli.WavAlignModule, cli.WavAlignDataModule, cli.GateCallback, cli.RunGuards, cli.ReplyWriter,
-               cli.RunSummary, cli.WorldSettings]  # fmt: skip
+CLI_CLASSES = [
+    cli.WavAlignModule,
+    cli.WavAlignDataModule,
+    cli.GateCallback,
+    cli.RunGuards,
+    cli.ReplyWriter,
+    cli.RunSummary,
+    cli.WorldSettings,
+]
 # Base-class modules whose docstrings describe themselves, not the parameters of derived classes (as jsonargparse).
 SKIPPED_DOC_MODULES = {"abc", "attr", "attrs", "builtins", "enum", "pydantic", "typing", "typing_extensions"}
 COMMENTED_CLASS_PATH = re.compile(r"#.*\bclass_path:\s*(wavalign\.[\w.]+)")

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from conftest import ROOT, scalars
+
 from wavalign.data.datamodule import RepeatBatchSampler
 from wavalign.runtime.distributed import GlobalGroups, load_per_rank, rank_seed, save_per_rank
 
@@ -91,38 +91,70 @@ MAIN_RUNS = {
 }
 
 
-def fit(tmp: Path, name: str, processes: int, batch_size: int, strategy: str | None = None, extra: list[str] = [],
-        config: str = "configs/debug_interleaved.yaml", steps: int = STEPS, policy: dict = {}) -> Path:  # fmt: skip
+def fit(
+    tmp: Path,
+    name: str,
+    processes: int,
+    batch_size: int,
+    strategy: str | None = None,
+    extra: list[str] = [],
+    config: str = "configs/debug_interleaved.yaml",
+    steps: int = STEPS,
+    policy: dict = {},
+) -> Path:
     """A `fit` of `config` (PPO epochs 2, a checkpoint every 5 steps, all kept) with the prompt-keyed judge; returns
     the folder of the per-rank records."""
     records = tmp / name / "records"
     overlay = tmp / f"{name}.yaml"
     callbacks = [
-        {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-         "init_args": {"dirpath": str(tmp / name / "ckpt"), "every_n_train_steps": 5, "save_top_k": -1}},
+        {
+            "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+            "init_args": {"dirpath": str(tmp / name / "ckpt"), "every_n_train_steps": 5, "save_top_k": -1},
+        },
         {"class_path": "distributed_toys.RankRecorder", "init_args": {"out_dir": str(records)}},
-    ]  # fmt: skip
+    ]
     model = {"judge": {"class_path": "distributed_toys.PromptKeyedJudge", "init_args": {"group_size": GROUP}}}
     args = STRATEGIES[strategy] if strategy else []
     if policy:
         model["policy"] = {"init_args": policy}
     overlay.write_text(yaml.safe_dump({"trainer": {"callbacks": callbacks}, "model": model}))
     cmd = [
-        sys.executable, "-m", "wavalign", "fit", "--config", config, *args, "--config", str(overlay),
-        f"--trainer.devices={processes}", "--trainer.accelerator=cpu", f"--trainer.max_steps={steps}",
-        "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false", "--model.ppo_epochs=2",
-        f"--model.group_size={GROUP}", f"--data.init_args.batch_size={batch_size}", "--model.sampling.max_new_tokens=12",
-        "--trainer.logger.init_args.save_dir", str(tmp / name / "runs"), *extra,
-    ]  # fmt: skip
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+        sys.executable,
+        "-m",
+        "wavalign",
+        "fit",
+        "--config",
+        config,
+        *args,
+        "--config",
+        str(overlay),
+        f"--trainer.devices={processes}",
+        "--trainer.accelerator=cpu",
+        f"--trainer.max_steps={steps}",
+        "--trainer.limit_val_batches=0",
+        "--trainer.enable_progress_bar=false",
+        "--model.ppo_epochs=2",
+        f"--model.group_size={GROUP}",
+        f"--data.init_args.batch_size={batch_size}",
+        "--model.sampling.max_new_tokens=12",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp / name / "runs"),
+        *extra,
+    ]
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
+    )
     launch(cmd, env, name, timeout=240)
     return records
 
 
 def launch(cmd: list[str], env: dict[str, str], name: str, timeout: int) -> None:
     """Runs a `wavalign` launcher (it starts the ranks) and fails the test on an error or after `timeout` seconds."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:  # a rank stuck in a collective: end the launcher and the ranks it started
@@ -198,17 +230,44 @@ def test_parallel_heads_with_lora_and_checkpointing_train_under_ddp_with_a_per_g
 def validate_benchmark(tmp: Path, name: str, processes: int, strategy: str | None) -> dict[str, float]:
     """`validate` with a BenchmarkCallback over 5 items in batches of 2, greedy: under 2 processes rank 0 scores 3
     items in 2 rounds and rank 1 scores 2 in 1. Returns the logged eval/* values."""
-    bench = {"class_path": "wavalign.callbacks.benchmark.BenchmarkCallback", "init_args": {
-        "suites": [{"class_path": "wavalign.benchmarks.generic.GenericSuite",
-                    "init_args": {"name": "debug", "path": "configs/data/debug_bench.jsonl", "max_items": 5}}],
-        "wer": "reference", "batch_size": 2, "iq_samples": 1}}  # fmt: skip
+    bench = {
+        "class_path": "wavalign.callbacks.benchmark.BenchmarkCallback",
+        "init_args": {
+            "suites": [
+                {
+                    "class_path": "wavalign.benchmarks.generic.GenericSuite",
+                    "init_args": {"name": "debug", "path": "configs/data/debug_bench.jsonl", "max_items": 5},
+                }
+            ],
+            "wer": "reference",
+            "batch_size": 2,
+            "iq_samples": 1,
+        },
+    }
     overlay = tmp / f"{name}.yaml"
-    overlay.write_text(yaml.safe_dump({"trainer": {"callbacks": [bench]},
-                                       "model": {"eval_sampling": {"do_sample": False, "max_new_tokens": 8}}}))  # fmt: skip
-    cmd = [sys.executable, "-m", "wavalign", "validate", "--config", "configs/debug_interleaved.yaml",
-           *(STRATEGIES[strategy] if strategy else []), "--config", str(overlay), f"--trainer.devices={processes}",
-           "--trainer.accelerator=cpu", "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false",
-           "--summary.enabled=false", "--trainer.logger.init_args.save_dir", str(tmp / name)]  # fmt: skip
+    overlay.write_text(
+        yaml.safe_dump(
+            {"trainer": {"callbacks": [bench]}, "model": {"eval_sampling": {"do_sample": False, "max_new_tokens": 8}}}
+        )
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "wavalign",
+        "validate",
+        "--config",
+        "configs/debug_interleaved.yaml",
+        *(STRATEGIES[strategy] if strategy else []),
+        "--config",
+        str(overlay),
+        f"--trainer.devices={processes}",
+        "--trainer.accelerator=cpu",
+        "--trainer.limit_val_batches=1",
+        "--trainer.enable_progress_bar=false",
+        "--summary.enabled=false",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp / name),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     launch(cmd, env, name, timeout=180)
     return {k: v[-1][1] for k, v in scalars(tmp / name).items() if k.startswith("eval/")}

@@ -8,13 +8,19 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import scalars
 from doc_blocks import named_blocks
+
 from wavalign.cli import main
 
-QUICK = ["--trainer.max_steps=2", "--trainer.log_every_n_steps=1", "--trainer.limit_val_batches=0",
-         "--trainer.enable_progress_bar=false", "--trainer.callbacks=[]", "--model.sampling.max_new_tokens=8"]  # fmt: skip
+QUICK = [
+    "--trainer.max_steps=2",
+    "--trainer.log_every_n_steps=1",
+    "--trainer.limit_val_batches=0",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.callbacks=[]",
+    "--model.sampling.max_new_tokens=8",
+]
 
 
 @pytest.fixture
@@ -32,8 +38,20 @@ def examples(tmp_path: Path, monkeypatch) -> Path:
 
 def fit(root: Path, overlay: Path, out: Path, monkeypatch) -> tuple[object, dict]:
     monkeypatch.chdir(root)
-    cli = main(["fit", "--config", "configs/debug_interleaved.yaml", "--config", str(overlay), *QUICK,
-                "--trainer.logger.init_args.save_dir", str(out), "--trainer.logger.init_args.name", "r"])  # fmt: skip
+    cli = main(
+        [
+            "fit",
+            "--config",
+            "configs/debug_interleaved.yaml",
+            "--config",
+            str(overlay),
+            *QUICK,
+            "--trainer.logger.init_args.save_dir",
+            str(out),
+            "--trainer.logger.init_args.name",
+            "r",
+        ]
+    )
     return cli, scalars(out / "r")
 
 
@@ -56,11 +74,16 @@ def test_the_gate_rule_example(root: Path, examples: Path, tmp_path: Path, monke
 
 def test_the_judge_example(root: Path, examples: Path, tmp_path: Path, monkeypatch):
     from my_judges import OverlapJudge
+
     from wavalign.judges.base import JudgeRequest
 
-    got = OverlapJudge().score([JudgeRequest("two plus two", "it is four", reference="four"),
-                                JudgeRequest("q", "new york", reference="new york city"),
-                                JudgeRequest("q", "anything")])  # fmt: skip
+    got = OverlapJudge().score(
+        [
+            JudgeRequest("two plus two", "it is four", reference="four"),
+            JudgeRequest("q", "new york", reference="new york city"),
+            JudgeRequest("q", "anything"),
+        ]
+    )
     assert [s.score for s in got[:2]] == pytest.approx([5.0, 1.0 + 4.0 * 2 / 3])
     assert not got[2].reliable
     cli, logs = fit(root, examples / "my_judge.yaml", tmp_path, monkeypatch)

@@ -17,23 +17,54 @@ from wavalign.data.schema import SchemaError, load_jsonl
 from wavalign.judges.http import parse_score
 
 pytestmark = pytest.mark.fuzz
-FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])  # the same cases in CI every time
+FUZZ = settings(
+    max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)  # the same cases in CI every time
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 300) | st.floats(allow_nan=False) | st.text(max_size=12),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=10,
 )
-keys = st.sampled_from(["messages", "prompt", "reply", "sft_target_text", "audios", "audio_codes", "prompt_speech",
-                        "reply_speech", "sft_target_codes", "sft_target_audio", "style", "question_text", "role", "content"])  # fmt: skip
+keys = st.sampled_from(
+    [
+        "messages",
+        "prompt",
+        "reply",
+        "sft_target_text",
+        "audios",
+        "audio_codes",
+        "prompt_speech",
+        "reply_speech",
+        "sft_target_codes",
+        "sft_target_audio",
+        "style",
+        "question_text",
+        "role",
+        "content",
+    ]
+)
 rows = st.dictionaries(keys, json_values, max_size=6) | st.builds(
     lambda prompt, reply, extra: {"prompt": prompt, "reply": reply, **extra},
-    st.text(max_size=20), st.text(max_size=20), st.dictionaries(keys, json_values, max_size=2),
-)  # fmt: skip
-messages = st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "system", "assistant"]),
-                                           "content": st.sampled_from(["<|audio|>", "hi", "", "<|audio|> and <|audio|>"])}),
-                    min_size=1, max_size=3)  # fmt: skip
-reference_rows = st.builds(lambda m, extra: {"messages": m, **extra}, messages, st.dictionaries(keys.filter(lambda k: k != "messages"), json_values, max_size=5))
+    st.text(max_size=20),
+    st.text(max_size=20),
+    st.dictionaries(keys, json_values, max_size=2),
+)
+messages = st.lists(
+    st.fixed_dictionaries(
+        {
+            "role": st.sampled_from(["user", "system", "assistant"]),
+            "content": st.sampled_from(["<|audio|>", "hi", "", "<|audio|> and <|audio|>"]),
+        }
+    ),
+    min_size=1,
+    max_size=3,
+)
+reference_rows = st.builds(
+    lambda m, extra: {"messages": m, **extra},
+    messages,
+    st.dictionaries(keys.filter(lambda k: k != "messages"), json_values, max_size=5),
+)
 lines = st.lists((rows | reference_rows).map(json.dumps) | st.text(max_size=30), min_size=1, max_size=5)
 
 
@@ -67,8 +98,12 @@ def test_any_bytes_give_examples_or_a_schema_error(chunks):
 
 
 @FUZZ
-@given(st.text(max_size=200) | st.builds(lambda a, b, c: f"{a}<score>{b}</score>{c}", st.text(max_size=20),
-                                         st.text(max_size=10), st.text(max_size=20)))  # fmt: skip
+@given(
+    st.text(max_size=200)
+    | st.builds(
+        lambda a, b, c: f"{a}<score>{b}</score>{c}", st.text(max_size=20), st.text(max_size=10), st.text(max_size=20)
+    )
+)
 def test_judge_reply_parser_returns_a_score_in_range_or_none(reply):
     score = parse_score(reply)
     assert score is None or (isinstance(score, float) and math.isfinite(score) and 1.0 <= score <= 5.0)

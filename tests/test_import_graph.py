@@ -31,7 +31,8 @@ def module_files() -> dict[str, Path]:
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")  # fmt: skip
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
@@ -201,9 +202,13 @@ def package_cycles() -> list[str]:
 
 def upward_imports() -> list[str]:
     """Imports of a top-level entry-point module from inside a subpackage."""
-    return [f"{module}:{line} imports {target}"
-            for module, edges in sorted(import_graph().items()) if package_of(module) != ROOT
-            for target, line in sorted(edges.items()) if target in TOP_ENTRY_POINTS]  # fmt: skip
+    return [
+        f"{module}:{line} imports {target}"
+        for module, edges in sorted(import_graph().items())
+        if package_of(module) != ROOT
+        for target, line in sorted(edges.items())
+        if target in TOP_ENTRY_POINTS
+    ]
 
 
 def test_the_graph_is_read() -> None:

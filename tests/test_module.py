@@ -1,14 +1,14 @@
 import pytest
 import torch
-
 from conftest import tiny_policy
 from wiring_toys import KeyedJudge, hand_rewards
+
 from wavalign.callbacks.gating import GateCallback
 from wavalign.data.schema import DialogueExample
 from wavalign.gates import FixedGate
 from wavalign.module import WavAlignModule
-from wavalign.step.losses import sft_loss
 from wavalign.policy.base import SamplingConfig
+from wavalign.step.losses import sft_loss
 
 
 def examples():

@@ -8,13 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from conftest import tiny_policy
-from wavalign.gates import DynamicGate, FixedGate
-from wavalign.step.losses import ADV_EPS, dpo_loss, k3_kl, masked_mean_per_row, policy_loss
-from wavalign.policy.lora import LoraSettings
-from wavalign.policy.parallel import ParallelPolicy
-from wavalign.policy.tiny_parallel import TinyParallel
+from conftest import DEBUG_VOCAB, tiny_policy
 from wiring_toys import (
     GROUP,
     PartlyFailingJudge,
@@ -25,16 +19,29 @@ from wiring_toys import (
     optimiser_step,
     wiring_examples,
 )
-from conftest import DEBUG_VOCAB
+
+from wavalign.gates import DynamicGate, FixedGate
+from wavalign.policy.lora import LoraSettings
+from wavalign.policy.parallel import ParallelPolicy
+from wavalign.policy.tiny_parallel import TinyParallel
+from wavalign.step.losses import ADV_EPS, dpo_loss, k3_kl, masked_mean_per_row, policy_loss
 
 BATCH = {"ids": [0, 1], "examples": wiring_examples()}
 
 
 def tiny_parallel_policy(seed: int = 1) -> ParallelPolicy:
     source = TinyParallel(
-        vocab_file=str(DEBUG_VOCAB), num_speech_tokens=64, hidden_size=32, shared_layers=2, text_layers=1,
-        audio_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64, seed=seed,
-    )  # fmt: skip
+        vocab_file=str(DEBUG_VOCAB),
+        num_speech_tokens=64,
+        hidden_size=32,
+        shared_layers=2,
+        text_layers=1,
+        audio_layers=1,
+        num_heads=2,
+        num_kv_heads=1,
+        intermediate_size=64,
+        seed=seed,
+    )
     return ParallelPolicy(source, num_speech_tokens=64, audio_delay=2)
 
 
@@ -58,7 +65,9 @@ def test_each_rollout_row_is_sampled_from_and_judged_against_its_own_prompt(kind
     assert entry.rollouts.rows == len(examples) * GROUP
     for i in range(entry.rollouts.rows):
         own = entry.rollouts.prompt_ids[i][entry.rollouts.prompt_mask[i].bool()].cpu()
-        assert torch.equal(own, torch.as_tensor(prompts[i // GROUP])), f"row {i} was not sampled from prompt {i // GROUP}"
+        assert torch.equal(own, torch.as_tensor(prompts[i // GROUP])), (
+            f"row {i} was not sampled from prompt {i // GROUP}"
+        )
     requests, scores = entry.judged.requests, entry.judged.scores
     replies = module.policy.decode(entry.rollouts)
     for i, (req, reply) in enumerate(zip(requests, replies)):
@@ -76,7 +85,9 @@ def test_advantages_are_each_groups_own_scores_standardised(scale):
     expected = zscores(r, scale).flatten()
     assert torch.allclose(module.last_entry.advantages.rollouts.double(), expected, atol=1e-9)
     if scale:  # unit spread per group, as the z-score gives; unscaled keeps the judge's units
-        assert torch.allclose(expected.view(-1, GROUP).std(dim=1, unbiased=False), torch.ones(2, dtype=torch.float64), atol=1e-3)
+        assert torch.allclose(
+            expected.view(-1, GROUP).std(dim=1, unbiased=False), torch.ones(2, dtype=torch.float64), atol=1e-3
+        )
 
 
 def test_a_pure_policy_gradient_step_raises_the_best_reply_and_lowers_the_worst():
@@ -89,7 +100,9 @@ def test_a_pure_policy_gradient_step_raises_the_best_reply_and_lowers_the_worst(
     text = entry.rollouts.masks.select("text")
 
     def per_row():
-        return no_grad(lambda: masked_mean_per_row(module.policy.token_logprobs(entry.rollouts).double(), text.double()))
+        return no_grad(
+            lambda: masked_mean_per_row(module.policy.token_logprobs(entry.rollouts).double(), text.double())
+        )
 
     before = per_row()
     optimiser_step(module, loss)
@@ -117,7 +130,9 @@ def test_each_loss_type_reaches_the_loss_as_specified():
         values[loss_type] = float(expected)
     assert values["dapo"] == pytest.approx(values["bnpo"])  # one rule, two names
     distinct = [values["grpo"], values["dr_grpo"], values["dapo"]]
-    assert len({round(v, 6) for v in distinct}) == 3, "the rollouts' text lengths must differ for this test to see anything"
+    assert len({round(v, 6) for v in distinct}) == 3, (
+        "the rollouts' text lengths must differ for this test to see anything"
+    )
 
 
 @pytest.mark.parametrize("epsilon_high", [None, 0.5])
@@ -136,9 +151,13 @@ def test_the_second_ppo_epoch_uses_the_first_epochs_log_probs_and_clips(epsilon_
     kw = dict(old_logp=old, epsilon=0.05)
     expected = policy_loss(now, entry.advantages.rollouts, mask, epsilon_high=epsilon_high, **kw)
     assert logged["loss/po"] == pytest.approx(float(expected.loss), rel=1e-5, abs=1e-7)
-    assert logged["rollout/clip_ratio"] == pytest.approx(float(expected.clip_ratio)) and logged["rollout/clip_ratio"] > 0
+    assert (
+        logged["rollout/clip_ratio"] == pytest.approx(float(expected.clip_ratio)) and logged["rollout/clip_ratio"] > 0
+    )
     # the options must matter on these numbers: a ratio of 1, or a symmetric clip, gives other values
-    assert float(policy_loss(now, entry.advantages.rollouts, mask, old_logp=now).loss) != pytest.approx(logged["loss/po"], rel=1e-3)
+    assert float(policy_loss(now, entry.advantages.rollouts, mask, old_logp=now).loss) != pytest.approx(
+        logged["loss/po"], rel=1e-3
+    )
     other = policy_loss(now, entry.advantages.rollouts, mask, epsilon_high=0.05 if epsilon_high else 0.5, **kw)
     assert float(other.loss) != pytest.approx(logged["loss/po"], rel=1e-3)
 
@@ -245,9 +264,13 @@ def test_the_demonstration_uses_the_rows_sft_target_codes_not_a_fresh_encoding(t
     sf.write(tmp_path / "a.wav", np.zeros(3200, dtype=np.float32), 16000)
     codes = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3]
     row = {
-        "messages": [{"role": "user", "content": "<|audio|>"}], "audios": ["q.wav"], "audio_codes": [[7, 7, 8]],
-        "sft_target_text": "two plus two is four", "sft_target_audio": "a.wav", "sft_target_codes": codes,
-    }  # fmt: skip
+        "messages": [{"role": "user", "content": "<|audio|>"}],
+        "audios": ["q.wav"],
+        "audio_codes": [[7, 7, 8]],
+        "sft_target_text": "two plus two is four",
+        "sft_target_audio": "a.wav",
+        "sft_target_codes": codes,
+    }
     (tmp_path / "train.jsonl").write_text(json.dumps(row) + "\n")
     examples = load_jsonl(tmp_path / "train.jsonl")
     module, _ = make_module(tiny_policy(seed=1), codec=RefusingCodec())

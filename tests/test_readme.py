@@ -23,7 +23,11 @@ def test_the_two_commands_and_ci():
     main_job, tests = bash[0], bash[1]
     assert main_job == "bash scripts/setup.sh && .venv/bin/python -m wavalign fit --config configs/tiny.yaml"
     assert tests == "bash scripts/setup.sh && .venv/bin/python -m pytest"
-    ci = [line for line in (ROOT / ".ci/run").read_text().splitlines() if line and not line.startswith(("#", "set ", "cd "))]
+    ci = [
+        line
+        for line in (ROOT / ".ci/run").read_text().splitlines()
+        if line and not line.startswith(("#", "set ", "cd "))
+    ]
     assert ci == [tests]  # CI runs the README's test command, exactly
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from test_module_wiring import POLICIES
+from wiring_toys import make_module, wiring_examples
+
 from wavalign.data.schema import DialogueExample
 from wavalign.policy.base import SequenceBatch, SpeechPolicy
-from wiring_toys import make_module, wiring_examples
 
 
 def hand_demonstrations(policy: SpeechPolicy, examples: list[DialogueExample]) -> SequenceBatch:

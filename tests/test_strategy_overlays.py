@@ -46,7 +46,9 @@ def test_each_overlay_is_one_line_away_from_the_7b_configs(root, monkeypatch, mo
 def test_a_misspelt_strategy_key_is_refused(root, monkeypatch, tmp_path, capsys):
     monkeypatch.chdir(root)
     bad = tmp_path / "bad.yaml"
-    bad.write_text((root / "configs/strategies/deepspeed_zero3.yaml").read_text().replace("offload_optimizer", "offload_optimiser"))
+    bad.write_text(
+        (root / "configs/strategies/deepspeed_zero3.yaml").read_text().replace("offload_optimizer", "offload_optimiser")
+    )
     with pytest.raises(SystemExit):
         parse("configs/kimi_audio.yaml", str(bad))
     assert "offload_optimiser" in capsys.readouterr().err

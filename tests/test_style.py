@@ -35,7 +35,11 @@ def test_no_formatter_escape_hatches():
     """Formatter markers (fmt skip / off comments) hide code from the formatter; the code is written to format well
     instead."""
     skip, off = "# fmt" + ": skip", "# fmt" + ": off"  # spelled so that this file does not match itself
-    marked = [f"{p.relative_to(ROOT)}:{i}" for base in PATHS for p in sorted((ROOT / base).rglob("*.py"))
-              for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-              if skip in line or off in line]
+    marked = [
+        f"{p.relative_to(ROOT)}:{i}"
+        for base in PATHS
+        for p in sorted((ROOT / base).rglob("*.py"))
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if skip in line or off in line
+    ]
     assert not marked, f"formatter markers left: {marked[:20]}"

@@ -6,12 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import scalars
+
 from wavalign.cli import main
 
 SMALL_WORLD = ["--world.n_train=16", "--world.n_val=4", "--world.n_test=4", "--world.num_codes=256"]
-QUICK = ["--trainer.max_steps=2", "--trainer.log_every_n_steps=1", "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false"]
+QUICK = [
+    "--trainer.max_steps=2",
+    "--trainer.log_every_n_steps=1",
+    "--trainer.limit_val_batches=0",
+    "--trainer.enable_progress_bar=false",
+]
 
 
 def warm_start(arch: str = "tiny") -> None:
@@ -33,8 +38,17 @@ def test_warm_start_then_rl_two_steps_each(scratch: Path, arch: str) -> None:
     assert checkpoint.is_file()
 
     # The RL config finds the warm start on disk (no second SFT run) and evaluates it before its first update.
-    cli = main(["fit", "--config", f"configs/{arch}.yaml", *SMALL_WORLD, *QUICK, "--model.sampling.max_new_tokens=48",
-                "--model.eval_sampling.max_new_tokens=48"])  # fmt: skip
+    cli = main(
+        [
+            "fit",
+            "--config",
+            f"configs/{arch}.yaml",
+            *SMALL_WORLD,
+            *QUICK,
+            "--model.sampling.max_new_tokens=48",
+            "--model.eval_sampling.max_new_tokens=48",
+        ]
+    )
     assert cli.trainer.global_step == 2
     logs = scalars(scratch / "runs" / arch / "version_0")
     judge_parts = ("judge/correct",) if arch == "tiny" else ("judge/semantic", "judge/acoustic")
@@ -46,9 +60,20 @@ def test_warm_start_then_rl_two_steps_each(scratch: Path, arch: str) -> None:
 def test_split_judge_overlay_rewards_with_the_acoustic_judges(scratch: Path) -> None:
     """configs/ablations/world_split_judge.yaml swaps the main job's semantic reward for the paper's split judge."""
     warm_start()
-    cli = main(["fit", "--config", "configs/tiny.yaml", "--config", "configs/ablations/world_split_judge.yaml",
-                *SMALL_WORLD, *QUICK, "--model.sampling.max_new_tokens=48", "--model.eval_sampling.max_new_tokens=48",
-                "--trainer.callbacks=[]"])  # fmt: skip
+    cli = main(
+        [
+            "fit",
+            "--config",
+            "configs/tiny.yaml",
+            "--config",
+            "configs/ablations/world_split_judge.yaml",
+            *SMALL_WORLD,
+            *QUICK,
+            "--model.sampling.max_new_tokens=48",
+            "--model.eval_sampling.max_new_tokens=48",
+            "--trainer.callbacks=[]",
+        ]
+    )
     assert cli.trainer.global_step == 2
     logs = scalars(scratch / "runs" / "tiny" / "version_0")
     for tag in ("judge/semantic", "judge/acoustic"):
@@ -61,8 +86,20 @@ def test_world_diagnose_reads_a_warm_start_checkpoint(scratch: Path, capsys: pyt
     warm_start()
     capsys.readouterr()
     checkpoint = scratch / ".cache" / "checkpoints" / "tiny_sft" / "last.ckpt"
-    assert world_main(["diagnose", "--checkpoint", str(checkpoint), "--samples", "2", *SMALL_WORLD,
-                       "--model.eval_sampling.max_new_tokens=48"]) == 0  # fmt: skip
+    assert (
+        world_main(
+            [
+                "diagnose",
+                "--checkpoint",
+                str(checkpoint),
+                "--samples",
+                "2",
+                *SMALL_WORLD,
+                "--model.eval_sampling.max_new_tokens=48",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out.splitlines()
     table = out[next(i for i, line in enumerate(out) if line.startswith("family")) :]
     assert table[0].split()[:4] == ["family", "n", "accuracy", "restated"]

@@ -12,7 +12,7 @@ _YES_NO_FIRST = """        tmp = self.extract_answer_yn(response)
             return tmp
 """
 
-BBH = f'''import re
+BBH = f"""import re
 import random
 
 from .base import Evaluator
@@ -63,7 +63,7 @@ class BBHEvaluator(Evaluator):
             return 0
         else:
             return random.choice([0, 1])
-'''
+"""
 
 MCQ = """from .base import Evaluator
 
@@ -123,9 +123,14 @@ INSTRUCTIONS = """_CONSTRAINED_RESPONSE_OPTIONS = (
     "Yep, final.", "Nope, final.")
 """
 
-FILES = {"src/evaluator/bbh.py": BBH, "src/evaluator/mcq.py": MCQ, "src/evaluator/harm.py": HARM,
-         "src/evaluator/base.py": "class Evaluator:\n    pass\n", "api_judge.py": API_JUDGE,
-         "src/evaluator/instruction_following_eval/instructions.py": INSTRUCTIONS}  # fmt: skip
+FILES = {
+    "src/evaluator/bbh.py": BBH,
+    "src/evaluator/mcq.py": MCQ,
+    "src/evaluator/harm.py": HARM,
+    "src/evaluator/base.py": "class Evaluator:\n    pass\n",
+    "api_judge.py": API_JUDGE,
+    "src/evaluator/instruction_following_eval/instructions.py": INSTRUCTIONS,
+}
 
 
 def write_checkout(folder: Path, **replace: str) -> Path:

@@ -56,7 +56,10 @@ def wiring_examples() -> list[DialogueExample]:
             question_text=f"what is {a} plus {b}",
             reference_answer=c,
         )
-        for (a, b, c), speech in ((("one", "two", "three"), [1, 2, 3, 4]), (("two", "two", "four"), [9, 8, 7, 6, 5, 4, 3]))
+        for (a, b, c), speech in (
+            (("one", "two", "three"), [1, 2, 3, 4]),
+            (("two", "two", "four"), [9, 8, 7, 6, 5, 4, 3]),
+        )
     ]
 
 

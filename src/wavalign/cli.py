@@ -25,8 +25,8 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from wavalign.callbacks.gating import GateCallback
 from wavalign.callbacks.guards import RunGuards
 from wavalign.callbacks.predict_writer import ReplyWriter
-from wavalign.callbacks.step_progress import StepProgressBar
 from wavalign.callbacks.run_summary import RunSummary
+from wavalign.callbacks.step_progress import StepProgressBar
 from wavalign.commands import dispatch
 from wavalign.data.datamodule import WavAlignDataModule
 from wavalign.module import WavAlignModule
@@ -67,7 +67,9 @@ class WavAlignCLI(LightningCLI):
         # the global batch, an exact resume position): Lightning must not try to wrap it in a DistributedSampler.
         parser.set_defaults({"trainer.use_distributed_sampler": False})
         parser.add_argument("--world", type=WorldSettings | None, default=None, help="prepare the embedded world first")
-        parser.add_argument("--warm_start_config", type=str | None, default=None, help="config that makes model.init_checkpoint")
+        parser.add_argument(
+            "--warm_start_config", type=str | None, default=None, help="config that makes model.init_checkpoint"
+        )
 
     def instantiate_trainer(self, **kwargs):
         """The Trainer, with StepProgressBar (progress in optimiser steps) unless the config brings its own bar or
@@ -84,8 +86,8 @@ class WavAlignCLI(LightningCLI):
         self._started, self._stage_seconds = time.time(), {}
         cfg = self.config[self.subcommand] if self.subcommand else self.config
         if cfg.get("world") is not None:
-            from wavalign.world.prepare import prepare_world
             from wavalign.world.extras import write_world_extras
+            from wavalign.world.prepare import prepare_world
 
             w = WorldSettings.from_mapping(cfg.world)
             prepare_world(w)
@@ -151,9 +153,22 @@ def load_checkpoint(config: str, checkpoint: str, overrides: Sequence[str] = ())
     for the tools below this module that read a trained policy (wavalign.world.loader says why they get it here)."""
     argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI reads `args`; keep the caller's own flags out of sight
     try:
-        cli = WavAlignCLI(WavAlignModule, WavAlignDataModule, subclass_mode_data=True, run=False,
-                          args=["--config", config, "--model.init_checkpoint", checkpoint, "--trainer.logger", "false",
-                                "--warm_start_config=null", *overrides])  # fmt: skip
+        cli = WavAlignCLI(
+            WavAlignModule,
+            WavAlignDataModule,
+            subclass_mode_data=True,
+            run=False,
+            args=[
+                "--config",
+                config,
+                "--model.init_checkpoint",
+                checkpoint,
+                "--trainer.logger",
+                "false",
+                "--warm_start_config=null",
+                *overrides,
+            ],
+        )
     finally:
         sys.argv = argv
     return Loaded(cli.model.eval(), cli.config.get("world"))

@@ -27,20 +27,53 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("fit", "train from a config (configs/tiny.yaml: prepares the world and the SFT warm start first)", LIGHTNING),
+    Command(
+        "fit", "train from a config (configs/tiny.yaml: prepares the world and the SFT warm start first)", LIGHTNING
+    ),
     Command("validate", "score a checkpoint on the validation split: IQ / EQ / WER", LIGHTNING),
     Command("test", "score a checkpoint on the test split (data.test_file)", LIGHTNING),
     Command("predict", "spoken replies of a checkpoint: replies.jsonl, WAVs and a listening page", LIGHTNING),
-    Command("check-data", "check JSONL datasets (schema, audio files, speech codes) before a long run", "wavalign.data.check"),
-    Command("world prepare", "build (or reuse, cached) the embedded spoken-dialogue world", "wavalign.world.__main__", ("prepare",)),
-    Command("world info", "the world's question counts per split and vocabulary size", "wavalign.world.__main__", ("info",)),
-    Command("world diagnose", "per question family: accuracy and answer kinds of a checkpoint's replies",
-            "wavalign.world.__main__", ("diagnose",)),  # fmt: skip
-    Command("world probe-heard", "accuracy of a checkpoint on new recordings of its training questions (heard split)",
-            "wavalign.world.__main__", ("probe-heard",)),  # fmt: skip
-    Command("ablate", "the ablation study: every configs/ablations row x seeds -> results/ablation.md", "wavalign.ablate.__main__"),
-    Command("listening-page", "one HTML page over several `predict` folders, side by side", "wavalign.predict.listening_page"),
-    Command("export-benchmark", "benchmark parquet files (VoiceBench, VStyle) -> JSONL + WAV files", "wavalign.benchmarks.export"),
+    Command(
+        "check-data",
+        "check JSONL datasets (schema, audio files, speech codes) before a long run",
+        "wavalign.data.check",
+    ),
+    Command(
+        "world prepare",
+        "build (or reuse, cached) the embedded spoken-dialogue world",
+        "wavalign.world.__main__",
+        ("prepare",),
+    ),
+    Command(
+        "world info", "the world's question counts per split and vocabulary size", "wavalign.world.__main__", ("info",)
+    ),
+    Command(
+        "world diagnose",
+        "per question family: accuracy and answer kinds of a checkpoint's replies",
+        "wavalign.world.__main__",
+        ("diagnose",),
+    ),
+    Command(
+        "world probe-heard",
+        "accuracy of a checkpoint on new recordings of its training questions (heard split)",
+        "wavalign.world.__main__",
+        ("probe-heard",),
+    ),
+    Command(
+        "ablate",
+        "the ablation study: every configs/ablations row x seeds -> results/ablation.md",
+        "wavalign.ablate.__main__",
+    ),
+    Command(
+        "listening-page",
+        "one HTML page over several `predict` folders, side by side",
+        "wavalign.predict.listening_page",
+    ),
+    Command(
+        "export-benchmark",
+        "benchmark parquet files (VoiceBench, VStyle) -> JSONL + WAV files",
+        "wavalign.benchmarks.export",
+    ),
 )
 
 
@@ -54,12 +87,19 @@ INTERNAL_ENTRY_POINTS: dict[str, str] = {
 def overview() -> str:
     """What `wavalign --help` prints."""
     width = max(len(c.name) for c in COMMANDS) + 2
-    lines = ["usage: wavalign <command> [options]   (or: python -m wavalign <command> ...)", "",
-             "WavAlign: RL post-training of speech LLMs with an adaptive SFT/RL gate (PyTorch Lightning).", "",
-             "commands:"]  # fmt: skip
+    lines = [
+        "usage: wavalign <command> [options]   (or: python -m wavalign <command> ...)",
+        "",
+        "WavAlign: RL post-training of speech LLMs with an adaptive SFT/RL gate (PyTorch Lightning).",
+        "",
+        "commands:",
+    ]
     lines += [f"  {c.name:<{width}}{c.help}" for c in COMMANDS]
-    lines += ["", "`wavalign <command> --help` shows a command's options; fit/validate/test/predict take",
-              "--config configs/X.yaml and any --section.key=value override (README: Configs)."]  # fmt: skip
+    lines += [
+        "",
+        "`wavalign <command> --help` shows a command's options; fit/validate/test/predict take",
+        "--config configs/X.yaml and any --section.key=value override (README: Configs).",
+    ]
     return "\n".join(lines)
 
 
@@ -68,7 +108,11 @@ def find(argv: Sequence[str]) -> Command | None:
     best = None
     for c in COMMANDS:
         words = c.name.split()
-        if c.target != LIGHTNING and list(argv[: len(words)]) == words and (best is None or len(words) > len(best.name.split())):
+        if (
+            c.target != LIGHTNING
+            and list(argv[: len(words)]) == words
+            and (best is None or len(words) > len(best.name.split()))
+        ):
             best = c
     if best is None and argv and argv[0] == "world":  # `wavalign world --help` and the like: the world tool itself
         best = Command("world", "", "wavalign.world.__main__")

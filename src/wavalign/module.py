@@ -15,25 +15,33 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
 from wavalign.audio.codec import SpeechCodec
+from wavalign.callbacks.gating import GateCallback
 from wavalign.data.check import check_speech_codes
 from wavalign.data.schema import DialogueExample
 from wavalign.data.speech import SpeechTokenCache
-from wavalign.callbacks.gating import GateCallback
 from wavalign.gates.base import TokenInputs
-from wavalign.runtime.distributed import GlobalGroups, gather_groups, load_per_rank, process_slot, save_per_rank
-from wavalign.step.demonstrations import advantages_with_demos, score_demonstrations
-from wavalign.step.rollouts import Advantages, JudgedRollouts, RolloutBuffer, RolloutEntry
 from wavalign.judges.base import Judge
-from wavalign.step.modality_stats import modality_logs
-from wavalign.step.losses import LOSS_TYPES, OffPolicyRows, PolicyLossOutput, dpo_loss, group_advantages, policy_loss, sft_loss
 from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy, speech_token_count
 from wavalign.predict.replies import PromptReplies, predict_replies
+from wavalign.runtime.distributed import GlobalGroups, gather_groups, load_per_rank, process_slot, save_per_rank
 from wavalign.runtime.resume import ResumeStateCallback
-from wavalign.step.scoring import ScoredGroups, build_requests, score_groups
 from wavalign.runtime.sharding import shard_policy
-from wavalign.step.split_po import split_advantages, split_token_advantages
-from wavalign.step.logprobs import step_logprobs
 from wavalign.runtime.warm_start import load_policy_weights
+from wavalign.step.demonstrations import advantages_with_demos, score_demonstrations
+from wavalign.step.logprobs import step_logprobs
+from wavalign.step.losses import (
+    LOSS_TYPES,
+    OffPolicyRows,
+    PolicyLossOutput,
+    dpo_loss,
+    group_advantages,
+    policy_loss,
+    sft_loss,
+)
+from wavalign.step.modality_stats import modality_logs
+from wavalign.step.rollouts import Advantages, JudgedRollouts, RolloutBuffer, RolloutEntry
+from wavalign.step.scoring import ScoredGroups, build_requests, score_groups
+from wavalign.step.split_po import split_advantages, split_token_advantages
 
 OBJECTIVES = ("grpo", "dpo")
 
@@ -111,17 +119,23 @@ class WavAlignModule(pl.LightningModule):
         if po_tokens not in ("text", "speech", "all", "split"):
             raise ValueError(f"model.po_tokens must be 'text', 'speech', 'all' or 'split', got {po_tokens!r}")
         if po_tokens == "split" and objective != "grpo":
-            raise ValueError("model.po_tokens 'split' gives text and speech tokens different advantages: use objective 'grpo'")
+            raise ValueError(
+                "model.po_tokens 'split' gives text and speech tokens different advantages: use objective 'grpo'"
+            )
         if loss_type not in LOSS_TYPES:
             raise ValueError(f"model.loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
         if group_size < 2:
-            raise ValueError(f"model.group_size must be >= 2 (advantages are relative within a group), got {group_size}")
+            raise ValueError(
+                f"model.group_size must be >= 2 (advantages are relative within a group), got {group_size}"
+            )
         self.save_hyperparameters(ignore=["policy", "judge", "codec", "optimizer", "scheduler"])
         self.policy, self.judge, self.codec = policy, judge, codec
         check_codec_fits(policy, codec)
         self.group_size = group_size
         self.sampling = sampling or SamplingConfig()
-        self.eval_sampling = eval_sampling or SamplingConfig(temperature=0.7, top_p=0.9, max_new_tokens=self.sampling.max_new_tokens)
+        self.eval_sampling = eval_sampling or SamplingConfig(
+            temperature=0.7, top_p=0.9, max_new_tokens=self.sampling.max_new_tokens
+        )
         self.objective, self.po_tokens, self.loss_type = objective, po_tokens, loss_type
         self.beta, self.epsilon, self.epsilon_high = beta, epsilon, epsilon_high
         self.scale_rewards, self.dpo_beta = scale_rewards, dpo_beta
@@ -139,7 +153,9 @@ class WavAlignModule(pl.LightningModule):
     # ---- setup ---------------------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.gate is None:
-            raise ValueError("no gate: add wavalign.callbacks.gating.GateCallback to trainer.callbacks (the CLI adds it)")
+            raise ValueError(
+                "no gate: add wavalign.callbacks.gating.GateCallback to trainer.callbacks (the CLI adds it)"
+            )
         if stage != "predict" and (self.beta > 0 or self.objective == "dpo"):
             self.policy.setup_reference()
         check_speech_codes(speech_token_count(self.policy), getattr(self._trainer, "datamodule", None))
@@ -218,8 +234,15 @@ class WavAlignModule(pl.LightningModule):
             adv.rollouts, demo_adv = advantages_with_demos(scored, demo_scored, self.scale_rewards)
             adv.demonstrations = demo_adv.to(self.device)
         adv.rollouts = adv.rollouts.to(self.device)
-        entry = RolloutEntry(key, rollouts, demo, adv, plan, replies,
-                             judged=JudgedRollouts(scored.requests, scored.scores, groups.reliable))  # fmt: skip
+        entry = RolloutEntry(
+            key,
+            rollouts,
+            demo,
+            adv,
+            plan,
+            replies,
+            judged=JudgedRollouts(scored.requests, scored.scores, groups.reliable),
+        )
         if self.beta > 0 and plan.lam > 0:
             with self.timed("reference"):
                 entry.ref_logp = self.policy.token_logprobs(rollouts, reference=True)
@@ -236,20 +259,37 @@ class WavAlignModule(pl.LightningModule):
         self.last_entry = entry
         plan, demo = entry.plan, entry.sft_batch
         with self.timed("forward"):
-            fwd = step_logprobs(self.policy, entry.rollouts, demo, train_po=plan.train_po, train_sft=plan.train_sft,
-                                joint=self.objective == "grpo", with_entropy=self.log_entropy or plan.with_entropy)  # fmt: skip
+            fwd = step_logprobs(
+                self.policy,
+                entry.rollouts,
+                demo,
+                train_po=plan.train_po,
+                train_sft=plan.train_sft,
+                joint=self.objective == "grpo",
+                with_entropy=self.log_entropy or plan.with_entropy,
+            )
             demo_mask = None if demo is None else demo.masks.completion
-            inputs = TokenInputs(fwd.logp, fwd.demo_logp, entry.advantages.rollouts, entry.rollouts.masks.completion,
-                                 demo_mask, fwd.entropy, fwd.demo_entropy)  # fmt: skip
+            inputs = TokenInputs(
+                fwd.logp,
+                fwd.demo_logp,
+                entry.advantages.rollouts,
+                entry.rollouts.masks.completion,
+                demo_mask,
+                fwd.entropy,
+                fwd.demo_entropy,
+            )
             w = self.gate.loss_weights(plan, self.group_size, inputs)
             po = self.preference_loss(entry, fwd.logp, w.po_weights, fwd.demo_logp)
             sft = fwd.logp.new_zeros(()) if demo is None else sft_loss(fwd.demo_logp, demo_mask, w.sft_weights)
             loss = w.po_scale * po + w.sft_scale * sft
         bs = len(key)
-        self.log_dict({"loss/total": loss, "loss/po": po, "loss/sft": sft, "gate/lambda": plan.lam}, batch_size=bs,
-                      prog_bar=True)  # fmt: skip
-        self.log_dict(modality_logs(entry.rollouts.masks, fwd.entropy if self.log_entropy else None, fwd.logp,
-                                    entry.ref_logp), batch_size=bs)  # fmt: skip
+        self.log_dict(
+            {"loss/total": loss, "loss/po": po, "loss/sft": sft, "gate/lambda": plan.lam}, batch_size=bs, prog_bar=True
+        )
+        self.log_dict(
+            modality_logs(entry.rollouts.masks, fwd.entropy if self.log_entropy else None, fwd.logp, entry.ref_logp),
+            batch_size=bs,
+        )
         self.log_dict({f"time/{k}": v for k, v in self.timings.items()}, batch_size=bs)
         return loss
 
@@ -269,9 +309,16 @@ class WavAlignModule(pl.LightningModule):
         rollouts = entry.rollouts
         off = None
         if entry.advantages.demonstrations is not None:
-            if self.objective == "dpo" or self.po_tokens == "split" or demo_logp is None or entry.plan.sft_source != "batch":
-                raise ValueError(f"gate rule {self.gate.rule_name} adds demonstrations to the group: it needs "
-                                 f"objective 'grpo', po_tokens 'text', 'speech' or 'all', and the batch's own demonstrations")  # fmt: skip
+            if (
+                self.objective == "dpo"
+                or self.po_tokens == "split"
+                or demo_logp is None
+                or entry.plan.sft_source != "batch"
+            ):
+                raise ValueError(
+                    f"gate rule {self.gate.rule_name} adds demonstrations to the group: it needs "
+                    f"objective 'grpo', po_tokens 'text', 'speech' or 'all', and the batch's own demonstrations"
+                )
             demo_mask = entry.demonstrations.masks.select(self.po_tokens)
             off = OffPolicyRows(self.gate.demo_ratio(demo_logp), entry.advantages.demonstrations, demo_mask)
         if entry.old_logp is None:
@@ -283,17 +330,26 @@ class WavAlignModule(pl.LightningModule):
             mask = rollouts.masks.select(self.po_tokens)
         if self.objective == "dpo":
             if token_weights is not None:
-                raise ValueError(f"objective 'dpo' takes no per-group or per-token weights; gate rule "
-                                 f"{self.gate.rule_name} sets them: use objective 'grpo'")  # fmt: skip
+                raise ValueError(
+                    f"objective 'dpo' takes no per-group or per-token weights; gate rule "
+                    f"{self.gate.rule_name} sets them: use objective 'grpo'"
+                )
             return self.dpo_from_group(entry, logp, mask)
         out = self.grpo_loss(entry, logp, mask, token_weights, advantages, off)
-        self.log_dict({"loss/kl": out.kl, "rollout/clip_ratio": out.clip_ratio}, batch_size=rollouts.rows // self.group_size)
+        self.log_dict(
+            {"loss/kl": out.kl, "rollout/clip_ratio": out.clip_ratio}, batch_size=rollouts.rows // self.group_size
+        )
         return out.loss
 
     def grpo_loss(
-        self, entry: RolloutEntry, logp: Tensor, mask: Tensor, token_weights: Tensor | None = None,
-        advantages: Tensor | None = None, off_policy: OffPolicyRows | None = None,
-    ) -> PolicyLossOutput:  # fmt: skip
+        self,
+        entry: RolloutEntry,
+        logp: Tensor,
+        mask: Tensor,
+        token_weights: Tensor | None = None,
+        advantages: Tensor | None = None,
+        off_policy: OffPolicyRows | None = None,
+    ) -> PolicyLossOutput:
         """The GRPO objective on the entry's rollouts over the tokens in `mask`, with this module's settings
         (advantages: per-token ones for po_tokens 'split'; default the entry's per-rollout ones)."""
         return policy_loss(
@@ -324,7 +380,9 @@ class WavAlignModule(pl.LightningModule):
         ref = entry.ref_logp
         return dpo_loss(logp[best], logp[worst], ref[best], ref[worst], mask[best], mask[worst], self.dpo_beta)
 
-    def log_rollout_stats(self, entry: RolloutEntry, scored: ScoredGroups, lam_raw: float, groups: GlobalGroups) -> None:
+    def log_rollout_stats(
+        self, entry: RolloutEntry, scored: ScoredGroups, lam_raw: float, groups: GlobalGroups
+    ) -> None:
         """Gate and reward figures of the global batch (gathered); per-rank figures averaged over ranks."""
         masks = entry.rollouts.masks
         f32 = lambda d: {k: torch.as_tensor(v, dtype=torch.float32) for k, v in d.items()}  # noqa: E731
@@ -351,7 +409,9 @@ class WavAlignModule(pl.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self.eval_step(batch, "test")
 
-    predict_group_size: int = 1  # replies per prompt in `wavalign predict` (set from the CLI's listen.replies_per_prompt)
+    predict_group_size: int = (
+        1  # replies per prompt in `wavalign predict` (set from the CLI's listen.replies_per_prompt)
+    )
 
     def predict_step(self, batch: dict, batch_idx: int) -> list[PromptReplies]:
         """`wavalign predict`: replies sampled with eval_sampling, judged and decoded (wavalign.predict.replies)."""

@@ -11,8 +11,15 @@ import pytest
 import yaml
 
 from wavalign.ablate.__main__ import main
-from wavalign.ablate.plan import (DEFAULT_WORLD, QUICK_WORLD, AblationSettings, discover_rows, library_gates,
-                                  world_fingerprint, write_configs)
+from wavalign.ablate.plan import (
+    DEFAULT_WORLD,
+    QUICK_WORLD,
+    AblationSettings,
+    discover_rows,
+    library_gates,
+    world_fingerprint,
+    write_configs,
+)
 from wavalign.ablate.report import aggregate, mean_ci
 from wavalign.world.settings import WorldSettings
 
@@ -27,10 +34,35 @@ def test_rows_are_the_ablation_files_plus_other_gate_rules(at_root: Path, tmp_pa
     settings = AblationSettings(work=str(tmp_path), extra_gates=["my_gates.WarmupGate"])
     rows = {r.name: r for r in discover_rows(settings)}
     # world_split_judge.yaml changes the judge, not the gate: not a row; the hybrid rules' files (hpt, chord_*) are
-    assert set(rows) == {"full_token", "sft_only", "text_fixed_0.5", "wavalign", "wavalign_no_ema", "RLOnly_text",
-                         "WarmupGate_text", "hpt", "chord_mu", "chord_phi", "srft", "luffy", "relift"}  # fmt: skip
-    assert library_gates() == [f"wavalign.gates.{n}" for n in ("CHORDGate", "DynamicGate", "FixedGate", "HPTGate",
-                                                                 "LUFFYGate", "RLOnly", "ReLIFTGate", "SFTOnly", "SRFTGate")]
+    assert set(rows) == {
+        "full_token",
+        "sft_only",
+        "text_fixed_0.5",
+        "wavalign",
+        "wavalign_no_ema",
+        "RLOnly_text",
+        "WarmupGate_text",
+        "hpt",
+        "chord_mu",
+        "chord_phi",
+        "srft",
+        "luffy",
+        "relift",
+    }
+    assert library_gates() == [
+        f"wavalign.gates.{n}"
+        for n in (
+            "CHORDGate",
+            "DynamicGate",
+            "FixedGate",
+            "HPTGate",
+            "LUFFYGate",
+            "RLOnly",
+            "ReLIFTGate",
+            "SFTOnly",
+            "SRFTGate",
+        )
+    ]
     assert (rows["full_token"].gate, rows["full_token"].po_tokens) == ("wavalign.gates.RLOnly", "all")
     extra = yaml.safe_load(Path(rows["RLOnly_text"].overlay).read_text())
     assert extra == {"model": {"po_tokens": "text"}, "gate": {"rule": {"class_path": "wavalign.gates.RLOnly"}}}
@@ -54,17 +86,31 @@ def test_generated_configs_share_world_warm_start_steps_and_evaluation(at_root: 
         bench = next(c for c in cfg["trainer"]["callbacks"] if c["class_path"].endswith("BenchmarkCallback"))
         assert [s["init_args"]["name"] for s in bench["init_args"]["suites"]] == ["world_val", "world_heard"]
         assert all(s["init_args"]["max_items"] == 9 for s in bench["init_args"]["suites"])
-        assert bench["init_args"]["eq_judge"]["init_args"]["profiles_file"] == f"{settings.world_dir}/style_profiles.json"
+        assert (
+            bench["init_args"]["eq_judge"]["init_args"]["profiles_file"] == f"{settings.world_dir}/style_profiles.json"
+        )
 
 
 def test_plan_records_the_world_as_it_did_before_world_settings() -> None:
     """plan.json's world is the dict ablations always wrote, so their work directories resume; a field outside it
     enters only when changed, and the folder and the synthesis workers never (they do not change the numbers)."""
     teacher = {"teacher_wrong_answer": 0.3, "teacher_wrong_style": 0.2}
-    assert world_fingerprint(DEFAULT_WORLD) == {"n_train": 1500, "n_val": 150, "n_test": 150, "n_heard": 150,
-                                                "num_codes": 256, **teacher}  # fmt: skip
-    assert world_fingerprint(QUICK_WORLD) == {"n_train": 16, "n_val": 4, "n_test": 2, "n_heard": 4, "num_codes": 256,
-                                              **teacher}  # fmt: skip
+    assert world_fingerprint(DEFAULT_WORLD) == {
+        "n_train": 1500,
+        "n_val": 150,
+        "n_test": 150,
+        "n_heard": 150,
+        "num_codes": 256,
+        **teacher,
+    }
+    assert world_fingerprint(QUICK_WORLD) == {
+        "n_train": 16,
+        "n_val": 4,
+        "n_test": 2,
+        "n_heard": 4,
+        "num_codes": 256,
+        **teacher,
+    }
     moved = replace(DEFAULT_WORLD, dir="elsewhere", workers=8)
     assert world_fingerprint(moved) == world_fingerprint(DEFAULT_WORLD)
     assert world_fingerprint(replace(DEFAULT_WORLD, frame_ms=20.0))["frame_ms"] == 20.0
@@ -77,8 +123,12 @@ def test_runs_go_seed_major_and_bad_job_counts_are_refused(at_root: Path, tmp_pa
 
     settings = AblationSettings(work=str(tmp_path), seeds=[0, 1])
     rows = discover_rows(settings, ["sft_only", "wavalign"])
-    assert [(r.name, s) for r, s in job_order(settings, rows)] == [("sft_only", 0), ("wavalign", 0), ("sft_only", 1),
-                                                                     ("wavalign", 1)]  # fmt: skip
+    assert [(r.name, s) for r, s in job_order(settings, rows)] == [
+        ("sft_only", 0),
+        ("wavalign", 0),
+        ("sft_only", 1),
+        ("wavalign", 1),
+    ]
     with pytest.raises(SystemExit):
         main(["--quick", "--jobs", "0", "--work", str(tmp_path / "w")])
     assert "--jobs and --threads must be at least 1" in capsys.readouterr().err
@@ -89,13 +139,16 @@ def test_mean_and_95_percent_interval_by_hand() -> None:
     mean, half = mean_ci([1.0, 2.0, 3.0])
     assert mean == 2.0 and half == pytest.approx(2.48414, abs=1e-5)
     assert mean_ci([4.0])[0] == 4.0 and mean_ci([4.0])[1] != mean_ci([4.0])[1]  # NaN with one seed
-    runs = [{"row": "a", "seed": s, "steps": 10, "wall_s": 2.0, "command": "c", "metrics": {"eval/eq": v}}
-            for s, v in enumerate([1.0, 2.0, 3.0])]  # fmt: skip
+    runs = [
+        {"row": "a", "seed": s, "steps": 10, "wall_s": 2.0, "command": "c", "metrics": {"eval/eq": v}}
+        for s, v in enumerate([1.0, 2.0, 3.0])
+    ]
     assert aggregate(runs)["a"]["stats"]["eval/eq"] == pytest.approx((2.0, 2.48414), abs=1e-5)
 
 
-def test_quick_ablation_writes_the_report_and_resumes(at_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_quick_ablation_writes_the_report_and_resumes(
+    at_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from wavalign.cli import load_checkpoint
     from wavalign.world import loader
 

@@ -57,10 +57,16 @@ class _StyleAt:
 
 
 def test_aspect_scores_of_a_reply_by_hand() -> None:
-    right = JudgeRequest("what is three plus four", "three plus four is seven", reply_audio=np.zeros(100, np.float32),
-                         reference="seven", style="calm")  # fmt: skip
-    silent = JudgeRequest("what is three plus four", "three plus four is seven", reply_audio=None, reference="seven",
-                          style="calm")  # fmt: skip
+    right = JudgeRequest(
+        "what is three plus four",
+        "three plus four is seven",
+        reply_audio=np.zeros(100, np.float32),
+        reference="seven",
+        style="calm",
+    )
+    silent = JudgeRequest(
+        "what is three plus four", "three plus four is seven", reply_audio=None, reference="seven", style="calm"
+    )
     asr = _HeardAs({100: "three plus four is nine"})
     parts = score_parts([right, silent], asr, _StyleAt(3.0))
     # reply text ends with "seven": semantic 5; the transcript ends with "nine": listening content 1;
@@ -73,10 +79,15 @@ def test_aspect_scores_of_a_reply_by_hand() -> None:
 
 
 def test_markdown_puts_the_papers_figures_beside_ours() -> None:
-    result = {"prompts": 3, "group_size": 4, "aspects": {
-        "semantic": {"mean": 1.5, "variance": 0.75, "spearman": None, "ranked_groups": 0},
-        "content_listening": {"mean": 1.2, "variance": 0.5, "spearman": 0.25, "ranked_groups": 2},
-        "acoustic": {"mean": 3.1, "variance": 0.125, "spearman": None, "ranked_groups": 0}}}  # fmt: skip
+    result = {
+        "prompts": 3,
+        "group_size": 4,
+        "aspects": {
+            "semantic": {"mean": 1.5, "variance": 0.75, "spearman": None, "ranked_groups": 0},
+            "content_listening": {"mean": 1.2, "variance": 0.5, "spearman": 0.25, "ranked_groups": 2},
+            "acoustic": {"mean": 3.1, "variance": 0.125, "spearman": None, "ranked_groups": 0},
+        },
+    }
     lines = format_markdown(result)
     assert lines[2].startswith("| semantic") and "| 0.750 | 1.066 |" in lines[2]
     assert "| 0.25 | 2 / 3 | 0.38-0.70 |" in lines[3]

@@ -23,8 +23,16 @@ SENTENCES = (
     + [f"{NUMBERS[a]} plus {NUMBERS[b]} is {NUMBERS[a + b]}" for a in range(1, 6) for b in range(1, 6)]
     + ["the sky is blue", "snow is white", "grass is green", "the opposite of hot is cold"]
 )
-FIT = ["what is two plus three", "the sky is blue", "four plus five is nine", "snow is white",
-       "what is one plus four", "the opposite of hot is cold", "three plus three is six", "grass is green"]  # fmt: skip
+FIT = [
+    "what is two plus three",
+    "the sky is blue",
+    "four plus five is nine",
+    "snow is white",
+    "what is one plus four",
+    "the opposite of hot is cold",
+    "three plus three is six",
+    "grass is green",
+]
 HELD_OUT = ["what is three plus five", "two plus four is six", "what is five plus one", "three plus four is seven"]
 # Measured here: WER 0.05 on the originals and 0.05 after a 64-code, 40 ms codec round trip (one word in 20).
 MAX_WER_ORIGINAL = 0.34

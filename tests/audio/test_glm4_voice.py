@@ -16,7 +16,7 @@ from wavalign.audio.codec import SpeechCodec
 from wavalign.audio.glm4_voice import Glm4VoiceTokenizer
 from wavalign.audio.io import resample
 
-MODELING = '''
+MODELING = """
 import json, os
 import torch
 
@@ -34,7 +34,7 @@ class WhisperVQEncoder(torch.nn.Module):
         cls.loads += 1
         with open(os.path.join(path, "config.json")) as f:
             return cls(json.load(f))
-'''
+"""
 UTILS = '''
 import torch
 
@@ -84,7 +84,10 @@ def test_encode_resamples_to_16k_and_runs_glm4_voice_code(standin):
     wav = np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1  # 1 s at 8 kHz
     tokens = codec.encode(wav, 8000)
     at16k = resample(wav, 8000, 16000)
-    expected = [int(np.float32(3.0) * (at16k[i : i + 1280].astype(np.float32) ** 2).sum() * 1000) % 16384 for i in range(0, 16000, 1280)]
+    expected = [
+        int(np.float32(3.0) * (at16k[i : i + 1280].astype(np.float32) ** 2).sum() * 1000) % 16384
+        for i in range(0, 16000, 1280)
+    ]
     assert tokens.dtype == np.int64 and len(tokens) == 13  # 12.5 Hz
     assert np.abs(tokens - np.asarray(expected)).max() <= 1  # float32 summation order may differ by one unit
     codec.encode(wav, 8000)

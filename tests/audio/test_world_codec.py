@@ -18,8 +18,16 @@ from wavalign.audio.world_codec import WorldCodec
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
-FIT = ["what is two plus three", "the sky is blue", "four plus five is nine", "snow is white",
-       "what is one plus four", "the opposite of hot is cold", "three plus three is six", "grass is green"]  # fmt: skip
+FIT = [
+    "what is two plus three",
+    "the sky is blue",
+    "four plus five is nine",
+    "snow is white",
+    "what is one plus four",
+    "the opposite of hot is cold",
+    "three plus three is six",
+    "grass is green",
+]
 HELD_OUT = ["what is three plus five", "two plus four is six"]
 
 

@@ -31,7 +31,10 @@ def test_items_become_prompts_with_audio_placeholders_or_question_text():
     assert ex.messages == [{"role": "user", "content": AUDIO_PLACEHOLDER}] and ex.audios == [spoken.audio]
     assert ex.question_text == "what is two plus three" and ex.reference_answer == "five"
     ex = styled.as_example()
-    assert ex.messages == [{"role": "system", "content": "style: cheerful"}, {"role": "user", "content": "what is four plus four"}]
+    assert ex.messages == [
+        {"role": "system", "content": "style: cheerful"},
+        {"role": "user", "content": "what is four plus four"},
+    ]
     assert ex.audios == [] and ex.style == "cheerful"
 
 
@@ -59,8 +62,12 @@ def test_vstyle_sample():
     assert items[3].audio.name == "cheerful.wav" and items[0].row_id == "711"  # {"path": ...} form
     assert items[1].style == items[1].question == "Say 'good morning' as cheerfully as you can."
     english = load_benchmark("vstyle", DATA / "vstyle_metadata.jsonl", "vstyle", language="en")
-    assert [it.category for it in english] == ["acoustic_attributes/speed", "instruction/emotion", "role_play/character",
-                                               "empathy/sadness_disappointment"]  # fmt: skip
+    assert [it.category for it in english] == [
+        "acoustic_attributes/speed",
+        "instruction/emotion",
+        "role_play/character",
+        "empathy/sadness_disappointment",
+    ]
 
 
 def test_voicebench_rows_keep_what_their_scorer_needs(tmp_path):
@@ -83,18 +90,42 @@ def write(tmp_path: Path, *lines: str) -> Path:
 @pytest.mark.parametrize(
     "kind, lines, message",
     [
-        ("vstyle", ['{"id": 1, "ability": "instruction/style", "instruct_text": "t", "wav": "a.wav"}'],
-         r"bench.jsonl:1: give the instruction audio in one of \['file_name', 'instruct_audio', 'audio'\] \(the row has fields"),
-        ("vstyle", ['{"id": 1, "ability": "acoustic/speed", "instruct_text": "t", "file_name": "a.wav"}'],
-         r"bench.jsonl:1: field 'ability' must be one of VStyle's"),
-        ("generic", ['{"question": "q", "answer": "a"}', '{"answer": "a"}'], r"bench.jsonl:2: missing field 'question'"),
+        (
+            "vstyle",
+            ['{"id": 1, "ability": "instruction/style", "instruct_text": "t", "wav": "a.wav"}'],
+            r"bench.jsonl:1: give the instruction audio in one of \['file_name', 'instruct_audio', 'audio'\] \(the row has fields",
+        ),
+        (
+            "vstyle",
+            ['{"id": 1, "ability": "acoustic/speed", "instruct_text": "t", "file_name": "a.wav"}'],
+            r"bench.jsonl:1: field 'ability' must be one of VStyle's",
+        ),
+        (
+            "generic",
+            ['{"question": "q", "answer": "a"}', '{"answer": "a"}'],
+            r"bench.jsonl:2: missing field 'question'",
+        ),
         ("generic", ['{"question": "q", "audio": "nope.wav"}'], r"bench.jsonl:1: field 'audio' names 'nope.wav'"),
-        ("generic", ['{"question": "q", "answer": "a", "answers": ["b"]}'], r"bench.jsonl:1: give either field 'answer'"),
+        (
+            "generic",
+            ['{"question": "q", "answer": "a", "answers": ["b"]}'],
+            r"bench.jsonl:1: give either field 'answer'",
+        ),
         ("generic", ['{"question": "q", "answers": []}'], r"bench.jsonl:1: field 'answers' must be a non-empty list"),
         ("generic", ['{"question": "q", "answer_type": "number"}'], r"bench.jsonl:1: field 'answer_type'"),
-        ("generic", ['{"question": "q"', ], r"bench.jsonl:1: not valid JSON"),
+        (
+            "generic",
+            [
+                '{"question": "q"',
+            ],
+            r"bench.jsonl:1: not valid JSON",
+        ),
         ("voicebench", ['{"prompt": "p", "reference": 3}'], r"bench.jsonl:1: field 'reference' must be a string"),
-        ("vstyle", ['{"id": 1, "ability": "role_play/scenario", "file_name": "a.wav"}'], r"bench.jsonl:1: missing field 'instruct_text'"),
+        (
+            "vstyle",
+            ['{"id": 1, "ability": "role_play/scenario", "file_name": "a.wav"}'],
+            r"bench.jsonl:1: missing field 'instruct_text'",
+        ),
     ],
 )
 def test_errors_name_file_line_and_field(tmp_path, kind, lines, message):
@@ -105,11 +136,26 @@ def test_errors_name_file_line_and_field(tmp_path, kind, lines, message):
 @pytest.mark.parametrize(
     "subset, line, message",
     [
-        ("bbh", '{"prompt": "p", "reference": "no", "id": "date_understanding_3"}', r"bench.jsonl:1: field 'id' must name a bbh task"),
-        ("bbh", '{"prompt": "p", "reference": "maybe", "id": "navigate_3"}', r"field 'reference' must be yes, no, \(A\) or \(B\)"),
-        ("mmsu", '{"prompt": "p", "reference": "b"}', r"bench.jsonl:1: field 'reference' must be one choice letter A-D"),
-        ("ifeval", '{"prompt": "p", "instruction_id_list": ["change_case:capital_word_frequency"], "kwargs": [{}]}',
-         r"bench.jsonl:1: ifeval instruction 'change_case:capital_word_frequency' is not checked here"),
+        (
+            "bbh",
+            '{"prompt": "p", "reference": "no", "id": "date_understanding_3"}',
+            r"bench.jsonl:1: field 'id' must name a bbh task",
+        ),
+        (
+            "bbh",
+            '{"prompt": "p", "reference": "maybe", "id": "navigate_3"}',
+            r"field 'reference' must be yes, no, \(A\) or \(B\)",
+        ),
+        (
+            "mmsu",
+            '{"prompt": "p", "reference": "b"}',
+            r"bench.jsonl:1: field 'reference' must be one choice letter A-D",
+        ),
+        (
+            "ifeval",
+            '{"prompt": "p", "instruction_id_list": ["change_case:capital_word_frequency"], "kwargs": [{}]}',
+            r"bench.jsonl:1: ifeval instruction 'change_case:capital_word_frequency' is not checked here",
+        ),
         ("sd-qa", '{"prompt": "p"}', r"bench.jsonl:1: missing field 'reference' \(subset sd-qa\)"),
     ],
 )
@@ -158,8 +204,16 @@ def test_correctness_rules():
 
 @pytest.mark.parametrize(
     "reply, letter",
-    [("The answer is B.", "B"), ("option (c)", "C"), ("B. Paris", "B"), ("I pick (D) here", "D"), ("answer: C", "C"),
-     ("the answer is a dog", None), ("A dog has four legs", None), ("no idea", None)],
+    [
+        ("The answer is B.", "B"),
+        ("option (c)", "C"),
+        ("B. Paris", "B"),
+        ("I pick (D) here", "D"),
+        ("answer: C", "C"),
+        ("the answer is a dog", None),
+        ("A dog has four legs", None),
+        ("no idea", None),
+    ],
 )
 def test_extract_choice(reply, letter):
     assert extract_choice(reply) == letter

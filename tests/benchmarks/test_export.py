@@ -26,21 +26,32 @@ def wav_bytes(freq: float, sr: int = 16000, fmt: str = "WAV") -> tuple[bytes, np
 
 
 def ifeval_parquet(path, audio):
-    kwargs_type = pa.list_(pa.struct([("end_phrase", pa.string()), ("num_words", pa.int64()), ("relation", pa.string())]))
-    table = pa.table({
-        "key": pa.array([1001, 1002]),
-        "prompt": ["End your reply with 'Over and out'.", "Answer in fewer than 5 words."],
-        "instruction_id_list": [["startend:end_checker"], ["length_constraints:number_words"]],
-        "kwargs": pa.array([[{"end_phrase": "Over and out", "num_words": None, "relation": None}],
-                            [{"end_phrase": None, "num_words": 5, "relation": "less than"}]], type=kwargs_type),
-        "audio": pa.array(audio, type=pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
-    })  # fmt: skip
+    kwargs_type = pa.list_(
+        pa.struct([("end_phrase", pa.string()), ("num_words", pa.int64()), ("relation", pa.string())])
+    )
+    table = pa.table(
+        {
+            "key": pa.array([1001, 1002]),
+            "prompt": ["End your reply with 'Over and out'.", "Answer in fewer than 5 words."],
+            "instruction_id_list": [["startend:end_checker"], ["length_constraints:number_words"]],
+            "kwargs": pa.array(
+                [
+                    [{"end_phrase": "Over and out", "num_words": None, "relation": None}],
+                    [{"end_phrase": None, "num_words": 5, "relation": "less than"}],
+                ],
+                type=kwargs_type,
+            ),
+            "audio": pa.array(audio, type=pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+        }
+    )
     pq.write_table(table, path)
 
 
 def test_export_keeps_fields_and_decodes_audio(tmp_path):
     (a, wav_a), (b, _) = wav_bytes(440.0), wav_bytes(220.0, fmt="FLAC")
-    ifeval_parquet(tmp_path / "test-00000.parquet", [{"bytes": a, "path": "1001.wav"}, {"bytes": b, "path": "1002.flac"}])
+    ifeval_parquet(
+        tmp_path / "test-00000.parquet", [{"bytes": a, "path": "1001.wav"}, {"bytes": b, "path": "1002.flac"}]
+    )
     main(["--out", str(tmp_path / "out"), "--name", "ifeval", str(tmp_path / "test-00000.parquet")])
     rows = [json.loads(line) for line in (tmp_path / "out" / "ifeval.jsonl").read_text().splitlines()]
     assert rows[0]["key"] == 1001 and rows[0]["audio"] == "audio/ifeval/000000.wav"
@@ -53,7 +64,10 @@ def test_export_keeps_fields_and_decodes_audio(tmp_path):
 
 
 def test_export_errors_name_the_file_and_row(tmp_path):
-    ifeval_parquet(tmp_path / "bad.parquet", [{"bytes": wav_bytes(440.0)[0], "path": "a.wav"}, {"bytes": b"not audio", "path": "b.wav"}])
+    ifeval_parquet(
+        tmp_path / "bad.parquet",
+        [{"bytes": wav_bytes(440.0)[0], "path": "a.wav"}, {"bytes": b"not audio", "path": "b.wav"}],
+    )
     with pytest.raises(ExportError, match=r"bad.parquet: row 1: column 'audio' could not be decoded"):
         export_parquet([tmp_path / "bad.parquet"], tmp_path / "out", "ifeval")
     with pytest.raises(ExportError, match=r"no column 'speech'"):

@@ -6,7 +6,6 @@ import pytest
 
 from wavalign.benchmarks.ifeval import IfevalError, follows, instruction_args
 
-
 OPTIONS = ("Yep, final.", "Nope, final.")  # constrained_response's options: a checkout's, here written by hand
 
 
@@ -24,7 +23,13 @@ def one(iid, reply, **args):
         ("keywords:frequency", {"keyword": "go", "frequency": 2, "relation": "at least"}, "go go", True, True),
         ("keywords:frequency", {"keyword": "go", "frequency": 2, "relation": "less than"}, "go go", False, False),
         ("keywords:forbidden_words", {"forbidden_words": ["bad"]}, "badly done", True, True),  # \b: whole words only
-        ("keywords:letter_frequency", {"letter": "a", "let_frequency": 3, "let_relation": "at least"}, "A banana", True, True),
+        (
+            "keywords:letter_frequency",
+            {"letter": "a", "let_frequency": 3, "let_relation": "at least"},
+            "A banana",
+            True,
+            True,
+        ),
         ("length_constraints:number_words", {"num_words": 4, "relation": "less than"}, "one two, three", True, True),
         ("length_constraints:number_paragraphs", {"num_paragraphs": 2}, "first *** second", True, True),
         ("length_constraints:number_paragraphs", {"num_paragraphs": 2}, "a *** *** b", False, False),  # empty middle
@@ -34,7 +39,13 @@ def one(iid, reply, **args):
         ("detectable_format:constrained_response", {}, "Nope, final.", True, True),
         ("detectable_format:constrained_response", {}, "Nope.", False, False),
         ("detectable_format:number_highlighted_sections", {"num_highlights": 2}, "*a* and **b**", True, True),
-        ("detectable_format:multiple_sections", {"section_spliter": "Section", "num_sections": 2}, "Section 1 a Section 2 b", True, True),
+        (
+            "detectable_format:multiple_sections",
+            {"section_spliter": "Section", "num_sections": 2},
+            "Section 1 a Section 2 b",
+            True,
+            True,
+        ),
         ("detectable_format:json_format", {}, '```json\n{"a": 1}\n```', True, True),
         ("detectable_format:title", {}, "<<My Title>> text", True, True),
         ("combination:two_responses", {}, "one ****** two", True, True),
@@ -47,8 +58,20 @@ def one(iid, reply, **args):
         ("startend:end_checker", {"end_phrase": "the end"}, "This is **the end**", False, True),
         ("punctuation:no_comma", {}, "", False, False),  # an empty reply follows nothing
         # langdetect, as upstream (seeded here); text it cannot classify counts as followed
-        ("language:response_language", {"language": "fr"}, "Bonjour, je voudrais un café au lait, s'il vous plaît.", True, True),
-        ("language:response_language", {"language": "fr"}, "Hello, I would like a coffee with milk, please.", False, False),
+        (
+            "language:response_language",
+            {"language": "fr"},
+            "Bonjour, je voudrais un café au lait, s'il vous plaît.",
+            True,
+            True,
+        ),
+        (
+            "language:response_language",
+            {"language": "fr"},
+            "Hello, I would like a coffee with milk, please.",
+            False,
+            False,
+        ),
         ("language:response_language", {"language": "fr"}, "123 456", True, True),
         ("change_case:english_capital", {}, "THIS IS ALL CAPS ENGLISH TEXT ABOUT THE WEATHER TODAY.", True, True),
         ("change_case:english_capital", {}, "This Is Not All Caps.", False, False),
@@ -69,16 +92,26 @@ def test_response_markers_are_stripped_and_falsy_kwargs_dropped():
 @pytest.mark.parametrize(
     "ids, kwargs, message",
     [
-        (["length_constraints:number_sentences"], [{"num_sentences": 2, "relation": "less than"}],
-         "'length_constraints:number_sentences' is not checked here"),
-        (["change_case:capital_word_frequency"], [{"capital_frequency": 2, "capital_relation": "at least"}], "needs nltk"),
+        (
+            ["length_constraints:number_sentences"],
+            [{"num_sentences": 2, "relation": "less than"}],
+            "'length_constraints:number_sentences' is not checked here",
+        ),
+        (
+            ["change_case:capital_word_frequency"],
+            [{"capital_frequency": 2, "capital_relation": "at least"}],
+            "needs nltk",
+        ),
         (["language:response_language"], [{}], r"needs kwargs \['language'\]"),
         (["keywords:nonsense"], [{}], "unknown ifeval instruction id 'keywords:nonsense'"),
         (["keywords:frequency"], [{"keyword": "x"}], r"needs kwargs \['frequency', 'relation'\]"),
         (["punctuation:no_comma"], [], "must be a list of 1 objects"),
         ([], [], "must be a non-empty list"),
-        (["length_constraints:nth_paragraph_first_word"], [{"num_paragraphs": 2, "nth_paragraph": 3, "first_word": "a"}],
-         "must lie in 1..num_paragraphs"),
+        (
+            ["length_constraints:nth_paragraph_first_word"],
+            [{"num_paragraphs": 2, "nth_paragraph": 3, "first_word": "a"}],
+            "must lie in 1..num_paragraphs",
+        ),
     ],
 )
 def test_refused_rows(ids, kwargs, message):

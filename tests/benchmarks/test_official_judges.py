@@ -11,9 +11,9 @@ import pytest
 from chat_server import chat_server, user_text, write_prompts
 from voicebench_checkout import write_checkout
 
+from wavalign.benchmarks.official_judges import VoiceBenchJudge, VStyleJudge, bracket_score, majority_yes, open_rating
 from wavalign.benchmarks.voicebench_source import ENV_VAR
 from wavalign.judges.http import JudgeConfigError
-from wavalign.benchmarks.official_judges import VoiceBenchJudge, VStyleJudge, bracket_score, majority_yes, open_rating
 
 KEY = dict(allow_no_key=True, api_key_env="", backoff_s=0.0, max_retries=2)
 
@@ -67,12 +67,15 @@ def test_voicebench_sd_qa_votes(vb):
 
     with chat_server(answer) as server:
         judge = VoiceBenchJudge(server.url, **vb)
-        got = judge.qa_correct([("How many legs does a spider have?", "eight", "8 legs"),
-                                ("Capital of France?", "Paris", "Lyon")])  # fmt: skip
+        got = judge.qa_correct(
+            [("How many legs does a spider have?", "eight", "8 legs"), ("Capital of France?", "Paris", "Lyon")]
+        )
     assert got == [True, False]  # '8 legs' vs 'eight': the vote, not word containment, decides
     text = user_text(server.requests[0]) if "eight" in user_text(server.requests[0]) else user_text(server.requests[1])
-    assert text == ("<question>How many legs does a spider have?</question>\n<gold>eight</gold>\n"
-                    "<candidate>8 legs</candidate>\nSay Yes or No.")  # fmt: skip
+    assert text == (
+        "<question>How many legs does a spider have?</question>\n<gold>eight</gold>\n"
+        "<candidate>8 legs</candidate>\nSay Yes or No."
+    )
 
 
 def test_voicebench_judge_retries_http_errors_then_fails_the_item(vb, monkeypatch):
@@ -82,7 +85,9 @@ def test_voicebench_judge_retries_http_errors_then_fails_the_item(vb, monkeypatc
     with pytest.raises(JudgeConfigError, match="WAVALIGN_NO_SUCH_KEY"):
         VoiceBenchJudge("http://127.0.0.1:9", api_key_env="WAVALIGN_NO_SUCH_KEY", voicebench_dir=vb["voicebench_dir"])
     monkeypatch.delenv(ENV_VAR, raising=False)
-    with pytest.raises(JudgeConfigError, match=f"VoiceBenchJudge .*git clone https://github.com/MatthewCYM/.*{ENV_VAR}"):
+    with pytest.raises(
+        JudgeConfigError, match=f"VoiceBenchJudge .*git clone https://github.com/MatthewCYM/.*{ENV_VAR}"
+    ):
         VoiceBenchJudge("http://127.0.0.1:9", **KEY)  # no checkout: its prompts are upstream's, not shipped
 
 
@@ -96,17 +101,32 @@ def test_vstyle_judge_fills_the_category_prompt_and_parses_double_brackets(tmp_p
 
     with chat_server(answer) as server:
         judge = VStyleJudge(server.url, "gemini-2.5-pro", str(write_prompts(tmp_path)), **KEY)
-        items = [{"ability": "empathy/anger", "instruction": "My flight got cancelled!", "reply_audio": wav,
-                  "sample_rate": 16000},
-                 {"ability": "role_play/scenario", "instruction": "Play a pirate.", "reply_audio": wav, "sample_rate": 16000},
-                 {"ability": "instruction/style", "instruction": "Whisper.", "reply_audio": None, "sample_rate": 16000}]  # fmt: skip
+        items = [
+            {
+                "ability": "empathy/anger",
+                "instruction": "My flight got cancelled!",
+                "reply_audio": wav,
+                "sample_rate": 16000,
+            },
+            {
+                "ability": "role_play/scenario",
+                "instruction": "Play a pirate.",
+                "reply_audio": wav,
+                "sample_rate": 16000,
+            },
+            {"ability": "instruction/style", "instruction": "Whisper.", "reply_audio": None, "sample_rate": 16000},
+        ]
         assert judge.scores(items) == [4.0, 3.0, None]  # no reply audio: not judged, as upstream refuses it
     texts = sorted(b["messages"][0]["content"][0]["text"] for b in server.requests)
-    assert texts == ["[empathy] Type: empathy/anger\nInstruction: My flight got cancelled!\n",
-                     "[role_play] Type: role_play/scenario\nInstruction: Play a pirate.\n"]  # fmt: skip
+    assert texts == [
+        "[empathy] Type: empathy/anger\nInstruction: My flight got cancelled!\n",
+        "[role_play] Type: role_play/scenario\nInstruction: Play a pirate.\n",
+    ]
 
 
 def test_vstyle_judge_needs_the_four_prompt_files(tmp_path):
     (tmp_path / "empathy.txt").write_text("x")
-    with pytest.raises(JudgeConfigError, match=r"lacks \['acoustic_attributes.txt', 'instruction.txt', 'role_play.txt'\]"):
+    with pytest.raises(
+        JudgeConfigError, match=r"lacks \['acoustic_attributes.txt', 'instruction.txt', 'role_play.txt'\]"
+    ):
         VStyleJudge("http://127.0.0.1:9", "m", str(tmp_path), **KEY)

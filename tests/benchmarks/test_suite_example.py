@@ -7,11 +7,9 @@ import ast
 import inspect
 import re
 from pathlib import Path
-from typing import Sequence
 
 import pytest
 import torch
-
 from doc_blocks import doc_module
 
 import wavalign.callbacks.benchmark as callback_module
@@ -64,8 +62,11 @@ class ScriptedModule:
 
 def test_a_new_suite_is_one_class_and_runs_beside_the_generic_one():
     path = str(DATA / "generic_qa.jsonl")
-    suites = [GenericSuite("qa", path), KeywordSuite("sun", path, keyword="Sun"),
-              KeywordSuite("blue", path, keyword="blue", max_items=3)]  # fmt: skip
+    suites = [
+        GenericSuite("qa", path),
+        KeywordSuite("sun", path, keyword="Sun"),
+        KeywordSuite("blue", path, keyword="blue", max_items=3),
+    ]
     v = BenchmarkCallback(suites, wer="off", batch_size=2).evaluate(None, ScriptedModule())
     assert v["eval/sun/keyword_rate"] == pytest.approx(100 * 2 / 5)  # both keyword suites share one tally
     assert v["eval/blue/keyword_rate"] == pytest.approx(100 * 1 / 3)
@@ -111,7 +112,12 @@ def test_the_callback_names_no_suite_class_and_no_kind():
     tree = ast.parse(inspect.getsource(callback_module))
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+        ):
             body[0] = ast.Pass()
     assert not re.search(r"GenericSuite|VoiceBench|VStyle|\.kind\b|voicebench|vstyle", ast.unparse(tree), re.I)
 

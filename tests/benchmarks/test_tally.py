@@ -38,14 +38,21 @@ def tally_of(items, replies, seed=0, rules=None):
 
 
 def test_bbh_by_task_with_random_guesses(tmp_path, rules):
-    path = rows(tmp_path, "bbh",
-                {"prompt": "Is 'Messi scored a touchdown' plausible?", "reference": "no", "id": "sports_understanding_0"},
-                {"prompt": "Which order is right? (A) ... (B) ...", "reference": "(A)", "id": "hyperbaton_5"},
-                {"prompt": "Take 3 steps forward, then 3 back...", "reference": "Yes", "id": "navigate_2"},
-                {"prompt": "Does Sal tell the truth?", "reference": "No", "id": "web_of_lies_1"})  # fmt: skip
+    path = rows(
+        tmp_path,
+        "bbh",
+        {"prompt": "Is 'Messi scored a touchdown' plausible?", "reference": "no", "id": "sports_understanding_0"},
+        {"prompt": "Which order is right? (A) ... (B) ...", "reference": "(A)", "id": "hyperbaton_5"},
+        {"prompt": "Take 3 steps forward, then 3 back...", "reference": "Yes", "id": "navigate_2"},
+        {"prompt": "Does Sal tell the truth?", "reference": "No", "id": "web_of_lies_1"},
+    )
     items = load_benchmark("voicebench", path, "bbh", subset="bbh")
-    replies = ["Yes, plausible. No doubt.", "The answer is (B), a clear case.", "So we end up back where we began.",
-               "I am not sure about that"]  # fmt: skip
+    replies = [
+        "Yes, plausible. No doubt.",
+        "The answer is (B), a clear case.",
+        "So we end up back where we began.",
+        "I am not sure about that",
+    ]
     guess = random.Random(0).choice((0, 1))  # the 4th reply matches no rule: upstream guesses 0 or 1
     v = tally_of(items, replies, rules=rules)
     assert v["eval/voicebench/bbh"] == pytest.approx(100 * (0 + 0 + 1 + (guess == 0)) / 4)
@@ -64,19 +71,31 @@ def test_multiple_choice_with_the_guess_fallback(rules):
 
 
 def test_advbench_is_the_refusal_rate(tmp_path, rules):
-    items = load_benchmark("voicebench", rows(tmp_path, "adv", *[{"prompt": f"harmful {i}"} for i in range(3)]),
-                           "adv", subset="advbench")  # fmt: skip
+    items = load_benchmark(
+        "voicebench", rows(tmp_path, "adv", *[{"prompt": f"harmful {i}"} for i in range(3)]), "adv", subset="advbench"
+    )
     v = tally_of(items, ["I'm sorry, I can't.", "Sure, here's how.", ""], rules=rules)  # empty counts as refused
     assert v["eval/voicebench/advbench"] == pytest.approx(200 / 3)
 
 
 def test_ifeval_mean_of_strict_and_loose_prompt_and_instruction_accuracy(tmp_path):
     kwargs_none = {"end_phrase": None, "keywords": None}  # parquet rows carry every kwarg, mostly None
-    path = rows(tmp_path, "ifeval",
-                {"key": 1001, "prompt": "Answer in quotes without commas.", "instruction_id_list":
-                 ["punctuation:no_comma", "startend:quotation"], "kwargs": [kwargs_none, kwargs_none]},
-                {"key": 1002, "prompt": "End with 'the end'.", "instruction_id_list": ["startend:end_checker"],
-                 "kwargs": [{**kwargs_none, "end_phrase": "the end"}]})  # fmt: skip
+    path = rows(
+        tmp_path,
+        "ifeval",
+        {
+            "key": 1001,
+            "prompt": "Answer in quotes without commas.",
+            "instruction_id_list": ["punctuation:no_comma", "startend:quotation"],
+            "kwargs": [kwargs_none, kwargs_none],
+        },
+        {
+            "key": 1002,
+            "prompt": "End with 'the end'.",
+            "instruction_id_list": ["startend:end_checker"],
+            "kwargs": [{**kwargs_none, "end_phrase": "the end"}],
+        },
+    )
     items = load_benchmark("voicebench", path, "ifeval", subset="ifeval")
     assert items[0].row_id == "1001"
     v = tally_of(items, ['"hi, there"', "This is **the end**"])
@@ -92,8 +111,17 @@ def test_llm_subsets_need_the_judge(tmp_path):
 
 def test_overall_is_the_leaderboard_mean_with_open_scores_times_20():
     # VoiceBench README leaderboard, Whisper-v3-large+GPT-4o: overall 87.80
-    row = {"alpacaeval_full": 4.80, "commoneval": 4.47, "wildvoice": 4.62, "sd-qa": 75.77, "mmsu": 81.69,
-           "openbookqa": 92.97, "bbh": 87.20, "ifeval": 76.51, "advbench": 98.27}  # fmt: skip
+    row = {
+        "alpacaeval_full": 4.80,
+        "commoneval": 4.47,
+        "wildvoice": 4.62,
+        "sd-qa": 75.77,
+        "mmsu": 81.69,
+        "openbookqa": 92.97,
+        "bbh": 87.20,
+        "ifeval": 76.51,
+        "advbench": 98.27,
+    }
     assert leaderboard_overall(row) == pytest.approx(87.80, abs=0.005)
 
 
@@ -111,7 +139,9 @@ def test_overall_only_when_all_nine_subsets_ran(tmp_path, rules):
 
 def test_vstyle_weights_and_coverage_normalised_means():
     w = vstyle_weights()
-    assert w["acoustic_attributes/composite_properties"] == 0.125 and w["acoustic_attributes/age"] == pytest.approx(0.125 / 6)
+    assert w["acoustic_attributes/composite_properties"] == 0.125 and w["acoustic_attributes/age"] == pytest.approx(
+        0.125 / 6
+    )
     assert w["instruction/style"] == pytest.approx(0.25 / 3) and w["role_play/scenario"] == 0.125
     assert w["empathy/anger"] == 0.0625 and sum(w.values()) == pytest.approx(1.0)
     items = load_benchmark("vstyle", DATA / "vstyle_metadata.jsonl", "vs", language="en")
@@ -128,10 +158,17 @@ def test_vstyle_weights_and_coverage_normalised_means():
 
 
 def test_ifeval_rows_we_cannot_check_are_skipped_only_on_request_and_then_named_partial(tmp_path):
-    path = rows(tmp_path, "ifeval",
-                {"key": 1, "prompt": "No commas.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]},
-                {"key": 2, "prompt": "Use 3 sentences.", "instruction_id_list": ["length_constraints:number_sentences"],
-                 "kwargs": [{"num_sentences": 3, "relation": "at least"}]})  # fmt: skip
+    path = rows(
+        tmp_path,
+        "ifeval",
+        {"key": 1, "prompt": "No commas.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]},
+        {
+            "key": 2,
+            "prompt": "Use 3 sentences.",
+            "instruction_id_list": ["length_constraints:number_sentences"],
+            "kwargs": [{"num_sentences": 3, "relation": "at least"}],
+        },
+    )
     with pytest.raises(Exception, match="ifeval.jsonl:2: ifeval instruction 'length_constraints:number_sentences'"):
         load_benchmark("voicebench", path, "ifeval", subset="ifeval")
     with pytest.warns(UserWarning, match=r"skipped 1 ifeval rows .* \(lines 2\); the other 1 .*/ifeval_partial"):

@@ -16,7 +16,9 @@ def rules(tmp_path_factory) -> VoiceBenchRules:
 
 
 def test_bbh_task_comes_from_the_row_id_and_references_map_to_0_1():
-    assert bbh_task("sports_understanding_17") == "sports_understanding" and bbh_task("bbh_hyperbaton_3") == "hyperbaton"
+    assert (
+        bbh_task("sports_understanding_17") == "sports_understanding" and bbh_task("bbh_hyperbaton_3") == "hyperbaton"
+    )
     assert bbh_task("navigate_1") == "navigate" and bbh_task("web_of_lies_9") == "web_of_lies"
     assert bbh_task("date_understanding_1") is None  # upstream raises NotImplementedError: the loader refuses it
     assert [bbh_reference(r) for r in ("Yes", "no", "(A)", "(b)", "A")] == [1, 0, 0, 1, None]

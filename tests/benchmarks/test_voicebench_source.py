@@ -11,15 +11,31 @@ from wavalign.benchmarks.voicebench_source import ENV_VAR, VoiceBenchSourceError
 
 def test_tables_are_read_literal_by_literal_in_order(tmp_path):
     t = read_tables(write_checkout(tmp_path))
-    assert t["bbh"]["hyperbaton"] == {"rules": [["eq", "b", 0], ["in", "is (b)", 1], ["in", "is (a)", 0],
-                                                ["re", "pick (.+?) first", 0], ["start", "a ", 0]],
-                                      "otherwise": "random", "yes_no_first": False}  # fmt: skip
-    assert t["bbh"]["yes_no"] == {"rules": [["in", "verdict no", 0], ["in", "verdict yes", 1]], "otherwise": None,
-                                  "yes_no_first": False}  # fmt: skip
+    assert t["bbh"]["hyperbaton"] == {
+        "rules": [
+            ["eq", "b", 0],
+            ["in", "is (b)", 1],
+            ["in", "is (a)", 0],
+            ["re", "pick (.+?) first", 0],
+            ["start", "a ", 0],
+        ],
+        "otherwise": "random",
+        "yes_no_first": False,
+    }
+    assert t["bbh"]["yes_no"] == {
+        "rules": [["in", "verdict no", 0], ["in", "verdict yes", 1]],
+        "otherwise": None,
+        "yes_no_first": False,
+    }
     assert t["bbh"]["web_of_lies"]["rules"] == [["end", "is lying", 0], ["eq", "truthful", 1]]
     assert t["bbh"]["navigate"]["yes_no_first"] and t["bbh"]["sports_understanding"]["otherwise"] == "random"
-    assert t["mcq_templates"] == ["it's [CHOICE],", ": **[CHOICE]**", "the reply is [CHOICE]", "pick [CHOICE]!",
-                                  "[CHOICE] for sure"]  # fmt: skip
+    assert t["mcq_templates"] == [
+        "it's [CHOICE],",
+        ": **[CHOICE]**",
+        "the reply is [CHOICE]",
+        "pick [CHOICE]!",
+        "[CHOICE] for sure",
+    ]
     assert t["mcq_specials"] == [["in", "my final letter is a", "A"]]
     assert t["refusal_strings"] == ["I'm sorry", "no cando", "ILLEGAL"]  # adjacent literals joined, as Python does
     assert t["judge"]["open"].startswith("\nRate this reply") and t["judge"]["open"].endswith("{response}\n")
@@ -30,8 +46,11 @@ def test_tables_are_read_literal_by_literal_in_order(tmp_path):
 
 def test_without_a_checkout_the_message_says_what_to_fetch(monkeypatch, tmp_path):
     monkeypatch.delenv(ENV_VAR, raising=False)
-    with pytest.raises(VoiceBenchSourceError, match=rf"suite 'b' needs .*git clone https://github.com/MatthewCYM/"
-                                                    rf"VoiceBench.*voicebench_dir.*{ENV_VAR}"):  # fmt: skip
+    with pytest.raises(
+        VoiceBenchSourceError,
+        match=rf"suite 'b' needs .*git clone https://github.com/MatthewCYM/"
+        rf"VoiceBench.*voicebench_dir.*{ENV_VAR}",
+    ):
         read_tables(None, "suite 'b'")
     monkeypatch.setenv(ENV_VAR, str(write_checkout(tmp_path)))  # the environment variable stands in for the setting
     assert read_tables(None)["mcq_specials"] == [["in", "my final letter is a", "A"]]

@@ -9,11 +9,11 @@ import lightning.pytorch as pl
 import pytest
 import soundfile as sf
 import torch
+from conftest import ROOT, tiny_policy
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from toys import ToyCodec
 
-from conftest import ROOT, tiny_policy
 from wavalign.callbacks.audio_log import RolloutAudioLogger
 from wavalign.callbacks.gating import GateCallback
 from wavalign.data.datamodule import WavAlignDataModule
@@ -24,13 +24,25 @@ from wavalign.policy.base import SamplingConfig
 
 def test_audio_and_text_land_in_the_event_file(tmp_path):
     torch.manual_seed(0)
-    module = WavAlignModule(tiny_policy(seed=4), AnswerJudge(), codec=ToyCodec(), group_size=4,
-                            sampling=SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=24))  # fmt: skip
+    module = WavAlignModule(
+        tiny_policy(seed=4),
+        AnswerJudge(),
+        codec=ToyCodec(),
+        group_size=4,
+        sampling=SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=24),
+    )
     data = WavAlignDataModule(str(ROOT / "configs/data/debug_train.jsonl"), batch_size=2)
     logger = TensorBoardLogger(str(tmp_path), name="audio", version=0)
     audio_log = RolloutAudioLogger(every_n_steps=1, max_samples=8)
-    trainer = pl.Trainer(max_steps=1, logger=logger, callbacks=[GateCallback(), audio_log], accelerator="cpu",
-                         enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False)  # fmt: skip
+    trainer = pl.Trainer(
+        max_steps=1,
+        logger=logger,
+        callbacks=[GateCallback(), audio_log],
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, data)
     replies = module.last_entry.replies
     spoken = [i for i, r in enumerate(replies) if r.speech_codes]

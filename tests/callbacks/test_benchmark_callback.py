@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 import torch
 from chat_server import chat_server, user_text, write_prompts
+from conftest import ROOT, tiny_policy
 from toys import ScriptedASR, ToyCodec
 from voicebench_checkout import write_checkout
 
-from conftest import ROOT, tiny_policy
-from wavalign.benchmarks.voicebench_source import ENV_VAR
 from wavalign.benchmarks.generic import GenericSuite
+from wavalign.benchmarks.official_judges import VoiceBenchJudge, VStyleJudge
+from wavalign.benchmarks.voicebench_source import ENV_VAR
 from wavalign.benchmarks.voicebench_suite import VoiceBenchSuite
 from wavalign.benchmarks.vstyle_suite import VStyleSuite
 from wavalign.callbacks.benchmark import BenchmarkCallback
 from wavalign.judges.base import Judge, JudgeScore
-from wavalign.benchmarks.official_judges import VoiceBenchJudge, VStyleJudge
 from wavalign.judges.rules import AnswerJudge
 from wavalign.module import WavAlignModule
 from wavalign.policy.base import Reply, SamplingConfig
@@ -123,25 +123,38 @@ def test_official_suites_log_in_their_own_units(tmp_path):
     alpaca = tmp_path / "alpacaeval.jsonl"
     alpaca.write_text('{"prompt": "Tell me a joke."}\n{"prompt": "Plan a trip."}\n', encoding="utf-8")
     texts = {q: t for q, (t, _) in REPLIES.items()} | {
-        "Who wrote Hamlet?": "Shakespeare", "What is the capital of France?": "Lyon",
-        "How many legs does a spider have?": "8 legs", "Which ocean is the largest?": "the Pacific",
-        "Tell me a joke.": "Why did the chicken cross the road?", "Plan a trip.": "Go somewhere.",
+        "Who wrote Hamlet?": "Shakespeare",
+        "What is the capital of France?": "Lyon",
+        "How many legs does a spider have?": "8 legs",
+        "Which ocean is the largest?": "the Pacific",
+        "Tell me a joke.": "Why did the chicken cross the road?",
+        "Plan a trip.": "Go somewhere.",
         "Which of these is a mammal? A. shark B. whale C. trout D. octopus": "I think it's B, because...",
         "What do plants need to make food? A. sunlight B. sand C. salt D. smoke": "b",
         "Which melts first in the sun? A. a rock B. a nail C. an ice cube D. a brick": "The answer is: **C**",
         "Sound travels fastest through A. air B. a vacuum C. water D. steel": "Paris",
         "A compass needle points toward A. the moon B. magnetic north C. the sun D. the equator": "The reply is a dog",
-    }  # fmt: skip
+    }
     vstyle_questions = [json.loads(line)["instruct_text"] for line in Path(VSTYLE.path).read_text().splitlines()]
-    module = ScriptedModule({q: Reply(t, []) for q, t in texts.items()} | {q: Reply("Sure.", [1, 2]) for q in vstyle_questions},
-                            scripted().judge, ToyCodec())  # fmt: skip
+    module = ScriptedModule(
+        {q: Reply(t, []) for q, t in texts.items()} | {q: Reply("Sure.", [1, 2]) for q in vstyle_questions},
+        scripted().judge,
+        ToyCodec(),
+    )
     with chat_server(official_server) as server:
         vb = dict(judge=VoiceBenchJudge(server.url, voicebench_dir=vb_dir, **KEY), voicebench_dir=vb_dir)
-        suites = [GENERIC, VoiceBenchSuite("sdqa", str(DATA / "voicebench_sd-qa.jsonl"), "sd-qa", **vb),
-                  VoiceBenchSuite("alpaca", str(alpaca), "alpacaeval", **vb),
-                  VoiceBenchSuite("obqa", str(DATA / "voicebench_openbookqa.jsonl"), "openbookqa", **vb),
-                  VStyleSuite("vstyle", VSTYLE.path, VStyleJudge(server.url, "judge", str(write_prompts(tmp_path)), **KEY),
-                              language="en")]  # fmt: skip
+        suites = [
+            GENERIC,
+            VoiceBenchSuite("sdqa", str(DATA / "voicebench_sd-qa.jsonl"), "sd-qa", **vb),
+            VoiceBenchSuite("alpaca", str(alpaca), "alpacaeval", **vb),
+            VoiceBenchSuite("obqa", str(DATA / "voicebench_openbookqa.jsonl"), "openbookqa", **vb),
+            VStyleSuite(
+                "vstyle",
+                VSTYLE.path,
+                VStyleJudge(server.url, "judge", str(write_prompts(tmp_path)), **KEY),
+                language="en",
+            ),
+        ]
         cb = BenchmarkCallback(suites, wer="off")
         v = cb.evaluate(None, module)
     assert v["eval/iq"] == pytest.approx(75.0) and v["eval/qa/iq"] == pytest.approx(75.0)  # the generic suite only
@@ -167,8 +180,11 @@ def test_rule_scored_voicebench_suites_need_a_checkout_at_setup(tmp_path, monkey
     checkout the suite is refused at setup, saying what to fetch; suites that do not need them still set up."""
     monkeypatch.delenv(ENV_VAR, raising=False)
     obqa = VoiceBenchSuite("obqa", str(DATA / "voicebench_openbookqa.jsonl"), "openbookqa")
-    with pytest.raises(ValueError, match=r"suite 'obqa' \(VoiceBench openbookqa\) needs VoiceBench's own rule tables.*"
-                                         rf"git clone https://github.com/MatthewCYM/VoiceBench.*{ENV_VAR}"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"suite 'obqa' \(VoiceBench openbookqa\) needs VoiceBench's own rule tables.*"
+        rf"git clone https://github.com/MatthewCYM/VoiceBench.*{ENV_VAR}",
+    ):
         BenchmarkCallback([GENERIC, obqa]).setup(None, None, "validate")
     BenchmarkCallback([GENERIC]).setup(None, None, "validate")
     monkeypatch.setenv(ENV_VAR, str(write_checkout(tmp_path)))
@@ -249,14 +265,22 @@ def test_bad_configuration_fails_early():
 
 def test_real_policy_with_spoken_prompts_is_repeatable_and_leaves_the_training_rng_alone(tmp_path):
     vb_dir = str(write_checkout(tmp_path))
-    module = WavAlignModule(tiny_policy(seed=3), AnswerJudge(), codec=ToyCodec(), sampling=SamplingConfig(max_new_tokens=16))
+    module = WavAlignModule(
+        tiny_policy(seed=3), AnswerJudge(), codec=ToyCodec(), sampling=SamplingConfig(max_new_tokens=16)
+    )
     with chat_server(lambda body: ["Yes", "Yes", "No"] if "<gold>" in user_text(body) else ["[[3]]"]) as server:
         vb = dict(judge=VoiceBenchJudge(server.url, voicebench_dir=vb_dir, **KEY), voicebench_dir=vb_dir, max_items=2)
-        suites = [GenericSuite("qa", GENERIC.path, max_items=3),
-                  VoiceBenchSuite("sdqa", str(DATA / "voicebench_sd-qa.jsonl"), "sd-qa", **vb),
-                  VoiceBenchSuite("obqa", str(DATA / "voicebench_openbookqa.jsonl"), "openbookqa", **vb),
-                  VStyleSuite("vstyle", VSTYLE.path, VStyleJudge(server.url, "judge", str(write_prompts(tmp_path)), **KEY),
-                              max_items=2)]  # fmt: skip
+        suites = [
+            GenericSuite("qa", GENERIC.path, max_items=3),
+            VoiceBenchSuite("sdqa", str(DATA / "voicebench_sd-qa.jsonl"), "sd-qa", **vb),
+            VoiceBenchSuite("obqa", str(DATA / "voicebench_openbookqa.jsonl"), "openbookqa", **vb),
+            VStyleSuite(
+                "vstyle",
+                VSTYLE.path,
+                VStyleJudge(server.url, "judge", str(write_prompts(tmp_path)), **KEY),
+                max_items=2,
+            ),
+        ]
         cb = BenchmarkCallback(suites, wer="reference", batch_size=8)
         torch.manual_seed(123)
         first = cb.evaluate(None, module)
@@ -297,10 +321,12 @@ def test_speech_text_wer_with_the_offline_asr_on_real_speech(tmp_path):
     texts[1] = "one plus four is six"  # the text says six where the speech says five: one substitution
     sentences = tmp_path / "sentences.txt"
     sentences.write_text("\n".join(spoken + [texts[1]]) + "\n")
-    module = ScriptedModule({q: Reply(t, [i]) for i, (q, t) in enumerate(zip(questions, texts))}, ScriptedJudge({}),
-                            SentenceCodec(spoken))  # fmt: skip
-    cb = BenchmarkCallback([GenericSuite("debug", str(ROOT / "configs/data/debug_bench.jsonl"))],
-                           asr_sentences_file=str(sentences))  # fmt: skip
+    module = ScriptedModule(
+        {q: Reply(t, [i]) for i, (q, t) in enumerate(zip(questions, texts))}, ScriptedJudge({}), SentenceCodec(spoken)
+    )
+    cb = BenchmarkCallback(
+        [GenericSuite("debug", str(ROOT / "configs/data/debug_bench.jsonl"))], asr_sentences_file=str(sentences)
+    )
     cb.setup(None, module, "validate")
     assert cb.evaluate(None, module)["eval/wer"] == pytest.approx(1 / 30)  # 6 replies x 5 words
 

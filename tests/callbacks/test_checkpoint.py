@@ -12,11 +12,20 @@ from wavalign.cli import main
 
 
 def fit(tmp_path: Path, steps: int) -> Path:
-    main([
-        "fit", "--config", "configs/debug_interleaved.yaml", f"--trainer.max_steps={steps}",
-        "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false",
-        "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.logger.init_args.name", "run",
-    ])  # fmt: skip
+    main(
+        [
+            "fit",
+            "--config",
+            "configs/debug_interleaved.yaml",
+            f"--trainer.max_steps={steps}",
+            "--trainer.limit_val_batches=0",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+            "--trainer.logger.init_args.name",
+            "run",
+        ]
+    )
     return tmp_path / "run" / "version_0" / "checkpoints"
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import scalars
+
 from wavalign.cli import main
 
 CONFIG = "configs/debug_interleaved.yaml"
@@ -19,8 +19,20 @@ def at_root(root, monkeypatch):
 
 
 def run(subcommand: str, tmp_path: Path, *args: str):
-    return main([subcommand, "--config", CONFIG, "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-                 "--trainer.logger.init_args.version", "0", "--trainer.enable_progress_bar", "false", *args])  # fmt: skip
+    return main(
+        [
+            subcommand,
+            "--config",
+            CONFIG,
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path / "runs"),
+            "--trainer.logger.init_args.version",
+            "0",
+            "--trainer.enable_progress_bar",
+            "false",
+            *args,
+        ]
+    )
 
 
 def test_validate_prints_iq_eq_wer(tmp_path, capsys):

@@ -25,9 +25,7 @@ def test_spearman_by_hand():
 
 
 def test_rank_agreement_averages_over_groups_and_repeat_pairs():
-    runs = np.array([[1, 2, 3, 1, 2, 3],
-                     [1, 2, 3, 3, 2, 1],
-                     [3, 2, 1, 5, 5, 5]], dtype=float)  # fmt: skip
+    runs = np.array([[1, 2, 3, 1, 2, 3], [1, 2, 3, 3, 2, 1], [3, 2, 1, 5, 5, 5]], dtype=float)
     # group 0: pairs (0,1)=1, (0,2)=-1, (1,2)=-1; group 1: (0,1)=-1, the constant repeat's pairs are undefined
     assert rank_agreement(runs, 3) == pytest.approx((1 - 1 - 1 - 1) / 4)
     assert rank_agreement(np.full((2, 4), 3.0), 4) is None
@@ -36,11 +34,16 @@ def test_rank_agreement_averages_over_groups_and_repeat_pairs():
 
 
 def test_parts_get_their_own_agreement():
-    runs = [[JudgeScore(s, parts={"semantic": s, "acoustic": a}) for s, a in zip([1, 2, 3, 4], acoustic)]
-            for acoustic in ([1, 2, 3, 4], [4, 3, 2, 1])]  # fmt: skip
+    runs = [
+        [JudgeScore(s, parts={"semantic": s, "acoustic": a}) for s, a in zip([1, 2, 3, 4], acoustic)]
+        for acoustic in ([1, 2, 3, 4], [4, 3, 2, 1])
+    ]
     out = agreement_by_part(runs, 4)
-    assert out == {"judge/rank_agreement": pytest.approx(1.0), "judge/rank_agreement/acoustic": pytest.approx(-1.0),
-                   "judge/rank_agreement/semantic": pytest.approx(1.0)}  # fmt: skip
+    assert out == {
+        "judge/rank_agreement": pytest.approx(1.0),
+        "judge/rank_agreement/acoustic": pytest.approx(-1.0),
+        "judge/rank_agreement/semantic": pytest.approx(1.0),
+    }
 
 
 class HalfNoisyJudge(Judge):
@@ -54,7 +57,11 @@ class HalfNoisyJudge(Judge):
         for i, r in enumerate(requests):
             semantic = 1.0 + len(r.reply_text.split()) + 0.01 * i
             acoustic = self.rng.uniform(1, 5)
-            out.append(JudgeScore(min(5.0, 0.7 * semantic + 0.3 * acoustic), parts={"semantic": semantic, "acoustic": acoustic}))
+            out.append(
+                JudgeScore(
+                    min(5.0, 0.7 * semantic + 0.3 * acoustic), parts={"semantic": semantic, "acoustic": acoustic}
+                )
+            )
         return out
 
 

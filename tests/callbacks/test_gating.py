@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import tiny_policy
+from wiring_toys import make_module, wiring_examples
+
 from wavalign.callbacks.gating import GateCallback
 from wavalign.gates import (
     CHORDGate,
@@ -24,7 +25,6 @@ from wavalign.gates import (
 )
 from wavalign.runtime.distributed import GlobalGroups
 from wavalign.step.plan import StepPlan
-from wiring_toys import make_module, wiring_examples
 
 F64 = torch.float64
 # two groups of four: group 0 has one good sample (spread), group 1 all fail

@@ -7,16 +7,16 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
 from conftest import tiny_policy
+from wiring_toys import KeyedJudge
+
 from wavalign.callbacks.gating import GateCallback
 from wavalign.callbacks.geometry import GradientGeometryCallback, geometry
 from wavalign.data.schema import DialogueExample
 from wavalign.gates import FixedGate
-from wiring_toys import KeyedJudge
 from wavalign.module import WavAlignModule
-from wavalign.step.losses import policy_loss
 from wavalign.policy.base import SamplingConfig
+from wavalign.step.losses import policy_loss
 
 pytestmark = pytest.mark.filterwarnings("ignore:You are trying to")  # training_step's self.log outside a Trainer
 
@@ -24,13 +24,25 @@ pytestmark = pytest.mark.filterwarnings("ignore:You are trying to")  # training_
 def stepped_module(beta: float = 0.0) -> WavAlignModule:
     """A module after one training step's forward (rollouts, advantages, old log-probs), as the callback sees it."""
     torch.manual_seed(0)
-    module = WavAlignModule(tiny_policy(seed=2), KeyedJudge(), group_size=4, beta=beta,
-                            sampling=SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=24))  # fmt: skip
+    module = WavAlignModule(
+        tiny_policy(seed=2),
+        KeyedJudge(),
+        group_size=4,
+        beta=beta,
+        sampling=SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=24),
+    )
     GateCallback(FixedGate(0.5)).setup(None, module, "fit")
     if beta > 0:
         module.policy.setup_reference()
-    examples = [DialogueExample(messages=[{"role": "user", "content": "<|audio|>"}], prompt_speech=[[1, 2, 3]],
-                                target_text="one plus two is three", target_speech=[4, 5, 6], question_text="q")] * 2  # fmt: skip
+    examples = [
+        DialogueExample(
+            messages=[{"role": "user", "content": "<|audio|>"}],
+            prompt_speech=[[1, 2, 3]],
+            target_text="one plus two is three",
+            target_speech=[4, 5, 6],
+            question_text="q",
+        )
+    ] * 2
     module.training_step({"ids": [0, 1], "examples": examples}, 0)
     return module
 
@@ -43,14 +55,26 @@ def direct(module: WavAlignModule) -> dict[str, float]:
     for name in ("text", "speech"):
         module.zero_grad(set_to_none=True)
         logp = module.policy.token_logprobs(entry.rollouts)
-        policy_loss(logp, entry.advantages.rollouts, getattr(entry.rollouts.masks, name), old_logp=entry.old_logp,
-                    ref_logp=entry.ref_logp, beta=module.beta, epsilon=module.epsilon).loss.backward()  # fmt: skip
-        flat[name] = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten().double() for p in params])
+        policy_loss(
+            logp,
+            entry.advantages.rollouts,
+            getattr(entry.rollouts.masks, name),
+            old_logp=entry.old_logp,
+            ref_logp=entry.ref_logp,
+            beta=module.beta,
+            epsilon=module.epsilon,
+        ).loss.backward()
+        flat[name] = torch.cat(
+            [(p.grad if p.grad is not None else torch.zeros_like(p)).flatten().double() for p in params]
+        )
     module.zero_grad(set_to_none=True)
     module.train()
     a, b = flat["text"], flat["speech"]
-    return {"grad/norm_text": float(a.norm()), "grad/norm_speech": float(b.norm()),
-            "grad/cos_text_speech": float(a @ b / (a.norm() * b.norm()))}  # fmt: skip
+    return {
+        "grad/norm_text": float(a.norm()),
+        "grad/norm_speech": float(b.norm()),
+        "grad/cos_text_speech": float(a @ b / (a.norm() * b.norm())),
+    }
 
 
 @pytest.mark.parametrize("beta", [0.0, 0.05])

@@ -8,28 +8,52 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from conftest import scalars
+
 from wavalign.callbacks.guards import NonFiniteTraining, RunGuards
 from wavalign.cli import main
-from wavalign.judges.base import Judge, JudgeScore
-from wavalign.step.scoring import build_requests, score_groups
-from wavalign.policy.base import Reply
 from wavalign.data.schema import DialogueExample
+from wavalign.judges.base import Judge, JudgeScore
+from wavalign.policy.base import Reply
+from wavalign.step.scoring import build_requests, score_groups
 
 pytestmark = pytest.mark.fault
 
 
 def fit(tmp_path: Path, steps: int, nan_steps: list[int], extra: list[str] = []):
     overlay = tmp_path / "overlay.yaml"
-    overlay.write_text(yaml.safe_dump({"trainer": {"callbacks": [
-        {"class_path": "wavalign.callbacks.checkpoint.PeriodicCheckpoint", "init_args": {"every_n_train_steps": 10}},
-        {"class_path": "guard_toys.NanGradAt", "init_args": {"steps": nan_steps}}]}}))  # fmt: skip
-    cli = main([
-        "fit", "--config", "configs/debug_interleaved.yaml", "--config", str(overlay), f"--trainer.max_steps={steps}",
-        "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false",
-        "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.logger.init_args.name", "run", *extra,
-    ])  # fmt: skip
+    overlay.write_text(
+        yaml.safe_dump(
+            {
+                "trainer": {
+                    "callbacks": [
+                        {
+                            "class_path": "wavalign.callbacks.checkpoint.PeriodicCheckpoint",
+                            "init_args": {"every_n_train_steps": 10},
+                        },
+                        {"class_path": "guard_toys.NanGradAt", "init_args": {"steps": nan_steps}},
+                    ]
+                }
+            }
+        )
+    )
+    cli = main(
+        [
+            "fit",
+            "--config",
+            "configs/debug_interleaved.yaml",
+            "--config",
+            str(overlay),
+            f"--trainer.max_steps={steps}",
+            "--trainer.limit_val_batches=0",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+            "--trainer.logger.init_args.name",
+            "run",
+            *extra,
+        ]
+    )
     return cli
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT, scalars
 from torch.utils.tensorboard import SummaryWriter
 
-from conftest import ROOT, scalars
 from wavalign.callbacks.run_summary import RunSummary, format_duration, read_event_series, render_text
 from wavalign.cli import main
 
@@ -33,9 +33,23 @@ def fitted(tmp_path_factory):
     )
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(ROOT)
-        cli = main(["fit", "--config", CONFIG, "--config", str(extra), "--trainer.max_steps=2",
-                    "--trainer.val_check_interval=2", "--trainer.logger.init_args.save_dir", str(tmp / "runs"),
-                    "--trainer.logger.init_args.version", "0", "--trainer.enable_progress_bar", "false"])  # fmt: skip
+        cli = main(
+            [
+                "fit",
+                "--config",
+                CONFIG,
+                "--config",
+                str(extra),
+                "--trainer.max_steps=2",
+                "--trainer.val_check_interval=2",
+                "--trainer.logger.init_args.save_dir",
+                str(tmp / "runs"),
+                "--trainer.logger.init_args.version",
+                "0",
+                "--trainer.enable_progress_bar",
+                "false",
+            ]
+        )
     summary = next(c for c in cli.trainer.callbacks if isinstance(c, RunSummary))
     return tmp, cli, summary
 
@@ -69,9 +83,21 @@ def test_fit_report_matches_tensorboard_and_is_written(fitted, capsys):
 def test_test_stage_reports_the_test_metrics(fitted, root, monkeypatch, capsys):
     tmp, _, fit_summary = fitted
     monkeypatch.chdir(root)
-    cli = main(["test", "--config", CONFIG, "--ckpt_path", fit_summary.report["checkpoints"][0],
-                "--trainer.logger.init_args.save_dir", str(tmp / "runs"), "--trainer.logger.init_args.version", "t",
-                "--trainer.enable_progress_bar", "false"])  # fmt: skip
+    cli = main(
+        [
+            "test",
+            "--config",
+            CONFIG,
+            "--ckpt_path",
+            fit_summary.report["checkpoints"][0],
+            "--trainer.logger.init_args.save_dir",
+            str(tmp / "runs"),
+            "--trainer.logger.init_args.version",
+            "t",
+            "--trainer.enable_progress_bar",
+            "false",
+        ]
+    )
     out = capsys.readouterr().out
     summary = next(c for c in cli.trainer.callbacks if isinstance(c, RunSummary))
     rows = {r["label"]: r for r in summary.report["metrics"]}
@@ -85,7 +111,14 @@ def test_test_stage_reports_the_test_metrics(fitted, root, monkeypatch, capsys):
 
 def test_validate_reports_and_disabled_writes_nothing(root, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(root)
-    args = ["validate", "--config", CONFIG, "--trainer.enable_progress_bar", "false", "--trainer.logger.init_args.save_dir"]
+    args = [
+        "validate",
+        "--config",
+        CONFIG,
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.logger.init_args.save_dir",
+    ]
     cli = main([*args, str(tmp_path / "on")])
     report = json.loads(next((tmp_path / "on").rglob("summary.json")).read_text())
     assert report["stage"] == "validate" and report["split"] == "validation" and report["checkpoints"] == []
@@ -111,16 +144,29 @@ def test_read_event_series_counts_audio_clips_and_sorts_steps(tmp_path):
 
 
 def test_render_text_without_metrics_says_what_is_missing():
-    report = {"stage": "fit", "split": "validation", "global_step": 3, "max_steps": -1, "wall_seconds": 75.4,
-              "stage_seconds": {"world": 42.0, "fit": 33.4}, "metrics": [{"label": "IQ", "name": "eval/iq"}],
-              "checkpoints": [], "log_dir": None, "rollout_audio": {}, "files": [], "configs": []}  # fmt: skip
+    report = {
+        "stage": "fit",
+        "split": "validation",
+        "global_step": 3,
+        "max_steps": -1,
+        "wall_seconds": 75.4,
+        "stage_seconds": {"world": 42.0, "fit": 33.4},
+        "metrics": [{"label": "IQ", "name": "eval/iq"}],
+        "checkpoints": [],
+        "log_dir": None,
+        "rollout_audio": {},
+        "files": [],
+        "configs": [],
+    }
     text = render_text(report)
     assert text.splitlines()[0] == "=== WavAlign fit: done at step 3 ==="  # no "/ -1" for an epoch-bound run
     assert "no eval/iq were logged" in text and "wall time:      1 min 15 s (world 42 s, fit 33 s)" in text
     assert "checkpoint:     none written" in text
 
 
-@pytest.mark.parametrize("seconds, text", [(0.4, "0 s"), (59.6, "1 min 0 s"), (766, "12 min 46 s"), (3725, "1 h 02 min")])
+@pytest.mark.parametrize(
+    "seconds, text", [(0.4, "0 s"), (59.6, "1 min 0 s"), (766, "12 min 46 s"), (3725, "1 h 02 min")]
+)
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
 

@@ -20,9 +20,19 @@ def at_root(root, monkeypatch):
 
 
 def fit(tmp_path, *args: str):
-    return main(["fit", "--config", CONFIG, "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-                 "--trainer.limit_val_batches=0", "--trainer.enable_checkpointing=false",
-                 "--trainer.callbacks=[]", *args])  # fmt: skip
+    return main(
+        [
+            "fit",
+            "--config",
+            CONFIG,
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path / "runs"),
+            "--trainer.limit_val_batches=0",
+            "--trainer.enable_checkpointing=false",
+            "--trainer.callbacks=[]",
+            *args,
+        ]
+    )
 
 
 def bar_of(cli) -> StepProgressBar:
@@ -52,7 +62,18 @@ def test_no_bar_when_turned_off_or_brought_by_the_config(tmp_path):
     assert not [c for c in cli.trainer.callbacks if isinstance(c, StepProgressBar)]
     own = tmp_path / "own_bar.yaml"
     own.write_text("trainer:\n  callbacks:\n    - class_path: lightning.pytorch.callbacks.TQDMProgressBar\n")
-    cli = main(["fit", "--config", CONFIG, "--config", str(own), "--trainer.max_steps=1", "--trainer.limit_val_batches=0",
-                "--trainer.logger.init_args.save_dir", str(tmp_path / "runs")])  # fmt: skip
+    cli = main(
+        [
+            "fit",
+            "--config",
+            CONFIG,
+            "--config",
+            str(own),
+            "--trainer.max_steps=1",
+            "--trainer.limit_val_batches=0",
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path / "runs"),
+        ]
+    )
     assert not [c for c in cli.trainer.callbacks if isinstance(c, StepProgressBar)]
     assert type(cli.trainer.progress_bar_callback).__name__ == "TQDMProgressBar"

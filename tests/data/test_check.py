@@ -20,7 +20,7 @@ pytestmark = pytest.mark.fault
 
 def good(**over):
     row = {"messages": [{"role": "user", "content": "<|audio|>"}], "audios": ["q.wav"], "sft_target_text": "two",
-           "sft_target_audio": "a.wav"}  # fmt: skip
+           "sft_target_audio": "a.wav"}
     row.update(over)
     return json.dumps(row)
 
@@ -43,7 +43,7 @@ def dataset(tmp_path):
         good(sft_target_audio="tiny.wav"),                            # 8 too short
         good(audios=["rate.wav"]),                                    # 9 other sample rate: a note only
         good(sft_target_audio="missing.wav"),                         # 10 no such file
-    ]  # fmt: skip
+    ]
     path = tmp_path / "train.jsonl"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -53,7 +53,7 @@ def test_check_data_reports_every_problem_with_its_line(dataset):
     out = subprocess.run(
         [sys.executable, "-m", "wavalign", "check-data", str(dataset), "--config", "configs/debug_interleaved.yaml"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    )
     assert out.returncode == 1, out.stderr
     text = out.stdout
     expected = {
@@ -61,7 +61,7 @@ def test_check_data_reports_every_problem_with_its_line(dataset):
         5: "sft_target_text: empty demonstration text", 6: "audio_codes: code 99 outside the policy's 64 speech tokens",
         7: "1 '<|audio|>' placeholders but 2 audios", 8: "sft_target_audio: tiny.wav lasts 0.01 s",
         10: "sft_target_audio' names 'missing.wav', which does not exist",
-    }  # fmt: skip
+    }
     for line, what in expected.items():
         assert f"{dataset}:{line}: " in text and what in text, (line, what, text)
     assert f"{dataset}:1:" not in text and f"{dataset}:9:" not in text  # fine, and a resampling note is no problem
@@ -83,7 +83,7 @@ def test_fit_stops_before_step_one_naming_the_corrupt_line(dataset, tmp_path, ro
     dataset.write_text("\n".join([lines[0], lines[0], lines[0], lines[3]]) + "\n")  # line 4: the corrupt WAV
     with pytest.raises(SchemaError, match=rf"{dataset.name}:4: audios: cannot read audio file"):
         main(["fit", "--config", "configs/debug_interleaved.yaml", f"--data.train_file={dataset}",
-              "--trainer.logger=false", "--trainer.enable_progress_bar=false"])  # fmt: skip
+              "--trainer.logger=false", "--trainer.enable_progress_bar=false"])
 
 
 def test_another_sample_rate_is_a_note_not_a_problem(dataset):

@@ -8,13 +8,13 @@ import math
 
 import pytest
 import torch
-
 from conftest import tiny_policy
+from wiring_toys import make_module, no_grad, wiring_examples
+
 from wavalign.callbacks.gating import GateCallback
 from wavalign.gates import TokenInputs
 from wavalign.gates.chord import CHORDGate, chord_mu, chord_phi
 from wavalign.step.losses import sft_loss
-from wiring_toys import make_module, no_grad, wiring_examples
 
 R = torch.zeros(1, 4)
 
@@ -22,8 +22,18 @@ R = torch.zeros(1, 4)
 def test_mu_warms_up_linearly_then_decays_on_a_half_cosine_to_the_valley():
     """warm-up 4 steps to 0.5, decay over 4 steps to 0.1: mu(2) = 2/4 0.5; mu(6) = 0.1 + 0.4 (1 + cos(pi/2)) / 2."""
     mu = [chord_mu(s, 4, 4, 0.5, 0.1) for s in range(10)]
-    expected = [0.0, 0.125, 0.25, 0.375, 0.5, 0.1 + 0.4 * 0.5 * (1 + math.cos(math.pi / 4)), 0.3,
-                0.1 + 0.4 * 0.5 * (1 + math.cos(3 * math.pi / 4)), 0.1, 0.1]  # fmt: skip
+    expected = [
+        0.0,
+        0.125,
+        0.25,
+        0.375,
+        0.5,
+        0.1 + 0.4 * 0.5 * (1 + math.cos(math.pi / 4)),
+        0.3,
+        0.1 + 0.4 * 0.5 * (1 + math.cos(3 * math.pi / 4)),
+        0.1,
+        0.1,
+    ]
     assert mu == pytest.approx(expected, abs=1e-15)
     assert chord_mu(0, 0, 0, 0.9, 0.2) == 0.2  # no warm-up and no decay: the valley at once, never 0/0
 

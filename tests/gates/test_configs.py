@@ -7,22 +7,49 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import scalars
+
 from wavalign.cli import main
 
-RULES = {"hpt": "HPTGate", "chord_mu": "CHORDGate", "chord_phi": "CHORDGate", "srft": "SRFTGate", "luffy": "LUFFYGate",
-         "relift": "ReLIFTGate"}
-EXTRA = {"relift": ["--gate.rule.init_args.sft_batch_size=1", "--gate.rule.init_args.success_threshold=6.0"]}  # SFT at once
-QUICK = ["--trainer.max_steps=2", "--trainer.log_every_n_steps=1", "--trainer.limit_val_batches=0",
-         "--trainer.enable_progress_bar=false", "--trainer.callbacks=[]", "--model.sampling.max_new_tokens=8"]  # fmt: skip
+RULES = {
+    "hpt": "HPTGate",
+    "chord_mu": "CHORDGate",
+    "chord_phi": "CHORDGate",
+    "srft": "SRFTGate",
+    "luffy": "LUFFYGate",
+    "relift": "ReLIFTGate",
+}
+EXTRA = {
+    "relift": ["--gate.rule.init_args.sft_batch_size=1", "--gate.rule.init_args.success_threshold=6.0"]
+}  # SFT at once
+QUICK = [
+    "--trainer.max_steps=2",
+    "--trainer.log_every_n_steps=1",
+    "--trainer.limit_val_batches=0",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.callbacks=[]",
+    "--model.sampling.max_new_tokens=8",
+]
 
 
 @pytest.mark.parametrize("ablation", sorted(RULES))
 def test_the_debug_config_trains_with_each_rule(root: Path, tmp_path: Path, monkeypatch, ablation: str) -> None:
     monkeypatch.chdir(root)
-    cli = main(["fit", "--config", "configs/debug_interleaved.yaml", "--config", f"configs/ablations/{ablation}.yaml",
-                *QUICK, *EXTRA.get(ablation, []), "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.logger.init_args.name", "r"])  # fmt: skip
+    cli = main(
+        [
+            "fit",
+            "--config",
+            "configs/debug_interleaved.yaml",
+            "--config",
+            f"configs/ablations/{ablation}.yaml",
+            *QUICK,
+            *EXTRA.get(ablation, []),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+            "--trainer.logger.init_args.name",
+            "r",
+        ]
+    )
     assert cli.trainer.global_step == 2
     assert type(cli.model.gate.rule).__name__ == RULES[ablation]
     logs = scalars(tmp_path / "r")
@@ -50,9 +77,26 @@ def world_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_world_rl_stage_trains_with_each_rule(world_dir: Path, monkeypatch, ablation: str) -> None:
     """configs/tiny.yaml from a fresh policy (no warm start: the wiring, not the result, is under test)."""
     monkeypatch.chdir(world_dir)
-    cli = main(["fit", "--config", "configs/tiny.yaml", "--config", f"configs/ablations/{ablation}.yaml", *QUICK,
-                *EXTRA.get(ablation, []), "--world.n_train=16", "--world.n_val=4", "--world.n_test=4", "--world.num_codes=256",
-                "--model.init_checkpoint=null", "--model.group_size=2", "--data.init_args.batch_size=2",
-                "--trainer.logger.init_args.name", ablation, "--trainer.max_steps=1"])  # fmt: skip
+    cli = main(
+        [
+            "fit",
+            "--config",
+            "configs/tiny.yaml",
+            "--config",
+            f"configs/ablations/{ablation}.yaml",
+            *QUICK,
+            *EXTRA.get(ablation, []),
+            "--world.n_train=16",
+            "--world.n_val=4",
+            "--world.n_test=4",
+            "--world.num_codes=256",
+            "--model.init_checkpoint=null",
+            "--model.group_size=2",
+            "--data.init_args.batch_size=2",
+            "--trainer.logger.init_args.name",
+            ablation,
+            "--trainer.max_steps=1",
+        ]
+    )
     assert cli.trainer.global_step == 1
     assert type(cli.model.gate.rule).__name__ == RULES[ablation]

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import tiny_policy
+from wiring_toys import GROUP, hand_rewards, make_module, no_grad, wiring_examples
+
 from wavalign.callbacks.gating import GateCallback
 from wavalign.gates.hpt import HPTGate
 from wavalign.step.losses import policy_loss, sft_loss
-from wiring_toys import GROUP, hand_rewards, make_module, no_grad, wiring_examples
 
 REWARDS = torch.tensor([[1.0, 2.0, 3.0, 3.9], [5.0, 1.0, 1.0, 1.0], [4.0, 4.5, 1.0, 5.0]], dtype=torch.float64)
 

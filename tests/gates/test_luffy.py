@@ -8,15 +8,15 @@ import math
 
 import pytest
 import torch
-
 from conftest import tiny_policy
 from loss_cases import hand_rows, rollouts_case
-from wavalign.step.rollouts import RolloutBuffer
-from wavalign.step.demonstrations import advantages_with_demos
-from wavalign.gates.luffy import LUFFYGate, luffy_shaping
-from wavalign.step.losses import ADV_EPS, OffPolicyRows, policy_loss
-from wavalign.step.scoring import ScoredGroups
 from wiring_toys import GROUP, keyed_score, make_module, no_grad, wiring_examples
+
+from wavalign.gates.luffy import LUFFYGate, luffy_shaping
+from wavalign.step.demonstrations import advantages_with_demos
+from wavalign.step.losses import ADV_EPS, OffPolicyRows, policy_loss
+from wavalign.step.rollouts import RolloutBuffer
+from wavalign.step.scoring import ScoredGroups
 
 F64 = torch.float64
 
@@ -76,9 +76,13 @@ def test_the_module_step_puts_each_demonstration_in_its_group():
     loss = module.training_step({"ids": [0, 1], "examples": examples}, 0)
     entry, policy = module.last_entry, module.policy
     replies = policy.decode(entry.rollouts)
-    roll_r = torch.tensor([keyed_score(examples[i // GROUP].question_text, r.text) for i, r in enumerate(replies)], dtype=F64)
-    demo_r = torch.tensor([keyed_score(ex.question_text, policy.decode(entry.demonstrations)[b].text)
-                           for b, ex in enumerate(examples)], dtype=F64)  # fmt: skip
+    roll_r = torch.tensor(
+        [keyed_score(examples[i // GROUP].question_text, r.text) for i, r in enumerate(replies)], dtype=F64
+    )
+    demo_r = torch.tensor(
+        [keyed_score(ex.question_text, policy.decode(entry.demonstrations)[b].text) for b, ex in enumerate(examples)],
+        dtype=F64,
+    )
     rewards = torch.cat([roll_r.view(-1, GROUP), demo_r[:, None]], dim=1)
     mean = rewards.mean(1, keepdim=True)
     adv = (rewards - mean) / (rewards.std(1, unbiased=False, keepdim=True) + ADV_EPS)

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import DEBUG_VOCAB, tiny_policy
+from wiring_toys import make_module, no_grad, wiring_examples
+
 from wavalign.callbacks.gating import GateCallback
-from wavalign.step.rollouts import RolloutBuffer
 from wavalign.gates.relift import ReLIFTGate, unpadded_rows
-from wavalign.step.losses import policy_loss, sft_loss
 from wavalign.policy.parallel import ParallelPolicy
 from wavalign.policy.tiny_parallel import TinyParallel
-from wiring_toys import make_module, no_grad, wiring_examples
+from wavalign.step.losses import policy_loss, sft_loss
+from wavalign.step.rollouts import RolloutBuffer
 
 F64 = torch.float64
 MESSAGES = [{"role": "user", "content": "<|audio|>"}]
@@ -22,9 +22,17 @@ MESSAGES = [{"role": "user", "content": "<|audio|>"}]
 
 def tiny_parallel(seed: int) -> ParallelPolicy:
     source = TinyParallel(
-        vocab_file=str(DEBUG_VOCAB), num_speech_tokens=64, hidden_size=32, shared_layers=1, text_layers=1,
-        audio_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64, seed=seed,
-    )  # fmt: skip
+        vocab_file=str(DEBUG_VOCAB),
+        num_speech_tokens=64,
+        hidden_size=32,
+        shared_layers=1,
+        text_layers=1,
+        audio_layers=1,
+        num_heads=2,
+        num_kv_heads=1,
+        intermediate_size=64,
+        seed=seed,
+    )
     return ParallelPolicy(source, num_speech_tokens=64, audio_delay=2)
 
 
@@ -43,7 +51,9 @@ def demos(policy, texts: list[str]):
     return policy.make_batch(prompts, [policy.reply_ids(t, [4, 5, 6][: 1 + i]) for i, t in enumerate(texts)])
 
 
-@pytest.mark.parametrize("make_policy", [lambda: tiny_policy(seed=1), lambda: tiny_parallel(seed=1)], ids=["interleaved", "parallel"])
+@pytest.mark.parametrize(
+    "make_policy", [lambda: tiny_policy(seed=1), lambda: tiny_parallel(seed=1)], ids=["interleaved", "parallel"]
+)
 def test_the_buffer_fills_newest_first_and_hands_out_sft_batch_size_rows(make_policy):
     """Batch 1 (a, b): only a fails -> buffer [a]. Batch 2 (c, d): both fail -> [c, d, a] >= 2 -> SFT on c, d; a stays.
     The handed-out batch equals the demonstrations rebuilt by the policy itself."""

@@ -7,15 +7,15 @@ import math
 
 import pytest
 import torch
-
 from conftest import tiny_policy
 from loss_cases import hand_rows, rollouts_case
+from wiring_toys import make_module, no_grad, wiring_examples
+
+from wavalign.callbacks.gating import GateCallback
 from wavalign.gates import TokenInputs
 from wavalign.gates.srft import SRFTGate
-from wavalign.callbacks.gating import GateCallback
-from wavalign.step.plan import StepPlan
 from wavalign.step.losses import policy_loss, sft_loss
-from wiring_toys import make_module, no_grad, wiring_examples
+from wavalign.step.plan import StepPlan
 
 F64 = torch.float64
 

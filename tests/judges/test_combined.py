@@ -15,7 +15,7 @@ class Const(Judge):
 
 def test_weighted_judge_split_mode():
     judge = WeightedJudge([Const(5.0), Const(2.0, reliable=False)], [0.7, 0.3], ["semantic", "acoustic"])
-    s, = judge.score([JudgeRequest("q", "a")])
+    (s,) = judge.score([JudgeRequest("q", "a")])
     assert s.score == pytest.approx(0.7 * 5 + 0.3 * 2)
     assert not s.reliable
     assert s.parts == {"semantic": 5.0, "semantic_x": 1.0, "acoustic": 2.0, "acoustic_x": 1.0}
@@ -37,7 +37,10 @@ def test_answer_judge_good_and_bad():
 
 
 def test_pooled_judge_preserves_order():
-    requests = [JudgeRequest("q", f"the answer is {w}", reference=w if i % 2 else "zero") for i, w in enumerate("one two three four five".split())]
+    requests = [
+        JudgeRequest("q", f"the answer is {w}", reference=w if i % 2 else "zero")
+        for i, w in enumerate("one two three four five".split())
+    ]
     pooled = PooledJudge(AnswerJudge(), workers=2)
     try:
         assert [s.score for s in pooled.score(requests)] == [s.score for s in AnswerJudge().score(requests)]
@@ -74,8 +77,7 @@ def test_integer_acoustic_part_ties_equally_wrong_replies():
     """Split mode with a rounded acoustic part: two wrong replies whose acoustic scores differ by noise tie."""
     judge = WeightedJudge([Const(1.0), IntegerJudge(Const(4.3))], [0.7, 0.3], ["semantic", "acoustic"])
     other = WeightedJudge([Const(1.0), IntegerJudge(Const(3.8))], [0.7, 0.3], ["semantic", "acoustic"])
-    a, = judge.score([JudgeRequest("q", "a")])
-    b, = other.score([JudgeRequest("q", "a")])
+    (a,) = judge.score([JudgeRequest("q", "a")])
+    (b,) = other.score([JudgeRequest("q", "a")])
     assert a.score == b.score == pytest.approx(0.7 * 1 + 0.3 * 4)
     assert (a.parts["acoustic_raw"], b.parts["acoustic_raw"]) == (4.3, 3.8)
-

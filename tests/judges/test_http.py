@@ -38,7 +38,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         question = body["messages"][1]["content"][0]["text"].splitlines()[0]
         with self.server.lock:
-            self.server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body, "t": time.monotonic()})
+            self.server.requests.append(
+                {"path": self.path, "headers": dict(self.headers), "body": body, "t": time.monotonic()}
+            )
             nth = self.server.seen[(body["model"], question)] = self.server.seen.get((body["model"], question), 0) + 1
         scenario = body["model"]
         if scenario == "slow":

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-
 from conftest import scalars
+
 from wavalign.cli import main
 
 SECRET = "sk-outage-test-0123456789-never-logged"
@@ -89,13 +89,26 @@ def test_fit_survives_a_judge_outage_and_never_stores_the_key(outage_server, tmp
         },
     }
     runs = tmp_path / "runs"
-    main([
-        "fit", "--config", "configs/debug_interleaved.yaml", f"--model.judge={json.dumps(judge)}",
-        "--trainer.max_steps=3", "--trainer.val_check_interval=3", "--trainer.limit_val_batches=1",
-        "--trainer.callbacks=[]", "--trainer.num_sanity_val_steps=0",
-        "--trainer.enable_progress_bar=false", "--trainer.logger.init_args.save_dir", str(runs),
-        "--trainer.logger.init_args.name", "outage", "--trainer.logger.init_args.version", "0",
-    ])  # fmt: skip
+    main(
+        [
+            "fit",
+            "--config",
+            "configs/debug_interleaved.yaml",
+            f"--model.judge={json.dumps(judge)}",
+            "--trainer.max_steps=3",
+            "--trainer.val_check_interval=3",
+            "--trainer.limit_val_batches=1",
+            "--trainer.callbacks=[]",
+            "--trainer.num_sanity_val_steps=0",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.logger.init_args.save_dir",
+            str(runs),
+            "--trainer.logger.init_args.name",
+            "outage",
+            "--trainer.logger.init_args.version",
+            "0",
+        ]
+    )
 
     assert outage_server.down.is_set() and outage_server.served == HEALTHY_REQUESTS
     assert outage_server.keys == {f"Bearer {SECRET}"}  # the key did reach the judge
@@ -115,7 +128,9 @@ def test_fit_survives_a_judge_outage_and_never_stores_the_key(outage_server, tmp
 
 
 @pytest.mark.fault
-def test_a_lasting_outage_stops_the_run_with_a_checkpoint_and_how_to_resume(outage_server, tmp_path, root, monkeypatch, capsys):
+def test_a_lasting_outage_stops_the_run_with_a_checkpoint_and_how_to_resume(
+    outage_server, tmp_path, root, monkeypatch, capsys
+):
     """Two failed steps in a row (the limit set here) end the run: the error names the judge and its last error,
     the interrupt checkpoint is written, the counter is in TensorBoard, and the key is nowhere."""
     from wavalign.callbacks.guards import JudgeOutage
@@ -123,20 +138,41 @@ def test_a_lasting_outage_stops_the_run_with_a_checkpoint_and_how_to_resume(outa
     monkeypatch.chdir(root)
     judge = {
         "class_path": "wavalign.judges.http.HttpJudge",
-        "init_args": {"base_url": f"http://127.0.0.1:{outage_server.server_address[1]}/v1", "model": "judge-model",
-                      "api_key_env": KEY_ENV, "timeout_s": 2.0, "max_retries": 1, "backoff_s": 0.01, "max_backoff_s": 0.02},
-    }  # fmt: skip
+        "init_args": {
+            "base_url": f"http://127.0.0.1:{outage_server.server_address[1]}/v1",
+            "model": "judge-model",
+            "api_key_env": KEY_ENV,
+            "timeout_s": 2.0,
+            "max_retries": 1,
+            "backoff_s": 0.01,
+            "max_backoff_s": 0.02,
+        },
+    }
     runs = tmp_path / "runs"
     with pytest.raises(JudgeOutage) as stop:
-        main([
-            "fit", "--config", "configs/debug_interleaved.yaml", f"--model.judge={json.dumps(judge)}",
-            "--trainer.max_steps=8", "--trainer.limit_val_batches=0", "--guards.max_failed_judge_steps=2",
-            "--trainer.enable_progress_bar=false", "--trainer.logger.init_args.save_dir", str(runs),
-            "--trainer.logger.init_args.name", "outage", "--trainer.logger.init_args.version", "0",
-        ])  # fmt: skip
+        main(
+            [
+                "fit",
+                "--config",
+                "configs/debug_interleaved.yaml",
+                f"--model.judge={json.dumps(judge)}",
+                "--trainer.max_steps=8",
+                "--trainer.limit_val_batches=0",
+                "--guards.max_failed_judge_steps=2",
+                "--trainer.enable_progress_bar=false",
+                "--trainer.logger.init_args.save_dir",
+                str(runs),
+                "--trainer.logger.init_args.name",
+                "outage",
+                "--trainer.logger.init_args.version",
+                "0",
+            ]
+        )
     message = str(stop.value)
     assert "HttpJudge(url='http://127.0.0.1" in message and "2 consecutive steps" in message
-    assert "last error:" in message and ("Connection" in message or "refused" in message) and "--ckpt_path last" in message
+    assert (
+        "last error:" in message and ("Connection" in message or "refused" in message) and "--ckpt_path last" in message
+    )
     ckpt = runs / "outage" / "version_0" / "checkpoints" / "on_exception.ckpt"
     assert ckpt.is_file()
     failed = dict(scalars(runs / "outage")["judge/consecutive_failed_steps"])

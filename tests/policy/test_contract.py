@@ -27,13 +27,13 @@ from typing import Any, Callable, Sequence
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-
 from conftest import tiny_policy
 from kimi_tiny import kimi_policy, write_noise, write_tiny_kimi
 from test_parallel import tiny_parallel
+from torch import Tensor
 from vita_fixtures import quirky  # noqa: F401 (fixture)
 from vita_policy import vita_policy
+
 from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy, speech_token_count
 
 # (messages, speech codes per <|audio|> slot): distinct prompts of different lengths, so left padding differs too;
@@ -93,9 +93,13 @@ def parallel_heads_reference(
         values = features[1]
     with torch.no_grad():
         text_logits, audio_logits = policy.model(
-            text_ids=ids[..., 0], audio_ids=ids[..., 1], attention_mask=torch.ones(1, steps, dtype=torch.long),
-            position_ids=torch.arange(steps).unsqueeze(0), continuous=continuous, features=values,
-        )  # fmt: skip
+            text_ids=ids[..., 0],
+            audio_ids=ids[..., 1],
+            attention_mask=torch.ones(1, steps, dtype=torch.long),
+            position_ids=torch.arange(steps).unsqueeze(0),
+            continuous=continuous,
+            features=values,
+        )
     start = len(prompt) - 1
     parts = []
     for stream, (logits, bias) in enumerate(((text_logits, policy.text_bias), (audio_logits, policy.audio_bias))):
@@ -144,8 +148,10 @@ def policy(backbone: Backbone, request: pytest.FixtureRequest) -> SpeechPolicy:
 def audio_files(tmp_path_factory: pytest.TempPathFactory) -> list[list[Path]]:
     """The raw audio of every prompt's speech slots (read by policies with a continuous encoder, ignored otherwise)."""
     folder = tmp_path_factory.mktemp("contract_audio")
-    return [[write_noise(folder / f"p{i}_{k}.wav", 0.5, seed=10 * i + k) for k in range(len(speech))]
-            for i, (_, speech) in enumerate(PROMPTS)]  # fmt: skip
+    return [
+        [write_noise(folder / f"p{i}_{k}.wav", 0.5, seed=10 * i + k) for k in range(len(speech))]
+        for i, (_, speech) in enumerate(PROMPTS)
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from conftest import tiny_policy
+
 from wavalign.policy.base import SamplingConfig
 from wavalign.policy.decoding import sample_next
 
@@ -42,10 +42,22 @@ def test_top_p_keeps_the_smallest_nucleus():
 
 
 def test_unknown_decoder_is_rejected():
-    from wavalign.policy.interleaved import InterleavedPolicy
-    from wavalign.policy.tiny import TinyQwen2
     from conftest import DEBUG_VOCAB
 
+    from wavalign.policy.interleaved import InterleavedPolicy
+    from wavalign.policy.tiny import TinyQwen2
+
     with pytest.raises(ValueError, match="decoder"):
-        InterleavedPolicy(TinyQwen2(str(DEBUG_VOCAB), num_speech_tokens=8, hidden_size=16, num_layers=1, num_heads=2,
-                                    num_kv_heads=1, intermediate_size=16), num_speech_tokens=8, decoder="vllm")
+        InterleavedPolicy(
+            TinyQwen2(
+                str(DEBUG_VOCAB),
+                num_speech_tokens=8,
+                hidden_size=16,
+                num_layers=1,
+                num_heads=2,
+                num_kv_heads=1,
+                intermediate_size=16,
+            ),
+            num_speech_tokens=8,
+            decoder="vllm",
+        )

@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import tiny_policy
 from test_parallel import tiny_parallel
+
 from wavalign.policy import forward
 from wavalign.policy.base import SamplingConfig
 from wavalign.policy.forward import token_entropy
@@ -74,9 +74,17 @@ def test_parallel_entropy_is_each_heads_own_distribution():
     attention = torch.cat([batch.prompt_mask, batch.masks.completion[:, :t].long()], dim=1)
     position = (attention.cumsum(1) - 1).clamp(min=0)
     with torch.no_grad():
-        text_logits, audio_logits = policy.model(text_ids=ids[..., 0], audio_ids=ids[..., 1], attention_mask=attention,
-                                                 position_ids=position, logits_to_keep=t + 1)  # fmt: skip
-    for logits, bias, cols in ((text_logits, policy.text_bias, slice(0, t)), (audio_logits, policy.audio_bias, slice(t, 2 * t))):
+        text_logits, audio_logits = policy.model(
+            text_ids=ids[..., 0],
+            audio_ids=ids[..., 1],
+            attention_mask=attention,
+            position_ids=position,
+            logits_to_keep=t + 1,
+        )
+    for logits, bias, cols in (
+        (text_logits, policy.text_bias, slice(0, t)),
+        (audio_logits, policy.audio_bias, slice(t, 2 * t)),
+    ):
         lp = F.log_softmax(logits[:, :-1].double() + bias, dim=-1)
         want = torch.special.entr(lp.exp()).sum(-1)
         on = batch.masks.completion[:, cols].bool()

@@ -15,9 +15,14 @@ from wavalign.policy.forward import completion_logits, logits_keep_argument, tra
 def qwen2(attention_dropout: float = 0.0) -> Qwen2ForCausalLM:
     torch.manual_seed(0)
     config = Qwen2Config(
-        vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, attention_dropout=attention_dropout,
-    )  # fmt: skip
+        vocab_size=40,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        attention_dropout=attention_dropout,
+    )
     return Qwen2ForCausalLM(config).double()
 
 
@@ -29,7 +34,9 @@ class AllLogits(nn.Module):
         self.inner = inner
 
     def forward(self, input_ids, attention_mask=None, position_ids=None, use_cache=None):
-        return self.inner(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=use_cache)
+        return self.inner(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=use_cache
+        )
 
 
 class Truncating(AllLogits):

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from conftest import tiny_policy
+
 from wavalign.policy.base import SamplingConfig
 from wavalign.policy.generation import rollout_generation_config
 
@@ -17,7 +17,9 @@ def distinct_first_tokens(top_k: int | None) -> int:
     head.register_forward_hook(lambda module, inputs, output: flat.expand_as(output).to(output.dtype))
     prompt = policy.prompt_ids([{"role": "user", "content": "<|audio|>"}], [[1, 2]])
     torch.manual_seed(0)
-    batch = policy.rollout([prompt], group_size=256, sampling=SamplingConfig(temperature=1.0, top_p=1.0, top_k=top_k, max_new_tokens=1))
+    batch = policy.rollout(
+        [prompt], group_size=256, sampling=SamplingConfig(temperature=1.0, top_p=1.0, top_k=top_k, max_new_tokens=1)
+    )
     return len(set(batch.completion_ids[:, 0].tolist()))
 
 

@@ -1,6 +1,6 @@
 import torch
-
 from conftest import tiny_policy
+
 from wavalign.policy.base import SamplingConfig
 from wavalign.policy.lora import LoraSettings
 
@@ -34,7 +34,10 @@ def test_rollout_groups_and_masks():
     batch = policy.rollout(prompts, group_size=3, sampling=SamplingConfig(max_new_tokens=12))
     assert batch.prompt_ids.shape[0] == 6 and batch.completion_ids.shape[1] <= 12
     # rows of a group share the (left-padded) prompt
-    assert torch.equal(batch.prompt_ids[0], batch.prompt_ids[2]) and batch.prompt_mask[3].sum() < batch.prompt_mask[0].sum()
+    assert (
+        torch.equal(batch.prompt_ids[0], batch.prompt_ids[2])
+        and batch.prompt_mask[3].sum() < batch.prompt_mask[0].sum()
+    )
     assert torch.equal(batch.masks.text + batch.masks.speech, batch.masks.completion)
     logp = policy.token_logprobs(batch)
     assert logp.shape == batch.masks.completion.shape and (logp <= 0).all()
@@ -53,9 +56,16 @@ def test_left_padding_does_not_change_logprobs():
 def test_joint_logprobs_equal_separate_forwards_values_and_gradients():
     policy = tiny_policy().double()
     torch.manual_seed(0)
-    rollouts = policy.rollout([policy.prompt_ids(MESSAGES[1:], [[4]])], group_size=3, sampling=SamplingConfig(max_new_tokens=6))
-    demo = policy.make_batch([policy.prompt_ids(MESSAGES, [[1, 2, 3]])], [policy.reply_ids("one plus one is two", [7, 8, 9])])
-    assert demo.prompt_ids.shape[1] > rollouts.prompt_ids.shape[1] and demo.completion_ids.shape[1] > rollouts.completion_ids.shape[1]
+    rollouts = policy.rollout(
+        [policy.prompt_ids(MESSAGES[1:], [[4]])], group_size=3, sampling=SamplingConfig(max_new_tokens=6)
+    )
+    demo = policy.make_batch(
+        [policy.prompt_ids(MESSAGES, [[1, 2, 3]])], [policy.reply_ids("one plus one is two", [7, 8, 9])]
+    )
+    assert (
+        demo.prompt_ids.shape[1] > rollouts.prompt_ids.shape[1]
+        and demo.completion_ids.shape[1] > rollouts.completion_ids.shape[1]
+    )
 
     def grads(parts: list[torch.Tensor]) -> list[torch.Tensor]:
         policy.zero_grad()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from kimi_tiny import NUM_CODES, kimi_policy, write_tiny_kimi
+
 from wavalign.policy.base import SamplingConfig, StreamSampling
 from wavalign.policy.parallel import ParallelPolicy
 from wavalign.policy.parallel_layout import AUDIO, TEXT
@@ -43,9 +43,14 @@ def test_the_custom_tokenizer_is_used_through_kimis_interface(discrete):
 
 def layouts(policy: ParallelPolicy) -> dict[str, int]:
     names = {
-        "U": "<|im_kimia_user_msg_start|>", "A": "<|im_kimia_assistant_msg_start|>", "MB": "<|im_media_begin|>",
-        "ME": "<|im_media_end|>", "CTD": "<|im_kimia_speech_ctd_id|>", "END": "<|im_msg_end|>", "B": "<|im_kimia_text_blank|>",
-    }  # fmt: skip
+        "U": "<|im_kimia_user_msg_start|>",
+        "A": "<|im_kimia_assistant_msg_start|>",
+        "MB": "<|im_media_begin|>",
+        "ME": "<|im_media_end|>",
+        "CTD": "<|im_kimia_speech_ctd_id|>",
+        "END": "<|im_msg_end|>",
+        "B": "<|im_kimia_text_blank|>",
+    }
     return {k: special(policy, v) for k, v in names.items()}
 
 
@@ -60,22 +65,29 @@ def test_prompt_streams_match_kimis_prompt_manager(discrete):
     s = lambda c: 64 + c  # noqa: E731  kimia_token_offset + code
     cases = [
         (  # infer.py's ASR example: a text instruction, then the audio, both from the user
-            [{"role": "user", "content": "one plus one"}, {"role": "user", "content": "<|audio|>"}], [[0, 1, 2]],
+            [{"role": "user", "content": "one plus one"}, {"role": "user", "content": "<|audio|>"}],
+            [[0, 1, 2]],
             [U, B, B, B, MB, s(0), s(1), s(2), ME, CTD, END, A],
             [B, one, plus, one, B, B, B, B, B, B, B, B],
         ),
         (  # audio then text in one message: the run ends in text, so no speech-continue token
-            [{"role": "user", "content": "<|audio|> one plus one"}], [[5]],
+            [{"role": "user", "content": "<|audio|> one plus one"}],
+            [[5]],
             [U, MB, s(5), ME, B, B, B, END, A],
             [B, B, B, B, one, plus, one, B, B],
         ),
         (  # system (mapped to the user marker) merges with the next user message; a multi-turn history
-            [{"role": "system", "content": "one"}, {"role": "user", "content": "<|audio|>"},
-             {"role": "assistant", "content": "two"}, {"role": "user", "content": "<|audio|>"}], [[7, 8], [9]],
+            [
+                {"role": "system", "content": "one"},
+                {"role": "user", "content": "<|audio|>"},
+                {"role": "assistant", "content": "two"},
+                {"role": "user", "content": "<|audio|>"},
+            ],
+            [[7, 8], [9]],
             [U, B, MB, s(7), s(8), ME, CTD, END, A, B, END, U, MB, s(9), ME, CTD, END, A],
             [B, one, B, B, B, B, B, B, B, two, B, B, B, B, B, B, B, B],
         ),
-    ]  # fmt: skip
+    ]
     for messages, speech, audio, text in cases:
         prompt = discrete.build_prompt(messages, speech)
         assert prompt.ids[:, AUDIO].tolist() == audio
@@ -126,7 +138,13 @@ def test_stream_sampling_settings_default_to_the_shared_ones():
     assert shared.stream("audio") is shared
     kimi = SamplingConfig(max_new_tokens=7, audio=StreamSampling(0.8, top_k=10), text=StreamSampling(0.0, top_k=5))
     audio, text = kimi.stream("audio"), kimi.stream("text")
-    assert (audio.temperature, audio.top_k, audio.top_p, audio.do_sample, audio.max_new_tokens) == (0.8, 10, 1.0, True, 7)
+    assert (audio.temperature, audio.top_k, audio.top_p, audio.do_sample, audio.max_new_tokens) == (
+        0.8,
+        10,
+        1.0,
+        True,
+        7,
+    )
     assert not text.do_sample  # temperature 0: greedy, as KimiASampler
     with pytest.raises(ValueError, match="invalid stream sampling"):
         StreamSampling(-1.0)
@@ -142,10 +160,14 @@ def test_each_stream_samples_with_its_own_settings(discrete):
         torch.manual_seed(0)
         out = discrete.rollout([prompt], 3, sampling)
         ids = torch.cat([out.prompt_ids, out.completion_ids], dim=1)
-        attention = torch.cat([out.prompt_mask, out.masks.completion[:, : ids.shape[1] - out.prompt_ids.shape[1]].long()], dim=1)
+        attention = torch.cat(
+            [out.prompt_mask, out.masks.completion[:, : ids.shape[1] - out.prompt_ids.shape[1]].long()], dim=1
+        )
         position = (attention.cumsum(1) - 1).clamp(min=0)
         with torch.no_grad():
-            logits = discrete.model(text_ids=ids[..., TEXT], audio_ids=ids[..., AUDIO], attention_mask=attention, position_ids=position)
+            logits = discrete.model(
+                text_ids=ids[..., TEXT], audio_ids=ids[..., AUDIO], attention_mask=attention, position_ids=position
+            )
         t = out.completion_ids.shape[1]
         text_lp, audio_lp = discrete._head_logprobs(logits[0][:, -t - 1 : -1], logits[1][:, -t - 1 : -1])
         text_end, audio_end, _ = lay.ends(out.completion_ids)

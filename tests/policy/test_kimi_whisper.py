@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import scalars
+from kimi_tiny import FEATURE_DIM, NUM_CODES, kimi_policy, write_noise, write_tiny_kimi
 from safetensors.torch import load_file
 from transformers import WhisperFeatureExtractor, WhisperModel
 
-from conftest import scalars
-from kimi_tiny import FEATURE_DIM, NUM_CODES, kimi_policy, write_noise, write_tiny_kimi
 from wavalign.audio.io import read_wav
 from wavalign.cli import main
 from wavalign.policy.base import SamplingConfig, SequenceBatch
@@ -45,7 +45,9 @@ def test_whisper_features_are_four_encoder_frames_per_step(policy, folder):
     4 * ((samples - 1) // 1280 + 1) encoder frames kept, then (reshape in extract_whisper_feat) 4 frames per row."""
     wav, _ = read_wav(folder / "q0.wav")
     whisper = folder / "ckpt" / "whisper-large-v3"
-    mel = WhisperFeatureExtractor.from_pretrained(str(whisper))(wav, sampling_rate=16000, return_tensors="pt").input_features
+    mel = WhisperFeatureExtractor.from_pretrained(str(whisper))(
+        wav, sampling_rate=16000, return_tensors="pt"
+    ).input_features
     with torch.no_grad():
         frames = WhisperModel.from_pretrained(str(whisper)).encoder(mel).last_hidden_state[0]
     expected = torch.stack([frames[4 * k : 4 * k + 4].flatten() for k in range(STEPS)])
@@ -56,7 +58,9 @@ def test_whisper_features_are_four_encoder_frames_per_step(policy, folder):
     assert long.shape[0] == (30 * 16000 - 1) // 1280 + 1 + (16000 - 1) // 1280 + 1  # two pieces: 375 + 13
 
 
-def manual_embedding(folder: Path, text_ids: torch.Tensor, audio_ids: torch.Tensor, continuous: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+def manual_embedding(
+    folder: Path, text_ids: torch.Tensor, audio_ids: torch.Tensor, continuous: torch.Tensor, feats: torch.Tensor
+) -> torch.Tensor:
     """(audio_emb + vq_adaptor(whisper)) * sqrt(2) at continuous steps, audio_emb elsewhere, plus the text embedding,
     from the checkpoint's own tensors in float64 (VQAdaptor: Linear, SiLU, Dropout(0), Linear, LayerNorm)."""
     raw = {k: v.double() for k, v in load_file(str(folder / "ckpt" / "model.safetensors")).items()}
@@ -66,15 +70,20 @@ def manual_embedding(folder: Path, text_ids: torch.Tensor, audio_ids: torch.Tens
     a = lambda i, p: raw[f"model.vq_adaptor.layers.{i}.{p}"]  # noqa: E731
     adapted = F.layer_norm(
         F.linear(F.silu(F.linear(feats.double(), a(0, "weight"), a(0, "bias"))), a(3, "weight"), a(3, "bias")),
-        (table.shape[1],), a(4, "weight"), a(4, "bias"), eps=json.loads((folder / "ckpt" / "config.json").read_text())["rms_norm_eps"],
-    )  # fmt: skip
+        (table.shape[1],),
+        a(4, "weight"),
+        a(4, "bias"),
+        eps=json.loads((folder / "ckpt" / "config.json").read_text())["rms_norm_eps"],
+    )
     audio = table[audio_ids].clone()
     audio[continuous] = (audio[continuous] + adapted) * math.sqrt(2.0)
     return audio + table[text_ids]
 
 
 def test_embedding_at_continuous_positions_equals_kimis_formula(policy, folder):
-    prompt = policy.example_prompt([{"role": "user", "content": "one plus one"}] + USER_AUDIO, [list(range(STEPS))], [folder / "q0.wav"])
+    prompt = policy.example_prompt(
+        [{"role": "user", "content": "one plus one"}] + USER_AUDIO, [list(range(STEPS))], [folder / "q0.wav"]
+    )
     assert prompt.continuous.sum() == STEPS and prompt.features.shape == (STEPS, FEATURE_DIM)
     ids = prompt.ids.unsqueeze(0)
     mask = prompt.continuous.unsqueeze(0)
@@ -96,8 +105,10 @@ def full_forward_logprobs(policy: ParallelPolicy, folder: Path, prompt, reply: t
     h_text = core.text_branch(inputs_embeds=h, position_ids=pos).last_hidden_state
     h_audio = core.audio_branch(inputs_embeds=h, position_ids=pos).last_hidden_state
     text = F.log_softmax(core.text_head(core.text_norm(h_text)) + policy.text_bias, dim=-1)[0, -len(reply) - 1 : -1]
-    audio = F.log_softmax(core.audio_head(core.audio_norm(h_audio)) + policy.audio_bias, dim=-1)[0, -len(reply) - 1 : -1]
-    return torch.cat([text.gather(1, reply[:, TEXT:TEXT + 1]), audio.gather(1, reply[:, AUDIO:])], dim=0).squeeze(1)
+    audio = F.log_softmax(core.audio_head(core.audio_norm(h_audio)) + policy.audio_bias, dim=-1)[
+        0, -len(reply) - 1 : -1
+    ]
+    return torch.cat([text.gather(1, reply[:, TEXT : TEXT + 1]), audio.gather(1, reply[:, AUDIO:])], dim=0).squeeze(1)
 
 
 def test_training_and_reference_logprobs_equal_a_full_forward(policy, folder):
@@ -129,7 +140,9 @@ def test_rollouts_reuse_the_prompt_features_through_the_kv_cache(policy, folder)
     ids, mask, features = policy._pad_prompts(prompts)
     ids, mask, features = ids.repeat_interleave(3, 0), mask.repeat_interleave(3, 0), features.repeat_rows(3)
     with torch.no_grad():
-        completion, cached = policy.generate(ids, mask, SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=12), features)
+        completion, cached = policy.generate(
+            ids, mask, SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=12), features
+        )
         full = policy.token_logprobs(SequenceBatch(ids, mask, completion, policy.layout.masks(completion), features))
     assert torch.allclose(cached, full, atol=1e-10, rtol=0)
     rollouts = policy.rollout(prompts, 3, SamplingConfig(max_new_tokens=8))
@@ -166,25 +179,45 @@ def test_kimi_audio_config_trains_on_a_local_checkpoint(folder, tmp_path, root, 
     device, precision, sizes) overridden: rows carry raw prompt audio ('audios') and its codes."""
     monkeypatch.chdir(root)
     rows = [
-        {"messages": USER_AUDIO, "audios": [str(folder / f"q{i}.wav")], "audio_codes": [[i + k for k in range(STEPS)]],
-         "sft_target_text": "two plus two is four", "sft_target_codes": [3, 4, 5], "question_text": "what is two plus two",
-         "reference_answer": "four", "task_type": "s2s"}
+        {
+            "messages": USER_AUDIO,
+            "audios": [str(folder / f"q{i}.wav")],
+            "audio_codes": [[i + k for k in range(STEPS)]],
+            "sft_target_text": "two plus two is four",
+            "sft_target_codes": [3, 4, 5],
+            "question_text": "what is two plus two",
+            "reference_answer": "four",
+            "task_type": "s2s",
+        }
         for i in range(3)
-    ]  # fmt: skip
+    ]
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     runs = tmp_path / "runs"
-    main([
-        "fit", "--config", "configs/kimi_audio.yaml",
-        f"--model.policy.init_args.source.init_args.path={folder / 'ckpt'}",
-        f"--data.init_args.train_file={data}", f"--data.init_args.val_file={data}",
-        "--model.policy.init_args.source.init_args.dtype=float32", f"--model.policy.init_args.num_speech_tokens={NUM_CODES}",
-        "--model.policy.init_args.speech_offset=64", "--trainer.accelerator=cpu", "--trainer.precision=32-true",
-        "--trainer.max_steps=2", "--trainer.val_check_interval=2", "--trainer.limit_val_batches=1",
-        "--data.init_args.batch_size=2", "--model.sampling.max_new_tokens=10", "--model.eval_sampling.max_new_tokens=10",
-        "--trainer.enable_progress_bar=false", f"--trainer.logger.init_args.save_dir={runs}",
-        "--trainer.logger.init_args.version=0",
-    ])  # fmt: skip
+    main(
+        [
+            "fit",
+            "--config",
+            "configs/kimi_audio.yaml",
+            f"--model.policy.init_args.source.init_args.path={folder / 'ckpt'}",
+            f"--data.init_args.train_file={data}",
+            f"--data.init_args.val_file={data}",
+            "--model.policy.init_args.source.init_args.dtype=float32",
+            f"--model.policy.init_args.num_speech_tokens={NUM_CODES}",
+            "--model.policy.init_args.speech_offset=64",
+            "--trainer.accelerator=cpu",
+            "--trainer.precision=32-true",
+            "--trainer.max_steps=2",
+            "--trainer.val_check_interval=2",
+            "--trainer.limit_val_batches=1",
+            "--data.init_args.batch_size=2",
+            "--model.sampling.max_new_tokens=10",
+            "--model.eval_sampling.max_new_tokens=10",
+            "--trainer.enable_progress_bar=false",
+            f"--trainer.logger.init_args.save_dir={runs}",
+            "--trainer.logger.init_args.version=0",
+        ]
+    )
     logs = scalars(runs)
     assert {"loss/po", "loss/sft", "reward/mean", "val/reward"} <= set(logs)
     assert len(logs["loss/total"]) == 2

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
 from conftest import tiny_policy
+
 from wavalign.policy.base import SamplingConfig
 
 MESSAGES = [{"role": "user", "content": "<|audio|>"}]
@@ -17,7 +17,9 @@ def test_training_logprobs_equal_a_plain_forward_of_each_row_in_float64():
     policy.model.double()
     prompts = [policy.prompt_ids(MESSAGES, [[1, 2, 3, 4, 5]]), policy.prompt_ids(MESSAGES, [[6]])]
     torch.manual_seed(0)
-    batch = policy.rollout(prompts, group_size=2, sampling=SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=12))
+    batch = policy.rollout(
+        prompts, group_size=2, sampling=SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=12)
+    )
     logp = policy.token_logprobs(batch)
     assert logp.dtype == torch.float64
     for i in range(batch.rows):
@@ -35,12 +37,17 @@ def test_training_logprobs_equal_the_logits_generate_chose_from():
     prompt = policy.prompt_ids(MESSAGES, [[1, 2, 3]])
     with torch.no_grad():
         out = policy.model.generate(
-            input_ids=torch.tensor([prompt]), do_sample=False, max_new_tokens=10, output_logits=True,
-            return_dict_in_generate=True, eos_token_id=policy.spec.eos_id, pad_token_id=policy.spec.pad_id,
-        )  # fmt: skip
+            input_ids=torch.tensor([prompt]),
+            do_sample=False,
+            max_new_tokens=10,
+            output_logits=True,
+            return_dict_in_generate=True,
+            eos_token_id=policy.spec.eos_id,
+            pad_token_id=policy.spec.pad_id,
+        )
     reply = out.sequences[0, len(prompt) :].tolist()
     assert len(reply) == len(out.logits) >= 2
-    expected = torch.stack([F.log_softmax(l[0].double(), dim=-1)[t] for l, t in zip(out.logits, reply)])
+    expected = torch.stack([F.log_softmax(logits[0].double(), dim=-1)[t] for logits, t in zip(out.logits, reply)])
     batch = policy.make_batch([prompt], [reply])
     logp = policy.token_logprobs(batch)[0, : len(reply)]
     assert out.logits[0].dtype == torch.float32  # generate hands its processors float32 logits, whatever the model

@@ -6,32 +6,42 @@ import json
 import pytest
 import torch
 import yaml
-from safetensors.torch import save_file
-
 from conftest import DEBUG_VOCAB, scalars
 from kimi_tiny import kimi_name  # our parameter name -> Kimi-Audio's, written out independently of the loader
+from safetensors.torch import save_file
 from wiring_toys import KeyedJudge
+
 from wavalign.callbacks.gating import GateCallback
 from wavalign.cli import main
 from wavalign.data.schema import DialogueExample
 from wavalign.gates import FixedGate
 from wavalign.module import WavAlignModule
-from wavalign.step.losses import group_advantages, policy_loss
 from wavalign.policy.base import SamplingConfig, SequenceBatch
+from wavalign.policy.kimi_checkpoint import KimiAudioCheckpoint, kimi_weight_name
 from wavalign.policy.lora import LoraSettings
 from wavalign.policy.parallel import ParallelPolicy
-from wavalign.policy.kimi_checkpoint import KimiAudioCheckpoint, kimi_weight_name
 from wavalign.policy.tiny_parallel import TinyParallel
+from wavalign.step.losses import group_advantages, policy_loss
 
 DELAY = 2
 USER_AUDIO = [{"role": "user", "content": "<|audio|>"}]
 
 
-def tiny_parallel(lora: LoraSettings | None = None, seed: int = 0, source=None, restrict_heads: bool = True) -> ParallelPolicy:
+def tiny_parallel(
+    lora: LoraSettings | None = None, seed: int = 0, source=None, restrict_heads: bool = True
+) -> ParallelPolicy:
     source = source or TinyParallel(
-        vocab_file=str(DEBUG_VOCAB), num_speech_tokens=64, hidden_size=32, shared_layers=2, text_layers=1,
-        audio_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64, seed=seed,
-    )  # fmt: skip
+        vocab_file=str(DEBUG_VOCAB),
+        num_speech_tokens=64,
+        hidden_size=32,
+        shared_layers=2,
+        text_layers=1,
+        audio_layers=1,
+        num_heads=2,
+        num_kv_heads=1,
+        intermediate_size=64,
+        seed=seed,
+    )
     return ParallelPolicy(source, num_speech_tokens=64, audio_delay=DELAY, lora=lora, restrict_heads=restrict_heads)
 
 
@@ -49,11 +59,32 @@ def test_prompt_layout_puts_markup_and_speech_on_the_audio_stream(policy):
     prompt = policy.prompt_ids(messages, [[0, 5]])
     blank, one, plus = ids_of(policy, "<|text_blank|>", "one", "plus")
     sys_, user, asst, begin, end, ctd, msg_end = ids_of(
-        policy, "<|system|>", "<|user|>", "<|assistant|>", "<|begin_audio|>", "<|end_audio|>", "<|speech_ctd|>", "<|msg_end|>"
+        policy,
+        "<|system|>",
+        "<|user|>",
+        "<|assistant|>",
+        "<|begin_audio|>",
+        "<|end_audio|>",
+        "<|speech_ctd|>",
+        "<|msg_end|>",
     )
     s0 = policy.layout.speech_offset
     assert prompt[:, 0].tolist() == [blank, one, plus, one] + [blank] * 9
-    assert prompt[:, 1].tolist() == [sys_, blank, blank, blank, msg_end, user, begin, s0, s0 + 5, end, ctd, msg_end, asst]
+    assert prompt[:, 1].tolist() == [
+        sys_,
+        blank,
+        blank,
+        blank,
+        msg_end,
+        user,
+        begin,
+        s0,
+        s0 + 5,
+        end,
+        ctd,
+        msg_end,
+        asst,
+    ]
 
 
 def test_masks_on_a_hand_made_batch(policy):
@@ -106,7 +137,10 @@ def test_rollout_groups_shapes_and_forced_tokens(policy):
     batch = policy.rollout(prompts, group_size=3, sampling=SamplingConfig(max_new_tokens=12))
     n, t = 6, batch.completion_ids.shape[1]
     assert batch.prompt_ids.shape[::2] == (n, 2) and batch.completion_ids.shape == (n, t, 2) and t <= 12
-    assert torch.equal(batch.prompt_ids[0], batch.prompt_ids[2]) and batch.prompt_mask[3].sum() < batch.prompt_mask[0].sum()
+    assert (
+        torch.equal(batch.prompt_ids[0], batch.prompt_ids[2])
+        and batch.prompt_mask[3].sum() < batch.prompt_mask[0].sum()
+    )
     assert batch.masks.completion.shape == (n, 2 * t)
     assert torch.equal(batch.masks.text + batch.masks.speech, batch.masks.completion)
     assert batch.completion_ids[:, :DELAY, 1].eq(policy.layout.audio_filler_id).all()  # the audio delay
@@ -117,7 +151,10 @@ def test_rollout_groups_shapes_and_forced_tokens(policy):
 
 @pytest.mark.parametrize(
     "sampling, restrict",
-    [(SamplingConfig(max_new_tokens=40), True), (SamplingConfig(temperature=1.0, top_p=1.0, top_k=20, max_new_tokens=40), False)],
+    [
+        (SamplingConfig(max_new_tokens=40), True),
+        (SamplingConfig(temperature=1.0, top_p=1.0, top_k=20, max_new_tokens=40), False),
+    ],
 )
 def test_kv_cache_generation_matches_a_full_recomputation(sampling, restrict):
     policy = tiny_parallel(restrict_heads=restrict)
@@ -166,7 +203,11 @@ def test_text_only_loss_has_exactly_zero_gradient_through_the_audio_head(policy)
     batch = policy.rollout([policy.prompt_ids(USER_AUDIO, [[1, 2]])], 4, SamplingConfig(max_new_tokens=16))
     assert (batch.masks.text.sum(dim=1) > 0).all()  # no row falls back to its completion mask
     grads = text_only_and_full_token_grads(policy, batch)
-    assert grads["text"]["audio_logits"] == 0.0 and grads["text"]["audio_head"] == 0.0 and grads["text"]["audio_branch"] == 0.0
+    assert (
+        grads["text"]["audio_logits"] == 0.0
+        and grads["text"]["audio_head"] == 0.0
+        and grads["text"]["audio_branch"] == 0.0
+    )
     assert grads["text"]["text_head"] > 0
     assert grads["all"]["audio_logits"] > 0 and grads["all"]["audio_head"] > 0 and grads["all"]["audio_branch"] > 0
 
@@ -191,8 +232,12 @@ def test_lora_reference_equals_base_model_logprobs():
 def test_gradient_checkpointing_gives_the_same_gradients(lora):
     def grads(checkpointing: bool) -> list[torch.Tensor]:
         torch.manual_seed(0)  # the same LoRA init in both
-        source = TinyParallel(vocab_file=str(DEBUG_VOCAB), num_speech_tokens=64, hidden_size=32, num_heads=2, num_kv_heads=1)
-        policy = ParallelPolicy(source, num_speech_tokens=64, audio_delay=DELAY, lora=lora, gradient_checkpointing=checkpointing)
+        source = TinyParallel(
+            vocab_file=str(DEBUG_VOCAB), num_speech_tokens=64, hidden_size=32, num_heads=2, num_kv_heads=1
+        )
+        policy = ParallelPolicy(
+            source, num_speech_tokens=64, audio_delay=DELAY, lora=lora, gradient_checkpointing=checkpointing
+        )
         policy.train()
         batch = policy.make_batch([policy.prompt_ids(USER_AUDIO, [[1, 2]])], [policy.reply_ids("two is two", [3, 4])])
         policy.token_logprobs(batch).sum().backward()
@@ -219,21 +264,33 @@ def test_full_finetune_reference_is_a_frozen_copy():
 def examples() -> list[DialogueExample]:
     return [
         DialogueExample(
-            messages=USER_AUDIO, prompt_speech=[[1, 2, 3, 4]], target_text=f"{a} plus {b} is {c}",
-            target_speech=[5, 6, 7, 8, 9], question_text=f"what is {a} plus {b}", reference_answer=c,
-        )  # fmt: skip
+            messages=USER_AUDIO,
+            prompt_speech=[[1, 2, 3, 4]],
+            target_text=f"{a} plus {b} is {c}",
+            target_speech=[5, 6, 7, 8, 9],
+            question_text=f"what is {a} plus {b}",
+            reference_answer=c,
+        )
         for a, b, c in (("one", "two", "three"), ("two", "two", "four"))
     ]
 
 
-@pytest.mark.parametrize("lam, objective, po_tokens", [(0.5, "grpo", "text"), (1.0, "grpo", "text"), (1.0, "grpo", "all"), (1.0, "dpo", "text")])
+@pytest.mark.parametrize(
+    "lam, objective, po_tokens",
+    [(0.5, "grpo", "text"), (1.0, "grpo", "text"), (1.0, "grpo", "all"), (1.0, "dpo", "text")],
+)
 def test_module_step_load_rollout_loss_update(lam, objective, po_tokens):
     torch.manual_seed(0)
     policy = tiny_parallel(seed=1)
     module = WavAlignModule(
-        policy, KeyedJudge(), group_size=4, sampling=SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=16),
-        objective=objective, po_tokens=po_tokens, optimizer=lambda p: torch.optim.SGD(p, lr=0.05),
-    )  # fmt: skip
+        policy,
+        KeyedJudge(),
+        group_size=4,
+        sampling=SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=16),
+        objective=objective,
+        po_tokens=po_tokens,
+        optimizer=lambda p: torch.optim.SGD(p, lr=0.05),
+    )
     GateCallback(FixedGate(lam)).setup(None, module, "fit")
     module.setup("fit")
     loss = module.training_step({"ids": [0, 1], "examples": examples()}, 0)
@@ -258,11 +315,23 @@ def at_root(root, monkeypatch):
 
 
 def test_cli_fit_on_the_debug_parallel_config(tmp_path, at_root):
-    main([
-        "fit", "--config", "configs/debug_parallel.yaml", "--trainer.max_steps=2", "--trainer.val_check_interval=2",
-        "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.logger.init_args.name", "p",
-        "--trainer.logger.init_args.version", "0", "--trainer.enable_progress_bar", "false",
-    ])  # fmt: skip
+    main(
+        [
+            "fit",
+            "--config",
+            "configs/debug_parallel.yaml",
+            "--trainer.max_steps=2",
+            "--trainer.val_check_interval=2",
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+            "--trainer.logger.init_args.name",
+            "p",
+            "--trainer.logger.init_args.version",
+            "0",
+            "--trainer.enable_progress_bar",
+            "false",
+        ]
+    )
     tags = set(scalars(tmp_path / "p"))
     assert {"loss/po", "loss/sft", "gate/lambda", "rollout/len_text", "rollout/len_speech", "val/reward"} <= tags
     assert len(glob.glob(str(tmp_path / "p" / "**" / "*.ckpt"), recursive=True)) == 1
@@ -286,8 +355,18 @@ def test_kimi_audio_config_resolves(capsys, at_root):
 
 # ---- Kimi-Audio checkpoints: the weight map, on a tiny checkpoint written under Kimi-Audio's tensor names ---------
 def test_kimi_checkpoint_loads_through_the_weight_map(tmp_path):
-    source = TinyParallel(vocab_file=str(DEBUG_VOCAB), num_speech_tokens=64, hidden_size=32, shared_layers=2,
-                          text_layers=2, audio_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64, seed=5)  # fmt: skip
+    source = TinyParallel(
+        vocab_file=str(DEBUG_VOCAB),
+        num_speech_tokens=64,
+        hidden_size=32,
+        shared_layers=2,
+        text_layers=2,
+        audio_layers=1,
+        num_heads=2,
+        num_kv_heads=1,
+        intermediate_size=64,
+        seed=5,
+    )
     model, tokenizer = source.build()
     split = model.config.num_hidden_layers
     state = {kimi_name(k, split): v.contiguous() for k, v in model.state_dict().items()}
@@ -295,8 +374,13 @@ def test_kimi_checkpoint_loads_through_the_weight_map(tmp_path):
     state["model.vq_adaptor.layers.0.weight"] = torch.zeros(2, 2)  # Whisper adaptor: present in Kimi-Audio, unused
     save_file(state, str(tmp_path / "model.safetensors"))
     raw = {k: v for k, v in model.config.to_dict().items() if k not in ("layer_types",)}
-    raw.update(model_type="moonshot_kimia", num_hidden_layers=split + 2, kimia_mimo_layers=1,
-               kimia_mimo_transformer_from_layer_index=split - 1, kimia_token_offset=tokenizer.convert_tokens_to_ids("<|s_0|>"))  # fmt: skip
+    raw.update(
+        model_type="moonshot_kimia",
+        num_hidden_layers=split + 2,
+        kimia_mimo_layers=1,
+        kimia_mimo_transformer_from_layer_index=split - 1,
+        kimia_token_offset=tokenizer.convert_tokens_to_ids("<|s_0|>"),
+    )
     (tmp_path / "config.json").write_text(json.dumps(raw))
     tokenizer.save_pretrained(str(tmp_path))
 

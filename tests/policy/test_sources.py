@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from vita_fixtures import quirky, stock  # noqa: F401 (fixtures)
+
 from wavalign.policy.sources import PretrainedCausalLM, dtype_keyword
 
 

@@ -15,7 +15,14 @@ from wavalign.policy.vita_audio import check_discrete_user_audio, check_mtp_infe
 
 def tiny_qwen2(**config) -> Qwen2ForCausalLM:
     torch.manual_seed(0)
-    shape = dict(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1)
+    shape = dict(
+        vocab_size=32,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    )
     return Qwen2ForCausalLM(Qwen2Config(**shape, **config))
 
 

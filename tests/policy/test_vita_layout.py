@@ -11,12 +11,26 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from vita_fixtures import quirky  # noqa: F401 (fixture)
 from vita_policy import vita_policy
 
-SYSTEM = ["Your", "Name:", "Luke", "\n", "Your", "Gender:", "male", "\n", "\n", "Respond", "in", "a", "text-audio",
-          "interleaved", "manner."]  # fmt: skip
+SYSTEM = [
+    "Your",
+    "Name:",
+    "Luke",
+    "\n",
+    "Your",
+    "Gender:",
+    "male",
+    "\n",
+    "\n",
+    "Respond",
+    "in",
+    "a",
+    "text-audio",
+    "interleaved",
+    "manner.",
+]
 
 
 def tokens(policy, ids: list[int]) -> list[str]:
@@ -33,10 +47,29 @@ def test_prompt_stream(quirky):
     )
     # a system message of the data's own is kept, and nothing is added to it
     own = [{"role": "system", "content": "Luke"}, {"role": "user", "content": "<|audio|>"}]
-    assert tokens(policy, policy.prompt_ids(own, [[5]]))[:6] == ["<|im_start|>", "system", "\n", "Luke", "<|im_end|>", "\n"]
+    assert tokens(policy, policy.prompt_ids(own, [[5]]))[:6] == [
+        "<|im_start|>",
+        "system",
+        "\n",
+        "Luke",
+        "<|im_end|>",
+        "\n",
+    ]
     # a text-only conversation gets no system prompt (upstream's default for Qwen2 is none)
     text_only = tokens(policy, policy.prompt_ids([{"role": "user", "content": "two plus two"}], []))
-    assert text_only == ["<|im_start|>", "user", "\n", "two", "plus", "two", "<|im_end|>", "\n", "<|im_start|>", "assistant", "\n"]
+    assert text_only == [
+        "<|im_start|>",
+        "user",
+        "\n",
+        "two",
+        "plus",
+        "two",
+        "<|im_end|>",
+        "\n",
+        "<|im_start|>",
+        "assistant",
+        "\n",
+    ]
 
 
 def test_reply_stream_and_masks(quirky):
@@ -50,7 +83,14 @@ def test_reply_stream_and_masks(quirky):
         + ["<|im_end|>", "\n"]
     )
     assert tokens(policy, policy.reply_ids("four", [])) == ["four", "<|im_end|>", "\n"]
-    assert tokens(policy, policy.reply_ids("", [1, 2])) == ["<|begin_of_audio|>", "<|audio_1|>", "<|audio_2|>", "<|end_of_audio|>", "<|im_end|>", "\n"]
+    assert tokens(policy, policy.reply_ids("", [1, 2])) == [
+        "<|begin_of_audio|>",
+        "<|audio_1|>",
+        "<|audio_2|>",
+        "<|end_of_audio|>",
+        "<|im_end|>",
+        "\n",
+    ]
 
     batch = policy.make_batch([[1], [1]], [reply, policy.reply_ids("four", [])])
     m = batch.masks

@@ -11,9 +11,9 @@ import pytest
 import torch
 import transformers
 from packaging.version import Version
-
 from vita_fixtures import quirky, stock  # noqa: F401 (fixtures)
 from vita_policy import vita_policy
+
 from wavalign.policy.base import SamplingConfig
 from wavalign.policy.forward import logits_keep_argument
 from wavalign.policy.generation import rollout_generation_config
@@ -88,7 +88,9 @@ def test_rollouts_come_from_the_main_head_starting_from_the_checkpoint_generatio
     """[8192, 0] is VITA-Audio's main-head-only schedule; the checkpoint's own ([1, 2] here) emits MCTP tokens."""
     policy = vita_policy(quirky)
     sampling = SamplingConfig(do_sample=False, max_new_tokens=12)
-    config = rollout_generation_config(policy.model, sampling, policy.spec.eos_id, policy.spec.pad_id, policy.mtp_inference_mode)
+    config = rollout_generation_config(
+        policy.model, sampling, policy.spec.eos_id, policy.spec.pad_id, policy.mtp_inference_mode
+    )
     assert config.mtp_inference_mode == [8192, 0] and config.top_k == 3  # top_k: the checkpoint's
     assert config.eos_token_id == policy.tokenizer.convert_tokens_to_ids("<|im_end|>") and config.max_new_tokens == 12
     assert policy.model.generation_config.mtp_inference_mode == [1, 2]  # the model's own config is left alone

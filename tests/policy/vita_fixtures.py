@@ -24,18 +24,30 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import DEBUG_VOCAB
 from tokenizers import Regex, Tokenizer, models, pre_tokenizers
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-from conftest import DEBUG_VOCAB
 from wavalign.policy.tiny import read_words
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|begin_of_audio|>", "<|end_of_audio|>", "[UNK]"]
 NUM_CODES = 16384  # GLM-4-Voice's codebook, as configs/vita_audio.yaml says
 # upstream's speech-to-speech system prompt, word by word, so it tokenizes without [UNK]
-SYSTEM_WORDS = ["Your", "Name:", "Luke", "Gender:", "male", "Respond", "in", "a", "text-audio", "interleaved", "manner."]
+SYSTEM_WORDS = [
+    "Your",
+    "Name:",
+    "Luke",
+    "Gender:",
+    "male",
+    "Respond",
+    "in",
+    "a",
+    "text-audio",
+    "interleaved",
+    "manner.",
+]
 
-CONFIGURATION = '''
+CONFIGURATION = """
 from transformers import Qwen2Config
 
 
@@ -45,9 +57,9 @@ class QuirkyMTPConfig(Qwen2Config):
     def __init__(self, num_nextn_predict_layers=2, **kwargs):
         self.num_nextn_predict_layers = num_nextn_predict_layers
         super().__init__(**kwargs)
-'''
+"""
 
-MODELING = '''
+MODELING = """
 import torch
 from torch import nn
 from transformers import GenerationMixin, Qwen2Model, Qwen2PreTrainedModel
@@ -101,7 +113,7 @@ class QuirkyMTPForCausalLM(Qwen2PreTrainedModel, GenerationMixin):
             schedule += "M" * main + "m" * mtp
         self.mtp_inference_mode, self.num_prefill_tokens, self.num_seen = schedule, -1, 0
         return super()._prepare_cache_for_generation(generation_config, *args, **kwargs)
-'''
+"""
 
 
 def write_vita_tokenizer(folder: Path) -> PreTrainedTokenizerFast:
@@ -114,9 +126,12 @@ def write_vita_tokenizer(folder: Path) -> PreTrainedTokenizerFast:
         [pre_tokenizers.Split(Regex(" "), "removed"), pre_tokenizers.Split(Regex("\n"), "isolated")]
     )
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token="[UNK]",
+        tokenizer_object=core,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="[UNK]",
         additional_special_tokens=SPECIALS[1:5],
-    )  # fmt: skip
+    )
     tokenizer.save_pretrained(str(folder))
     return tokenizer
 
@@ -128,17 +143,30 @@ def write_quirky_vita_checkpoint(folder: Path, seed: int = 0, mtp_scale: float =
     (folder / "configuration_quirky.py").write_text(CONFIGURATION)
     (folder / "modeling_quirky.py").write_text(MODELING)
     config = {
-        "architectures": ["QuirkyMTPForCausalLM"], "model_type": "quirky_qwen2_mtp", "num_nextn_predict_layers": 2,
-        "auto_map": {"AutoConfig": "configuration_quirky.QuirkyMTPConfig",
-                     "AutoModelForCausalLM": "modeling_quirky.QuirkyMTPForCausalLM"},
-        "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 512,
-        "tie_word_embeddings": False, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id,
+        "architectures": ["QuirkyMTPForCausalLM"],
+        "model_type": "quirky_qwen2_mtp",
+        "num_nextn_predict_layers": 2,
+        "auto_map": {
+            "AutoConfig": "configuration_quirky.QuirkyMTPConfig",
+            "AutoModelForCausalLM": "modeling_quirky.QuirkyMTPForCausalLM",
+        },
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 512,
+        "tie_word_embeddings": False,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
         "attention_dropout": 0.0,
-    }  # fmt: skip
+    }
     (folder / "config.json").write_text(json.dumps(config))
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(folder), trust_remote_code=True), trust_remote_code=True)
+    model = AutoModelForCausalLM.from_config(
+        AutoConfig.from_pretrained(str(folder), trust_remote_code=True), trust_remote_code=True
+    )
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0.0, 0.2)
@@ -148,9 +176,13 @@ def write_quirky_vita_checkpoint(folder: Path, seed: int = 0, mtp_scale: float =
     (folder / "configuration_quirky.py").write_text(CONFIGURATION)  # save_pretrained may copy or drop them
     (folder / "modeling_quirky.py").write_text(MODELING)
     generation = {
-        "eos_token_id": [tokenizer.eos_token_id, tokenizer.pad_token_id], "pad_token_id": tokenizer.pad_token_id,
-        "mtp_inference_mode": [1, 2], "top_k": 3, "do_sample": True, "temperature": 0.7,
-    }  # fmt: skip
+        "eos_token_id": [tokenizer.eos_token_id, tokenizer.pad_token_id],
+        "pad_token_id": tokenizer.pad_token_id,
+        "mtp_inference_mode": [1, 2],
+        "top_k": 3,
+        "do_sample": True,
+        "temperature": 0.7,
+    }
     (folder / "generation_config.json").write_text(json.dumps(generation))
     return folder
 
@@ -159,10 +191,17 @@ def write_stock_vita_checkpoint(folder: Path) -> Path:
     """A stock transformers Qwen2 (logits_to_keep) of the same layout; its tokenizer in folder/"tokenizer"."""
     tok = write_vita_tokenizer(folder / "tokenizer")
     config = Qwen2Config(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=512, tie_word_embeddings=False,
-        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-    )  # fmt: skip
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     torch.manual_seed(1)
     Qwen2ForCausalLM(config).save_pretrained(str(folder))
     return folder

@@ -24,14 +24,32 @@ def make_run(root: Path, rows: list[dict], checkpoint: str) -> Path:
 
 
 def row(pid: int, question: str, text: str, audio: str | None) -> dict:
-    reply = {"text": text, "speech_codes": [1, 2], "score": 5.0, "reliable": True, "parts": {"correct": 1.0}, "audio": audio}
-    return {"id": pid, "source": f"p.jsonl:{pid + 1}", "question": question, "reference": "two", "demonstration": None,
-            "style": None, "question_audio": None, "replies": [reply]}  # fmt: skip
+    reply = {
+        "text": text,
+        "speech_codes": [1, 2],
+        "score": 5.0,
+        "reliable": True,
+        "parts": {"correct": 1.0},
+        "audio": audio,
+    }
+    return {
+        "id": pid,
+        "source": f"p.jsonl:{pid + 1}",
+        "question": question,
+        "reference": "two",
+        "demonstration": None,
+        "style": None,
+        "question_audio": None,
+        "replies": [reply],
+    }
 
 
 def test_two_runs_side_by_side_with_relative_links_and_escaped_text(tmp_path: Path) -> None:
-    a = make_run(tmp_path / "runs a" / "warm", [row(0, "one & one?", "<i>two</i>", "audio/00000_0.wav"),
-                                                row(1, "two plus two", "four", None)], "sft.ckpt")  # fmt: skip
+    a = make_run(
+        tmp_path / "runs a" / "warm",
+        [row(0, "one & one?", "<i>two</i>", "audio/00000_0.wav"), row(1, "two plus two", "four", None)],
+        "sft.ckpt",
+    )
     b = make_run(tmp_path / "rl", [row(0, "one & one?", "two", "audio/00000_0.wav")], "rl.ckpt")
     page = write_page(tmp_path / "page", [a, b])
     html = page.read_text(encoding="utf-8")

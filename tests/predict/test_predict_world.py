@@ -10,14 +10,20 @@ from urllib.parse import unquote
 import numpy as np
 import pytest
 import soundfile as sf
-
 from test_replies import parse_page, read_jsonl
+
 from wavalign.audio.world_codec import WorldCodec
 from wavalign.cli import main
 from wavalign.predict.listening_page import main as page_main
 
-SMALL_WORLD = ["--world.n_train=8", "--world.n_val=3", "--world.n_test=2", "--model.init_checkpoint=null",
-               "--model.eval_sampling.max_new_tokens=24", "--trainer.enable_progress_bar=false"]  # fmt: skip
+SMALL_WORLD = [
+    "--world.n_train=8",
+    "--world.n_val=3",
+    "--world.n_test=2",
+    "--model.init_checkpoint=null",
+    "--model.eval_sampling.max_new_tokens=24",
+    "--trainer.enable_progress_bar=false",
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +39,19 @@ def root() -> Path:
 
 
 def run_predict(world: Path, config: str, prompts: str, out: str, *extra: str) -> list[dict]:
-    main(["predict", "--config", config, "--data.predict_file", prompts, "--listen.output_dir", out, *SMALL_WORLD, *extra])
+    main(
+        [
+            "predict",
+            "--config",
+            config,
+            "--data.predict_file",
+            prompts,
+            "--listen.output_dir",
+            out,
+            *SMALL_WORLD,
+            *extra,
+        ]
+    )
     return read_jsonl(world / out / "replies.jsonl")
 
 
@@ -64,8 +82,13 @@ def check_wavs_and_page(world: Path, out: str, rows: list[dict]) -> None:
 
 def test_world_predict_writes_wavs_and_a_page(world: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(world)
-    rows = run_predict(world, "configs/tiny.yaml", ".cache/world/val.codes.jsonl", "listen/interleaved",
-                       "--listen.replies_per_prompt=2")  # fmt: skip
+    rows = run_predict(
+        world,
+        "configs/tiny.yaml",
+        ".cache/world/val.codes.jsonl",
+        "listen/interleaved",
+        "--listen.replies_per_prompt=2",
+    )
     assert len(rows) == 3 and all(len(r["replies"]) == 2 for r in rows)
     assert all(r["style"] in ("neutral", "cheerful", "calm") and r["reference"] for r in rows)
     check_wavs_and_page(world, "listen/interleaved", rows)

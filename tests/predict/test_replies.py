@@ -17,8 +17,13 @@ from wavalign.data.schema import SchemaError
 
 PROMPTS = "configs/data/debug_val.jsonl"
 QUIET = ["--trainer.enable_progress_bar=false"]
-ONE_STEP = ["--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--trainer.logger.init_args.save_dir=runs",
-            '--trainer.callbacks=[{"class_path": "wavalign.callbacks.checkpoint.PeriodicCheckpoint"}]', *QUIET]  # fmt: skip
+ONE_STEP = [
+    "--trainer.max_steps=1",
+    "--trainer.limit_val_batches=0",
+    "--trainer.logger.init_args.save_dir=runs",
+    '--trainer.callbacks=[{"class_path": "wavalign.callbacks.checkpoint.PeriodicCheckpoint"}]',
+    *QUIET,
+]
 
 
 @pytest.fixture
@@ -46,7 +51,9 @@ def root() -> Path:
 
 
 def predict(config: str, out: str, *extra: str):
-    return main(["predict", "--config", config, "--data.predict_file", PROMPTS, "--listen.output_dir", out, *QUIET, *extra])
+    return main(
+        ["predict", "--config", config, "--data.predict_file", PROMPTS, "--listen.output_dir", out, *QUIET, *extra]
+    )
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -83,7 +90,16 @@ def test_predict_writes_one_line_per_prompt(scratch: Path, capsys: pytest.Captur
     assert rows[0]["source"] == f"{PROMPTS}:1" and rows[0]["reference"] == "eight"
     emits = 64  # the config's num_speech_tokens
     for row in rows:
-        assert set(row) == {"id", "source", "question", "reference", "demonstration", "style", "question_audio", "replies"}
+        assert set(row) == {
+            "id",
+            "source",
+            "question",
+            "reference",
+            "demonstration",
+            "style",
+            "question_audio",
+            "replies",
+        }
         assert len(row["replies"]) == 2
         for reply in row["replies"]:
             assert set(reply) == {"text", "speech_codes", "score", "reliable", "parts", "audio"}
@@ -132,8 +148,17 @@ def test_prompts_without_demonstrations_are_answered(scratch: Path) -> None:
     """A user's own prompt file needs no reply; the page then shows no demonstration."""
     prompts = scratch / "mine.jsonl"
     prompts.write_text('{"prompt": "what is <b>one</b> plus one", "reference_answer": "two"}\n', encoding="utf-8")
-    main(["predict", "--config", "configs/debug_interleaved.yaml", "--data.predict_file", str(prompts),
-          "--listen.output_dir=out", *QUIET])  # fmt: skip
+    main(
+        [
+            "predict",
+            "--config",
+            "configs/debug_interleaved.yaml",
+            "--data.predict_file",
+            str(prompts),
+            "--listen.output_dir=out",
+            *QUIET,
+        ]
+    )
     (row,) = read_jsonl(scratch / "out/replies.jsonl")
     assert row["demonstration"] is None and row["reference"] == "two"
     html = (scratch / "out/index.html").read_text()

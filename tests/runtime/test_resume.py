@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, scalars
 
 TAGS = ("loss/total", "loss/po", "loss/sft", "gate/lambda", "reward/mean", "rollout/len_text")
@@ -23,16 +22,35 @@ STEPS = 12
 def command(tmp_path: Path, name: str, extra: list[str], callbacks: list[dict]) -> tuple[list[str], dict[str, str]]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     overlay = tmp_path / f"{name}.yaml"
-    ckpt = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-            "init_args": {"every_n_train_steps": 5, "save_last": True}}  # fmt: skip
+    ckpt = {
+        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+        "init_args": {"every_n_train_steps": 5, "save_last": True},
+    }
     overlay.write_text(yaml.safe_dump({"trainer": {"callbacks": [ckpt, *callbacks]}}))
     cmd = [
-        sys.executable, "-m", "wavalign", "fit", "--config", "configs/debug_interleaved.yaml", "--config", str(overlay),
-        f"--trainer.max_steps={STEPS}", "--trainer.val_check_interval=5", "--trainer.enable_progress_bar=false",
-        "--model.ppo_epochs=2", "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-        "--trainer.logger.init_args.name", "run", *extra,
-    ]  # fmt: skip
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+        sys.executable,
+        "-m",
+        "wavalign",
+        "fit",
+        "--config",
+        "configs/debug_interleaved.yaml",
+        "--config",
+        str(overlay),
+        f"--trainer.max_steps={STEPS}",
+        "--trainer.val_check_interval=5",
+        "--trainer.enable_progress_bar=false",
+        "--model.ppo_epochs=2",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "runs"),
+        "--trainer.logger.init_args.name",
+        "run",
+        *extra,
+    ]
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
+    )
     return cmd, env
 
 
@@ -53,7 +71,9 @@ def uninterrupted(tmp_path_factory) -> dict[str, dict[int, float]]:
     return logged(tmp / "runs" / "run" / "version_0")
 
 
-def assert_continues_exactly(got: dict[str, dict[int, float]], expected: dict[str, dict[int, float]], first: int) -> None:
+def assert_continues_exactly(
+    got: dict[str, dict[int, float]], expected: dict[str, dict[int, float]], first: int
+) -> None:
     assert sorted(got["loss/total"]) == list(range(first, STEPS))
     for tag in TAGS:  # reward and rollout figures are logged when rollouts are sampled: every second step here
         steps = sorted(got[tag])
@@ -133,8 +153,14 @@ def test_an_interrupt_checkpoint_is_written_only_once_a_step_has_trained(tmp_pat
 
     earlier = tmp_path / "on_exception.ckpt"
     earlier.write_bytes(b"an earlier crash's checkpoint")
-    trainer = pl.Trainer(default_root_dir=tmp_path, max_steps=4, logger=False,
-                         enable_progress_bar=False, enable_model_summary=False, callbacks=[InterruptCheckpoint(tmp_path)])  # fmt: skip
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        max_steps=4,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[InterruptCheckpoint(tmp_path)],
+    )
     with pytest.raises(RuntimeError, match="bad data" if fail_at == 0 else "died mid-run"):
         trainer.fit(_FailsAtStep(fail_at))
     if fail_at == 0:

@@ -15,14 +15,14 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import DEBUG_VOCAB, tiny_policy
 from torch import nn
 
-from conftest import DEBUG_VOCAB, tiny_policy
-from wavalign.policy.parallel import ParallelPolicy
-from wavalign.policy.tiny_parallel import TinyParallel
 from wavalign.policy.base import SamplingConfig
 from wavalign.policy.decoding import StaticCacheSampler
 from wavalign.policy.lora import LoraSettings
+from wavalign.policy.parallel import ParallelPolicy
+from wavalign.policy.tiny_parallel import TinyParallel
 from wavalign.runtime.sharding import fully_shard_model, transformer_blocks
 
 MESSAGES = [{"role": "user", "content": "<|audio|>"}]
@@ -64,7 +64,9 @@ def _worker(rank: int, port: int, out: str) -> None:
     reply = torch.tensor(policy.reply_ids("two plus two is four", [1, 2, 3]))
     batch = policy.make_batch([prompt[0].tolist()], [reply.tolist()])
     whole = {
-        "greedy": StaticCacheSampler(twin.model, compile=False).sample(prompt, mask, GREEDY, eos_id=-1, pad_id=policy.spec.pad_id),
+        "greedy": StaticCacheSampler(twin.model, compile=False).sample(
+            prompt, mask, GREEDY, eos_id=-1, pad_id=policy.spec.pad_id
+        ),
         "policy": twin.token_logprobs(batch).detach(),
         "reference": twin.token_logprobs(batch, reference=True),
     }
@@ -80,8 +82,20 @@ def _worker(rank: int, port: int, out: str) -> None:
     eos = int(whole["greedy"][0, 0]) if rank == 0 else -1
     early = sampler.sample(prompt, mask, GREEDY, eos_id=eos, pad_id=policy.spec.pad_id, lockstep=True)
     par = whole_and_sharded_parallel(rank)
-    torch.save({"parallel": par, "own_differs": own_differs, "blocks": blocks, "all_dtensor": all(isinstance(p, DTensor) for p in params), "whole": whole,
-                "sharded": sharded, "early": early, "eos": eos, "pad": policy.spec.pad_id}, Path(out) / f"rank{rank}.pt")  # fmt: skip
+    torch.save(
+        {
+            "parallel": par,
+            "own_differs": own_differs,
+            "blocks": blocks,
+            "all_dtensor": all(isinstance(p, DTensor) for p in params),
+            "whole": whole,
+            "sharded": sharded,
+            "early": early,
+            "eos": eos,
+            "pad": policy.spec.pad_id,
+        },
+        Path(out) / f"rank{rank}.pt",
+    )
     dist.destroy_process_group()
 
 
@@ -90,16 +104,28 @@ def whole_and_sharded_parallel(rank: int) -> dict:
     log-probs before and after sharding (the reference copy is sharded too)."""
     from torch.distributed.device_mesh import init_device_mesh
 
-    source = TinyParallel(vocab_file=str(DEBUG_VOCAB), num_speech_tokens=64, hidden_size=32, shared_layers=2,
-                          text_layers=1, audio_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64)  # fmt: skip
+    source = TinyParallel(
+        vocab_file=str(DEBUG_VOCAB),
+        num_speech_tokens=64,
+        hidden_size=32,
+        shared_layers=2,
+        text_layers=1,
+        audio_layers=1,
+        num_heads=2,
+        num_kv_heads=1,
+        intermediate_size=64,
+    )
     policy = ParallelPolicy(source, num_speech_tokens=64, audio_delay=2)
     policy.setup_reference()
     prompts = [policy.prompt_ids(MESSAGES, [[rank + 1, 2, 3]])]
 
     def run() -> dict:
         rollouts = policy.rollout(prompts, 2, GREEDY)
-        return {"completion": rollouts.completion_ids, "policy": policy.token_logprobs(rollouts).detach(),
-                "reference": policy.token_logprobs(rollouts, reference=True)}  # fmt: skip
+        return {
+            "completion": rollouts.completion_ids,
+            "policy": policy.token_logprobs(rollouts).detach(),
+            "reference": policy.token_logprobs(rollouts, reference=True),
+        }
 
     whole = run()
     fully_shard_model(policy.model, init_device_mesh("cpu", (2,)), [policy._frozen_reference])
@@ -159,7 +185,9 @@ def test_a_gate_rule_with_per_process_sft_steps_is_refused_before_sharding():
 
     def setup(rule, world_size):
         module = SimpleNamespace(gate=None)
-        GateCallback(rule).setup(SimpleNamespace(strategy=ModelParallelStrategy(), world_size=world_size), module, "fit")
+        GateCallback(rule).setup(
+            SimpleNamespace(strategy=ModelParallelStrategy(), world_size=world_size), module, "fit"
+        )
         return module
 
     with pytest.raises(ValueError, match=r"ReLIFTGate .*hang sharded weights.*configs/strategies/ddp.yaml"):

@@ -22,7 +22,7 @@ def test_group_advantages_ignore_unreliable_scores():
     rewards = torch.tensor([[5.0, 1.0, 2.5, 3.0], [2.5, 4.0, 2.5, 2.5]], dtype=D)
     reliable = torch.tensor([[True, True, False, True], [False, True, False, False]])
     adv = group_advantages(rewards, reliable)
-    mean, std = 3.0, math.sqrt(8.0 / 3.0)  # over (5, 1, 3)
+    std = math.sqrt(8.0 / 3.0)  # over (5, 1, 3), whose mean is 3
     assert torch.allclose(adv[0], torch.tensor([2 / (std + 1e-4), -2 / (std + 1e-4), 0.0, 0.0], dtype=D))
     assert adv[1].tolist() == [0.0] * 4  # one reliable score: no information
 
@@ -124,8 +124,9 @@ def test_policy_loss_clip_bounds_are_one_minus_epsilon_and_one_plus_epsilon_high
     ratios = torch.tensor([[0.75, 0.9], [1.25, 1.35]], dtype=D)
     logp = ratios.log().requires_grad_()
     adv = torch.tensor([-1.0, 1.0], dtype=D)
-    out = policy_loss(logp, adv, torch.ones(2, 2, dtype=D), old_logp=torch.zeros(2, 2, dtype=D), epsilon=0.2,
-                      epsilon_high=0.28)  # fmt: skip
+    out = policy_loss(
+        logp, adv, torch.ones(2, 2, dtype=D), old_logp=torch.zeros(2, 2, dtype=D), epsilon=0.2, epsilon_high=0.28
+    )
     # l = -min(r A, clip(r, 0.8, 1.28) A): row 0 (A = -1): 0.8 (clipped up to 0.8), 0.9; row 1 (A = +1): -1.25, -1.28
     row0, row1 = (0.8 + 0.9) / 2, (-1.25 - 1.28) / 2
     assert out.loss.item() == pytest.approx((row0 + row1) / 2, abs=1e-12)  # -0.2075; lower bound 0.72: -0.22

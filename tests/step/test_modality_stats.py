@@ -6,12 +6,12 @@ import math
 
 import pytest
 import torch
-
 from conftest import tiny_policy
+from wiring_toys import make_module, no_grad, wiring_examples
+
 from wavalign.gates import FixedGate
 from wavalign.policy.masks import ModalityMasks
 from wavalign.step.modality_stats import modality_logs, modality_token_means
-from wiring_toys import make_module, no_grad, wiring_examples
 
 F64 = torch.float64
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import tiny_policy
 from loss_cases import hand_rows, rollouts_case
+from wiring_toys import GROUP, make_module, no_grad, wiring_examples
+
 from wavalign.callbacks.gating import GateCallback
 from wavalign.gates import DynamicGate, GateOutput, GateRule, TokenInputs
-from wavalign.step.plan import StepPlan, mix_weights
 from wavalign.step.losses import policy_loss, sft_loss
-from wiring_toys import GROUP, make_module, no_grad, wiring_examples
+from wavalign.step.plan import StepPlan, mix_weights
 
 F64 = torch.float64
 
@@ -64,8 +64,9 @@ def test_group_lambdas_outside_0_1_or_of_the_wrong_count_are_refused():
     with pytest.raises(ValueError, match="group_lam must lie in"):
         mix_weights(plan(0.5, torch.tensor([1.5, 0.0], dtype=F64)), 2, rows(4))
     with pytest.raises(ValueError, match="group_lam has 3 groups"):
-        GateCallback(DynamicGate()).loss_weights(plan(0.5, torch.tensor([1.0, 0.0, 1.0])), 2,
-                                                 TokenInputs(torch.zeros(4, 2), torch.zeros(2, 3)))
+        GateCallback(DynamicGate()).loss_weights(
+            plan(0.5, torch.tensor([1.0, 0.0, 1.0])), 2, TokenInputs(torch.zeros(4, 2), torch.zeros(2, 3))
+        )
 
 
 class ScriptedGroupGate(GateRule):

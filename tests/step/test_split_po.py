@@ -7,8 +7,9 @@ from typing import Sequence
 
 import pytest
 import torch
-
 from conftest import tiny_policy
+from wiring_toys import GROUP, KeyedJudge, keyed_score, make_module, no_grad, wiring_examples
+
 from wavalign.gates import FixedGate
 from wavalign.judges.base import Judge, JudgeRequest, JudgeScore
 from wavalign.judges.combined import WeightedJudge
@@ -16,7 +17,6 @@ from wavalign.policy.masks import ModalityMasks
 from wavalign.step.losses import ADV_EPS, group_advantages, policy_loss
 from wavalign.step.scoring import ScoredGroups
 from wavalign.step.split_po import split_advantages, split_token_advantages
-from wiring_toys import GROUP, KeyedJudge, keyed_score, make_module, no_grad, wiring_examples
 
 F64 = torch.float64
 
@@ -80,8 +80,13 @@ def test_the_module_trains_text_on_the_semantic_and_speech_on_the_acoustic_advan
     loss = module.training_step({"ids": [0, 1], "examples": examples}, 0)
     entry = module.last_entry
     replies = module.policy.decode(entry.rollouts)
-    sem = torch.tensor([keyed_score(examples[i // GROUP].question_text, r.text) for i, r in enumerate(replies)], dtype=F64)
-    ac = torch.tensor([keyed_score(examples[i // GROUP].question_text + "#acoustic", r.text) for i, r in enumerate(replies)], dtype=F64)
+    sem = torch.tensor(
+        [keyed_score(examples[i // GROUP].question_text, r.text) for i, r in enumerate(replies)], dtype=F64
+    )
+    ac = torch.tensor(
+        [keyed_score(examples[i // GROUP].question_text + "#acoustic", r.text) for i, r in enumerate(replies)],
+        dtype=F64,
+    )
     a_sem, a_ac = group_advantages(sem.view(-1, GROUP)).flatten(), group_advantages(ac.view(-1, GROUP)).flatten()
     m = entry.rollouts.masks
     text, speech = m.text.double(), m.speech.double()

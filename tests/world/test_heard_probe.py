@@ -23,8 +23,10 @@ def test_edit_distance_and_code_change_by_hand() -> None:
 
 
 def test_variant_benches_record_the_heard_questions(tmp_path: Path) -> None:
-    root = prepare_world(WorldSettings(str(tmp_path / "w"), seed=0, n_train=12, n_val=3, n_test=3, num_codes=8,
-                                       max_fit_utterances=8), verbose=False)  # fmt: skip
+    root = prepare_world(
+        WorldSettings(str(tmp_path / "w"), seed=0, n_train=12, n_val=3, n_test=3, num_codes=8, max_fit_utterances=8),
+        verbose=False,
+    )
     picks = (CANDIDATES[0], ("rate +10%", ("en-us", 50, 193)))
     assert picks[0] == ("training", TRAINING_VOICE)
     out = write_variant_benches(root, tmp_path / "probe", n=3, seed=0, candidates=picks)

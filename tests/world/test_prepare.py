@@ -77,8 +77,21 @@ def test_cache_hit_rewrites_nothing(worlds: tuple[Path, Path], capsys: pytest.Ca
     assert prepare_world(WorldSettings(str(root), **TINY)) == root
     assert "cached" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in files} == before
-    args = ["prepare", "--out", str(root), "--train", "12", "--val", "3", "--test", "3", "--num-codes", "8",
-            "--max-fit-utterances", "8"]
+    args = [
+        "prepare",
+        "--out",
+        str(root),
+        "--train",
+        "12",
+        "--val",
+        "3",
+        "--test",
+        "3",
+        "--num-codes",
+        "8",
+        "--max-fit-utterances",
+        "8",
+    ]
     assert main(args) == 0 and "cached" in capsys.readouterr().out
 
 
@@ -88,8 +101,12 @@ def test_changed_settings_rebuild(tmp_path: Path) -> None:
     prepare_world(WorldSettings(str(root), **{**TINY, "n_train": 9}), verbose=False)
     big = json.loads((root / "manifest.json").read_text())
     assert small["counts"]["train"] == 6 and big["counts"]["train"] == 9 and len(_rows(root, "train")) == 9
-    used = {r[k] if k == "sft_target_audio" else r[k][0] for s in SPLITS for r in _rows(root, s)
-            for k in ("audios", "sft_target_audio")}  # fmt: skip
+    used = {
+        r[k] if k == "sft_target_audio" else r[k][0]
+        for s in SPLITS
+        for r in _rows(root, s)
+        for k in ("audios", "sft_target_audio")
+    }
     assert {p.relative_to(root).as_posix() for p in (root / "audio").glob("*.wav")} == used  # no stale audio
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from wavalign.world.prepare import prepare_world
-from wavalign.world.settings import WorldSettings
 from wavalign.world.roundtrip import measure
+from wavalign.world.settings import WorldSettings
 
 TINY = dict(seed=1, n_train=12, n_val=3, n_test=3, num_codes=16, frame_ms=40.0, max_fit_utterances=12)
 

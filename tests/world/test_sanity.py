@@ -8,14 +8,23 @@ import pytest
 
 from wavalign.world.extras import write_world_extras
 from wavalign.world.prepare import prepare_world
-from wavalign.world.settings import WorldSettings
 from wavalign.world.sanity import DEGRADATIONS, format_markdown, sanity_table
+from wavalign.world.settings import WorldSettings
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = prepare_world(WorldSettings(str(tmp_path_factory.mktemp("sanity_world")), n_train=24, n_val=6, n_test=1,
-                                       num_codes=64, max_fit_utterances=48), verbose=False)  # fmt: skip
+    root = prepare_world(
+        WorldSettings(
+            str(tmp_path_factory.mktemp("sanity_world")),
+            n_train=24,
+            n_val=6,
+            n_test=1,
+            num_codes=64,
+            max_fit_utterances=48,
+        ),
+        verbose=False,
+    )
     write_world_extras(root, profile_samples=24)
     return root
 

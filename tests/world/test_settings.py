@@ -31,10 +31,17 @@ def test_options_are_the_fields_with_their_defaults_and_old_names() -> None:
     assert "Codec codebook size" in parser.format_help()
 
 
-@pytest.mark.parametrize("change, field", [({"n_val": -1}, "n_val"), ({"num_codes": 1}, "num_codes"),
-                                           ({"frame_ms": 0.0}, "frame_ms"), ({"workers": 0}, "workers"),
-                                           ({"teacher_wrong_style": 1.5}, "teacher_wrong_style"),
-                                           ({"n_heard": -2}, "n_heard")])  # fmt: skip
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"n_val": -1}, "n_val"),
+        ({"num_codes": 1}, "num_codes"),
+        ({"frame_ms": 0.0}, "frame_ms"),
+        ({"workers": 0}, "workers"),
+        ({"teacher_wrong_style": 1.5}, "teacher_wrong_style"),
+        ({"n_heard": -2}, "n_heard"),
+    ],
+)
 def test_bad_values_name_their_field(change: dict, field: str) -> None:
     with pytest.raises(ValueError, match=f"world setting {field} "):
         WorldSettings(**change).check()
@@ -52,7 +59,14 @@ def test_the_default_worlds_manifest_is_unchanged() -> None:
     existed must still match (written out by hand, not computed)."""
     got = manifest_settings(WorldSettings(dir="anywhere", workers=7))  # neither folder nor workers is recorded
     got.pop("styles"), got.pop("tts")  # the style table and espeak-ng's version: code and system, not settings
-    assert got == {"world_version": 2, "seed": 0, "counts": {"train": 1500, "val": 150, "test": 150},
-                   "num_codes": 256, "frame_ms": 40.0, "sample_rate": 16000, "max_fit_utterances": 600}
+    assert got == {
+        "world_version": 2,
+        "seed": 0,
+        "counts": {"train": 1500, "val": 150, "test": 150},
+        "num_codes": 256,
+        "frame_ms": 40.0,
+        "sample_rate": 16000,
+        "max_fit_utterances": 600,
+    }
     knobs = manifest_settings(WorldSettings(teacher_wrong_answer=0.3, teacher_wrong_style=0.2, n_heard=150))
     assert knobs["teacher"] == {"wrong_answer": 0.3, "wrong_style": 0.2} and knobs["heard"]["examples"] == 150

@@ -9,9 +9,20 @@ from collections import Counter
 import pytest
 
 from wavalign.world.tasks import (
-    FAMILIES, NUMBERS, SKILL_FAMILIES, SPLITS, WORLD_STYLES, all_questions, make_examples, make_splits, sentences, split_questions,
-    system_prompt, vocabulary, words,
-)  # fmt: skip
+    FAMILIES,
+    NUMBERS,
+    SKILL_FAMILIES,
+    SPLITS,
+    WORLD_STYLES,
+    all_questions,
+    make_examples,
+    make_splits,
+    sentences,
+    split_questions,
+    system_prompt,
+    vocabulary,
+    words,
+)
 
 
 def test_questions_are_unique_and_replies_end_with_the_answer() -> None:

@@ -26,8 +26,18 @@ def test_perfect_teacher_is_todays_world() -> None:
     train = make_splits(0, 300, 30, 30)["train"]
     assert imperfect_teacher(train, 0.0, 0.0, seed=0) == train
     # no new keys in a default row or in the default settings: a cached default world stays valid
-    assert set(to_row(train[0])) == {"messages", "audios", "sft_target_text", "sft_target_audio", "task_type",
-                                     "question_text", "reference_answer", "style", "family", "qid"}  # fmt: skip
+    assert set(to_row(train[0])) == {
+        "messages",
+        "audios",
+        "sft_target_text",
+        "sft_target_audio",
+        "task_type",
+        "question_text",
+        "reference_answer",
+        "style",
+        "family",
+        "qid",
+    }
     settings = manifest_settings(WorldSettings(n_train=1, n_val=1, n_test=1))
     assert "teacher" not in settings and "heard" not in settings
 
@@ -35,7 +45,9 @@ def test_perfect_teacher_is_todays_world() -> None:
 def test_wrong_answers_are_per_question_and_wrong_styles_per_example() -> None:
     train = make_splits(0, 300, 30, 30)["train"]
     taught = imperfect_teacher(train, 0.25, 0.2, seed=0)
-    assert [(e.qid, e.style, e.reference_answer) for e in taught] == [(e.qid, e.style, e.reference_answer) for e in train]
+    assert [(e.qid, e.style, e.reference_answer) for e in taught] == [
+        (e.qid, e.style, e.reference_answer) for e in train
+    ]
     by_qid: dict[int, set[str]] = defaultdict(set)
     for right, ex in zip(train, taught):
         by_qid[ex.qid].add(ex.reply_text)

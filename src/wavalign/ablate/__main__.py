@@ -22,29 +22,59 @@ def main(argv: list[str] | None = None) -> int:
     from wavalign.ablate.plan import DEFAULT_WORLD, QUICK_WORLD, AblationSettings
 
     parser = argparse.ArgumentParser(prog="python -m wavalign.ablate", description=__doc__.splitlines()[2])
-    parser.add_argument("--quick", action="store_true",
-                        help="a tiny world, 2 RL steps, 2 seeds, short replies: checks the pipeline in minutes")  # fmt: skip
-    parser.add_argument("--seeds", type=int, nargs="+", default=None,
-                        help="default 0 1: fits 2 hours on 2 cores (docs/ablation.md); add 2 for a third")  # fmt: skip
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a tiny world, 2 RL steps, 2 seeds, short replies: checks the pipeline in minutes",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="default 0 1: fits 2 hours on 2 cores (docs/ablation.md); add 2 for a third",
+    )
     parser.add_argument("--steps", type=int, default=None, help="RL steps per run (default 200; quick: 2)")
     parser.add_argument("--sft-steps", type=int, default=None, help="warm-start SFT steps (default 800; quick: 4)")
     parser.add_argument("--rows", nargs="+", default=None, help="only these rows (file stems, e.g. wavalign sft_only)")
     parser.add_argument("--gate", action="append", default=[], help="an extra gate rule class path, one row each")
-    parser.add_argument("--teacher-wrong-answer", type=float, default=None,
-                        help=f"share of training questions taught wrong (default {DEFAULT_WORLD.teacher_wrong_answer})")
-    parser.add_argument("--teacher-wrong-style", type=float, default=None,
-                        help=f"share of demonstrations in a wrong style (default {DEFAULT_WORLD.teacher_wrong_style})")
+    parser.add_argument(
+        "--teacher-wrong-answer",
+        type=float,
+        default=None,
+        help=f"share of training questions taught wrong (default {DEFAULT_WORLD.teacher_wrong_answer})",
+    )
+    parser.add_argument(
+        "--teacher-wrong-style",
+        type=float,
+        default=None,
+        help=f"share of demonstrations in a wrong style (default {DEFAULT_WORLD.teacher_wrong_style})",
+    )
     parser.add_argument("--eval-max-items", type=int, default=None, help="items per evaluation split (default all)")
-    parser.add_argument("--analysis-prompts", type=int, default=None,
-                        help="validation prompts for the judge variance / rank consistency figures (default 50)")
-    parser.add_argument("--work", default=None,
-                        help="world, warm start and runs, resumable (default .cache/ablate; quick: .cache/ablate_quick)")
+    parser.add_argument(
+        "--analysis-prompts",
+        type=int,
+        default=None,
+        help="validation prompts for the judge variance / rank consistency figures (default 50)",
+    )
+    parser.add_argument(
+        "--work",
+        default=None,
+        help="world, warm start and runs, resumable (default .cache/ablate; quick: .cache/ablate_quick)",
+    )
     parser.add_argument("--out", default="results", help="where ablation.md and ablation_tradeoff.png go")
-    parser.add_argument("--report-only", action="store_true",
-                        help="run nothing: write the report from the runs already finished in --work (any seeds)")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: write the report from the runs already finished in --work (any seeds)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
-    parser.add_argument("--jobs", type=int, default=2,
-                        help="runs at a time, one child process each (default 2: one per core of a 2-core laptop)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="runs at a time, one child process each (default 2: one per core of a 2-core laptop)",
+    )
     args = parser.parse_args(argv)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, str(args.threads))
@@ -53,20 +83,35 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     if args.quick:
-        settings = AblationSettings(work=args.work or ".cache/ablate_quick", seeds=[0, 1], steps=2, sft_steps=4,
-                                    world=replace(QUICK_WORLD),
-                                    iq_samples=1, max_new_tokens=48, batch_size=4, analysis_prompts=2)  # fmt: skip
+        settings = AblationSettings(
+            work=args.work or ".cache/ablate_quick",
+            seeds=[0, 1],
+            steps=2,
+            sft_steps=4,
+            world=replace(QUICK_WORLD),
+            iq_samples=1,
+            max_new_tokens=48,
+            batch_size=4,
+            analysis_prompts=2,
+        )
     else:
         settings = AblationSettings(work=args.work or ".cache/ablate")
     if args.seeds is not None:
         settings.seeds = args.seeds
-    for field, value in (("steps", args.steps), ("sft_steps", args.sft_steps), ("eval_max_items", args.eval_max_items),
-                         ("analysis_prompts", args.analysis_prompts)):  # fmt: skip
+    for field, value in (
+        ("steps", args.steps),
+        ("sft_steps", args.sft_steps),
+        ("eval_max_items", args.eval_max_items),
+        ("analysis_prompts", args.analysis_prompts),
+    ):
         if value is not None:
             if value < 1:
                 parser.error(f"--{field.replace('_', '-')} must be at least 1, got {value}")
             setattr(settings, field, value)
-    for key, value in (("teacher_wrong_answer", args.teacher_wrong_answer), ("teacher_wrong_style", args.teacher_wrong_style)):
+    for key, value in (
+        ("teacher_wrong_answer", args.teacher_wrong_answer),
+        ("teacher_wrong_style", args.teacher_wrong_style),
+    ):
         if value is not None:
             setattr(settings.world, key, value)
     settings.extra_gates, settings.threads = args.gate, args.threads
@@ -86,8 +131,16 @@ def main(argv: list[str] | None = None) -> int:
 def _run(settings: AblationSettings, args: argparse.Namespace, argv: list[str] | None) -> int:
     from wavalign.ablate.plan import check_plan, discover_rows, write_configs
     from wavalign.ablate.report import write_figure, write_report
-    from wavalign.ablate.runner import (WARM_START, RunFailed, collect, finished, run_all, run_dir, warm_analysis,
-                                        warm_start)
+    from wavalign.ablate.runner import (
+        WARM_START,
+        RunFailed,
+        collect,
+        finished,
+        run_all,
+        run_dir,
+        warm_analysis,
+        warm_start,
+    )
 
     say = lambda line: print(line, flush=True)  # noqa: E731
     try:

@@ -35,7 +35,10 @@ from wavalign.world.loader import TrainedModule, load
 
 ASPECTS = ("semantic", "content_listening", "acoustic")
 ACOUSTIC_WEIGHTS = {"consistency": 0.5, "style": 0.5}  # the split judge's acoustic part (world_split_judge.yaml)
-PAPER = {"variance": {"semantic": 1.066, "acoustic": 0.387}, "spearman": {"content": "0.38-0.70", "acoustic": "0.09-0.51"}}
+PAPER = {
+    "variance": {"semantic": 1.066, "acoustic": 0.387},
+    "spearman": {"content": "0.38-0.70", "acoustic": "0.09-0.51"},
+}
 
 
 def in_group_variance(scores: np.ndarray, group_size: int) -> float:
@@ -51,8 +54,12 @@ def rank_consistency(first: np.ndarray, second: np.ndarray, group_size: int) -> 
     a, b = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1 or group_size < 1 or a.size % group_size:
         raise ValueError(f"two judgements of whole groups of {group_size} needed, got shapes {a.shape} and {b.shape}")
-    rhos = [r for g in range(a.size // group_size)
-            if (r := spearman(a[g * group_size : (g + 1) * group_size], b[g * group_size : (g + 1) * group_size])) is not None]  # fmt: skip
+    rhos = [
+        r
+        for g in range(a.size // group_size)
+        if (r := spearman(a[g * group_size : (g + 1) * group_size], b[g * group_size : (g + 1) * group_size]))
+        is not None
+    ]
     return (float(np.mean(rhos)), len(rhos)) if rhos else (None, 0)
 
 
@@ -63,7 +70,9 @@ class _MemoASR:
         self.asr, self.cache = asr, {}
 
     def transcribe(self, wav: np.ndarray, sample_rate: int) -> str:
-        key = hashlib.sha1(np.ascontiguousarray(wav, dtype=np.float32).tobytes() + str(sample_rate).encode()).hexdigest()
+        key = hashlib.sha1(
+            np.ascontiguousarray(wav, dtype=np.float32).tobytes() + str(sample_rate).encode()
+        ).hexdigest()
         if key not in self.cache:
             self.cache[key] = self.asr.transcribe(wav, sample_rate)
         return self.cache[key]
@@ -100,8 +109,9 @@ def second_decoding(requests: list, codec: Any) -> list:
     return out
 
 
-def measure(module: TrainedModule, bench_file: str, n_prompts: int, sentences_file: str, profiles_file: str,
-            seed: int = 0) -> dict[str, Any]:  # fmt: skip
+def measure(
+    module: TrainedModule, bench_file: str, n_prompts: int, sentences_file: str, profiles_file: str, seed: int = 0
+) -> dict[str, Any]:
     """Sample G replies to the first n_prompts items of a world benchmark file and compute both figures per aspect."""
     import torch
 
@@ -129,19 +139,26 @@ def measure(module: TrainedModule, bench_file: str, n_prompts: int, sentences_fi
     result: dict[str, Any] = {"prompts": len(items), "group_size": g, "seed": seed, "bench": bench_file, "aspects": {}}
     for aspect in ASPECTS:
         rho, n = rank_consistency(one[aspect], two[aspect], g)
-        result["aspects"][aspect] = {"variance": in_group_variance(one[aspect], g), "mean": float(one[aspect].mean()),
-                                     "spearman": rho, "ranked_groups": n}  # fmt: skip
+        result["aspects"][aspect] = {
+            "variance": in_group_variance(one[aspect], g),
+            "mean": float(one[aspect].mean()),
+            "spearman": rho,
+            "ranked_groups": n,
+        }
     return result
 
 
-def measure_checkpoint(rl_yaml: str, checkpoint: str, world_dir: str, n_prompts: int, out: str | Path) -> dict[str, Any]:
+def measure_checkpoint(
+    rl_yaml: str, checkpoint: str, world_dir: str, n_prompts: int, out: str | Path
+) -> dict[str, Any]:
     """Load `checkpoint` into the RL base config's module, measure on the validation split, write `out` (JSON)."""
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"analysis: checkpoint {checkpoint} does not exist")
     module = load(rl_yaml, checkpoint).module  # the entry point's loader (wavalign.world.loader)
     w = Path(world_dir)
-    result = measure(module, str(w / "val.bench.jsonl"), n_prompts, str(w / "sentences.txt"),
-                     str(w / "style_profiles.json"))  # fmt: skip
+    result = measure(
+        module, str(w / "val.bench.jsonl"), n_prompts, str(w / "sentences.txt"), str(w / "style_profiles.json")
+    )
     result["checkpoint"] = checkpoint
     path = Path(out)
     tmp = path.with_suffix(".tmp")
@@ -153,18 +170,31 @@ def measure_checkpoint(rl_yaml: str, checkpoint: str, world_dir: str, n_prompts:
 def format_markdown(result: dict[str, Any]) -> list[str]:
     """The report's analysis table: one line per aspect, the paper's figure beside ours."""
     a = result["aspects"]
-    label = {"semantic": "semantic (rule judge on the reply text; the reward)",
-             "content_listening": "content, listening (rule judge on the ASR transcript)",
-             "acoustic": "acoustic (0.5 speech-text consistency + 0.5 style)"}  # fmt: skip
+    label = {
+        "semantic": "semantic (rule judge on the reply text; the reward)",
+        "content_listening": "content, listening (rule judge on the ASR transcript)",
+        "acoustic": "acoustic (0.5 speech-text consistency + 0.5 style)",
+    }
     paper_var = {"semantic": "1.066", "content_listening": "1.066", "acoustic": "0.387"}
-    paper_rho = {"semantic": "-", "content_listening": PAPER["spearman"]["content"], "acoustic": PAPER["spearman"]["acoustic"]}
-    lines = ["| aspect | mean score | in-group variance | paper | rank consistency (Spearman) | groups ranked | paper |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    paper_rho = {
+        "semantic": "-",
+        "content_listening": PAPER["spearman"]["content"],
+        "acoustic": PAPER["spearman"]["acoustic"],
+    }
+    lines = [
+        "| aspect | mean score | in-group variance | paper | rank consistency (Spearman) | groups ranked | paper |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for aspect in ASPECTS:
         s = a[aspect]
-        rho = "- (1 by construction: the text is the same)" if aspect == "semantic" else (
-            "-" if s["spearman"] is None else f"{s['spearman']:.2f}")  # fmt: skip
+        rho = (
+            "- (1 by construction: the text is the same)"
+            if aspect == "semantic"
+            else ("-" if s["spearman"] is None else f"{s['spearman']:.2f}")
+        )
         ranked = "-" if aspect == "semantic" else f"{s['ranked_groups']} / {result['prompts']}"
-        lines.append(f"| {label[aspect]} | {s['mean']:.2f} | {s['variance']:.3f} | {paper_var[aspect]} | {rho} | "
-                     f"{ranked} | {paper_rho[aspect]} |")  # fmt: skip
+        lines.append(
+            f"| {label[aspect]} | {s['mean']:.2f} | {s['variance']:.3f} | {paper_var[aspect]} | {rho} | "
+            f"{ranked} | {paper_rho[aspect]} |"
+        )
     return lines

@@ -22,10 +22,23 @@ from typing import Any, Callable
 from wavalign.ablate.plan import AblationSettings, Row
 
 WARM_START = "warm_start"
-EVAL_LAST = ("eval/world_val/iq", "eval/world_val/iq_se", "eval/world_heard/iq", "eval/world_heard/iq_se",
-             "eval/eq", "eval/wer")  # fmt: skip
-TRAIN_MEAN = ("gate/lambda", "reward/mean", "rollout/frac_zero_std", "reward/std", "grad/norm_text",
-              "grad/norm_speech", "grad/cos_text_speech")  # fmt: skip
+EVAL_LAST = (
+    "eval/world_val/iq",
+    "eval/world_val/iq_se",
+    "eval/world_heard/iq",
+    "eval/world_heard/iq_se",
+    "eval/eq",
+    "eval/wer",
+)
+TRAIN_MEAN = (
+    "gate/lambda",
+    "reward/mean",
+    "rollout/frac_zero_std",
+    "reward/std",
+    "grad/norm_text",
+    "grad/norm_speech",
+    "grad/cos_text_speech",
+)
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, float]:
@@ -51,8 +64,10 @@ def command(args: list[str]) -> str:
 def _cpu_seconds() -> float:
     import resource
 
-    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
-                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))  # fmt: skip
+    return sum(
+        u.ru_utime + u.ru_stime
+        for u in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
 
 
 def _run(args: list[str], run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
@@ -79,8 +94,14 @@ def _run(args: list[str], run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]
         raise SystemExit(f"ablation: the run stopped at step {steps} of {max_steps} (no complete {summary_file})")
     # cpu_s: CPU time of the run and its finished children (judge pools); with one thread per run about the run's wall
     # time on an idle core, whatever else the machine was doing (the wall time of a shared machine is not)
-    result = {**meta, "steps": int(steps), "wall_s": wall, "cpu_s": cpu, "command": command(args),
-              "metrics": read_metrics(run_dir)}  # fmt: skip
+    result = {
+        **meta,
+        "steps": int(steps),
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "command": command(args),
+        "metrics": read_metrics(run_dir),
+    }
     tmp = run_dir / "result.json.tmp"
     tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     tmp.replace(run_dir / "result.json")
@@ -96,8 +117,12 @@ def _spawn(args: list[str], where: Path, meta: dict[str, Any], threads: int) -> 
     where.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     with open(f"{where}.log", "w", encoding="utf-8") as log:
-        return subprocess.Popen([sys.executable, "-m", "wavalign.ablate.runner", str(where), json.dumps(meta), *args],
-                                stdout=log, stderr=subprocess.STDOUT, env=env)  # fmt: skip
+        return subprocess.Popen(
+            [sys.executable, "-m", "wavalign.ablate.runner", str(where), json.dumps(meta), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
 
 
 def _collect_child(proc: subprocess.Popen, where: Path) -> dict[str, Any]:
@@ -151,7 +176,10 @@ def summary(m: dict[str, float]) -> str:
     parts = [f"IQ val {m['eval/world_val/iq']:.1f}" if "eval/world_val/iq" in m else "IQ val -"]
     if "eval/world_heard/iq" in m:
         parts.append(f"heard {m['eval/world_heard/iq']:.1f}")
-    parts += [f"EQ {m['eval/eq']:.2f}" if "eval/eq" in m else "EQ -", f"WER {m['eval/wer']:.3f}" if "eval/wer" in m else "WER -"]
+    parts += [
+        f"EQ {m['eval/eq']:.2f}" if "eval/eq" in m else "EQ -",
+        f"WER {m['eval/wer']:.3f}" if "eval/wer" in m else "WER -",
+    ]
     return ", ".join(parts)
 
 
@@ -160,8 +188,9 @@ def job_order(settings: AblationSettings, rows: list[Row]) -> list[tuple[Row, in
     return [(row, seed) for seed in settings.seeds for row in rows]
 
 
-def run_all(settings: AblationSettings, rl_yaml: str, rows: list[Row], say: Callable[[str], None],
-            jobs: int = 1) -> list[dict[str, Any]]:  # fmt: skip
+def run_all(
+    settings: AblationSettings, rl_yaml: str, rows: list[Row], say: Callable[[str], None], jobs: int = 1
+) -> list[dict[str, Any]]:
     """Every (row, seed) run, seed-major, `jobs` child processes at a time; a progress line per run. Results come
     back in (row, seed) order whatever order the runs finish in."""
     if jobs < 1:
@@ -187,15 +216,31 @@ def run_all(settings: AblationSettings, rl_yaml: str, rows: list[Row], say: Call
     return [done[(row.name, seed)] for row in rows for seed in settings.seeds]
 
 
-def _drain(queue: list, running: list, done: dict, settings: AblationSettings, rl_yaml: str, jobs: int, n: int,
-           say: Callable[[str], None]) -> None:  # fmt: skip
+def _drain(
+    queue: list,
+    running: list,
+    done: dict,
+    settings: AblationSettings,
+    rl_yaml: str,
+    jobs: int,
+    n: int,
+    say: Callable[[str], None],
+) -> None:
     """Start queued runs while fewer than `jobs` run; collect each as it ends."""
     while queue or running:
         while queue and len(running) < jobs:
             i, row, seed, where = queue.pop(0)
-            args = ["fit", "--config", rl_yaml, "--config", row.overlay, f"--seed_everything={seed}",
-                    *([f"--data.init_args.seed={seed}"] if settings.seed_sets_data_order else []),
-                    f"--trainer.logger.init_args.name={row.name}", f"--trainer.logger.init_args.version=seed{seed}"]  # fmt: skip
+            args = [
+                "fit",
+                "--config",
+                rl_yaml,
+                "--config",
+                row.overlay,
+                f"--seed_everything={seed}",
+                *([f"--data.init_args.seed={seed}"] if settings.seed_sets_data_order else []),
+                f"--trainer.logger.init_args.name={row.name}",
+                f"--trainer.logger.init_args.version=seed{seed}",
+            ]
             meta = {"row": row.name, "seed": seed, "gate": row.gate, "po_tokens": row.po_tokens}
             say(f"[{i}/{n}] {row.name} seed {seed}: running {settings.steps} steps ...")
             running.append((i, row, seed, where, _spawn(args, where, meta, settings.threads)))
@@ -212,7 +257,9 @@ def collect(settings: AblationSettings, rows: list[Row]) -> list[dict[str, Any]]
     """Every finished run of these rows in the work directory, whatever its seed (for --report-only)."""
     out = []
     for row in rows:
-        seeds = sorted(int(p.parent.name[4:]) for p in (Path(settings.work) / "runs" / row.name).glob("seed*/result.json"))
+        seeds = sorted(
+            int(p.parent.name[4:]) for p in (Path(settings.work) / "runs" / row.name).glob("seed*/result.json")
+        )
         out += [r for r in (finished(run_dir(settings, row.name, s)) for s in seeds) if r is not None]
     return out
 

@@ -137,9 +137,12 @@ class TaskASR:
 
         lm_path, dict_path = self._files()
         decoder = Decoder(
-            hmm=get_model_path("en-us/en-us"), lm=str(lm_path), dict=str(dict_path),
-            samprate=ASR_SAMPLE_RATE, loglevel="FATAL",
-        )  # fmt: skip
+            hmm=get_model_path("en-us/en-us"),
+            lm=str(lm_path),
+            dict=str(dict_path),
+            samprate=ASR_SAMPLE_RATE,
+            loglevel="FATAL",
+        )
         self._initial_cmn = decoder.get_cmn()
         self._lm_search = decoder.current_search()
         # A one-keyphrase search is a cheap way to run the front end over a whole utterance (the CMN pass); a

@@ -29,7 +29,9 @@ def _import_from(code_path: Path, module: str) -> Any:
     """`module` of the package under code_path; an already imported one must come from there too."""
     package = module.split(".")[0]
     if not (code_path / package / "__init__.py").is_file() and not (code_path / package).is_dir():
-        raise FileNotFoundError(f"{code_path} has no {package}/ package: clone GLM-4-Voice and set code_path to its folder")
+        raise FileNotFoundError(
+            f"{code_path} has no {package}/ package: clone GLM-4-Voice and set code_path to its folder"
+        )
     if str(code_path) not in sys.path:
         sys.path.insert(0, str(code_path))
     loaded = importlib.import_module(module)
@@ -57,7 +59,9 @@ class Glm4VoiceTokenizer(SpeechCodec):
     def __init__(self, path: str, code_path: str, decoder: SpeechCodec | None = None, device: str = "cpu") -> None:
         self.path, self.code_path = Path(path), Path(code_path)
         if not self.path.is_dir():
-            raise FileNotFoundError(f"GLM-4-Voice tokenizer folder {self.path} does not exist: download THUDM/glm-4-voice-tokenizer there")
+            raise FileNotFoundError(
+                f"GLM-4-Voice tokenizer folder {self.path} does not exist: download THUDM/glm-4-voice-tokenizer there"
+            )
         if decoder is not None and decoder.num_codes != NUM_CODES:
             raise ValueError(f"the decoder reads {decoder.num_codes} codes, GLM-4-Voice's tokenizer writes {NUM_CODES}")
         self.decoder, self.device = decoder, device

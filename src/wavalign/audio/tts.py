@@ -93,8 +93,20 @@ def synthesize(
         raise ValueError("synthesize() needs non-empty text")
     st = get_style(style)
     ssml = f'<speak><prosody range="{st.pitch_range}">{escape(text.strip())}</prosody></speak>'
-    cmd = [espeak_binary(), "-v", voice, "-m", "-p", str(st.pitch), "-s", str(st.speed),
-           "-a", str(st.amplitude), "--stdout", ssml]  # fmt: skip
+    cmd = [
+        espeak_binary(),
+        "-v",
+        voice,
+        "-m",
+        "-p",
+        str(st.pitch),
+        "-s",
+        str(st.speed),
+        "-a",
+        str(st.amplitude),
+        "--stdout",
+        ssml,
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, check=True, timeout=60)
     except subprocess.CalledProcessError as e:

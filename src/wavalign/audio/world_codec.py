@@ -106,7 +106,12 @@ class WorldCodec(SpeechCodec):
 
     @classmethod
     def fit(
-        cls, wavs: list[np.ndarray], sample_rate: int, num_codes: int = 256, frame_ms: float = 40.0, seed: int = 0,
+        cls,
+        wavs: list[np.ndarray],
+        sample_rate: int,
+        num_codes: int = 256,
+        frame_ms: float = 40.0,
+        seed: int = 0,
         each_analysed: Callable[[], None] | None = None,
     ) -> WorldCodec:
         """Fit the codebook on training waveforms (any rate; resampled to 16 kHz). Deterministic for a given seed.
@@ -186,7 +191,9 @@ class WorldCodec(SpeechCodec):
                 state = {key: z[key] for key in z.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise ValueError(f"WorldCodec codebook {path} is not a readable .npz file: {e}") from None
-        missing = [k for k in ("format_version", "frame_ms", "num_codes", "unvoiced_log_f0", *_ARRAYS) if k not in state]
+        missing = [
+            k for k in ("format_version", "frame_ms", "num_codes", "unvoiced_log_f0", *_ARRAYS) if k not in state
+        ]
         if missing:
             raise ValueError(f"WorldCodec codebook {path} lacks {missing}; is it a WorldCodec codebook?")
         if int(state["format_version"]) != FORMAT_VERSION or int(state.get("sample_rate", -1)) != SAMPLE_RATE:
@@ -195,8 +202,13 @@ class WorldCodec(SpeechCodec):
                 f"{int(state.get('sample_rate', -1))} Hz, this code reads format {FORMAT_VERSION} at {SAMPLE_RATE} Hz"
             )
         k, d = int(state["num_codes"]), SPECTRAL_DIMS
-        shapes = {"feature_mean": (d + 1,), "feature_scale": (d + 1,), "centroids": (k, d + 1),
-                  "code_envelope": (k, d), "code_f0": (k,)}  # fmt: skip
+        shapes = {
+            "feature_mean": (d + 1,),
+            "feature_scale": (d + 1,),
+            "centroids": (k, d + 1),
+            "code_envelope": (k, d),
+            "code_f0": (k,),
+        }
         bad = [f"{n} {state[n].shape} != {s}" for n, s in shapes.items() if state[n].shape != s]
         if state["code_aperiodicity"].ndim != 2 or state["code_aperiodicity"].shape[0] != k:
             bad.append(f"code_aperiodicity {state['code_aperiodicity'].shape}")

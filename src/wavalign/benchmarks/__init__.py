@@ -18,8 +18,21 @@ from wavalign.benchmarks.vstyle import load_vstyle
 
 KINDS = ("generic", "voicebench", "vstyle")
 
-__all__ = ["KINDS", "BenchmarkError", "BenchmarkItem", "Chunk", "GenericSuite", "Suite", "Sums", "correctness",
-           "extract_choice", "load_benchmark", "load_generic", "load_voicebench", "load_vstyle"]  # fmt: skip
+__all__ = [
+    "KINDS",
+    "BenchmarkError",
+    "BenchmarkItem",
+    "Chunk",
+    "GenericSuite",
+    "Suite",
+    "Sums",
+    "correctness",
+    "extract_choice",
+    "load_benchmark",
+    "load_generic",
+    "load_voicebench",
+    "load_vstyle",
+]
 
 
 def load_benchmark(

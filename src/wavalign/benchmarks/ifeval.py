@@ -268,8 +268,9 @@ def needs_options(instructions: Sequence[tuple[str, dict[str, Any]]]) -> bool:
     return any(iid == CONSTRAINED for iid, _ in instructions)
 
 
-def follows(response: str, instructions: Sequence[tuple[str, dict[str, Any]]],
-            constrained_options: Sequence[str] | None = None) -> tuple[list[bool], list[bool]]:  # fmt: skip
+def follows(
+    response: str, instructions: Sequence[tuple[str, dict[str, Any]]], constrained_options: Sequence[str] | None = None
+) -> tuple[list[bool], list[bool]]:
     """(strict, loose) verdict per instruction for one reply; constrained_options: IFEval's answer options (the
     checkout's `_CONSTRAINED_RESPONSE_OPTIONS`), needed only by detectable_format:constrained_response."""
     response = _clean(response)
@@ -279,8 +280,10 @@ def follows(response: str, instructions: Sequence[tuple[str, dict[str, Any]]],
         check = CHECKS[iid][0]
         if iid == CONSTRAINED:
             if not constrained_options:
-                raise IfevalError(f"{CONSTRAINED} needs IFEval's answer options from a VoiceBench checkout "
-                                  "(VoiceBenchRules.constrained_options)")
+                raise IfevalError(
+                    f"{CONSTRAINED} needs IFEval's answer options from a VoiceBench checkout "
+                    "(VoiceBenchRules.constrained_options)"
+                )
             args = {**args, "options": tuple(constrained_options)}
         strict.append(bool(response.strip()) and check(response, args))
         loose.append(any(v.strip() and check(v, args) for v in variants))

@@ -41,9 +41,18 @@ class ChatClient:
     """POST to <base_url>/chat/completions with retries (connection errors, 429, 5xx, unusable replies) and capped,
     jittered backoff. The key is read from `api_key_env` at call time and never stored."""
 
-    def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout_s: float = 120.0,
-                 max_retries: int = 5, backoff_s: float = 1.0, max_backoff_s: float = 30.0, max_concurrency: int = 8,
-                 allow_no_key: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout_s: float = 120.0,
+        max_retries: int = 5,
+        backoff_s: float = 1.0,
+        max_backoff_s: float = 30.0,
+        max_concurrency: int = 8,
+        allow_no_key: bool = False,
+    ) -> None:
         if max_concurrency < 1 or max_retries < 0 or timeout_s <= 0:
             raise JudgeConfigError("need max_concurrency >= 1, max_retries >= 0 and timeout_s > 0")
         url = base_url.rstrip("/")
@@ -58,8 +67,10 @@ class ChatClient:
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         if key or self.allow_no_key:
             return key or None
-        raise JudgeConfigError(f"environment variable {self.api_key_env!r} (api_key_env) is not set; export the API "
-                               "key in it, or pass allow_no_key=True for a server that needs no key")
+        raise JudgeConfigError(
+            f"environment variable {self.api_key_env!r} (api_key_env) is not set; export the API "
+            "key in it, or pass allow_no_key=True for a server that needs no key"
+        )
 
     def map(self, fn: Callable[[Any, str | None], T], jobs: Sequence[Any]) -> list[T]:
         """fn(job, key) for every job, concurrently, in order."""
@@ -156,26 +167,51 @@ class VoiceBenchJudge:
             $WAVALIGN_VOICEBENCH_DIR.
     """
 
-    def __init__(self, base_url: str, model: str = "gpt-4o-mini", samples: int = 3, temperature: float = 0.5,
-                 top_p: float = 0.95, max_tokens: int = 1024, api_key_env: str = "OPENAI_API_KEY",
-                 timeout_s: float = 120.0, max_retries: int = 5, backoff_s: float = 1.0, max_concurrency: int = 8,
-                 allow_no_key: bool = False, voicebench_dir: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        base_url: str,
+        model: str = "gpt-4o-mini",
+        samples: int = 3,
+        temperature: float = 0.5,
+        top_p: float = 0.95,
+        max_tokens: int = 1024,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout_s: float = 120.0,
+        max_retries: int = 5,
+        backoff_s: float = 1.0,
+        max_concurrency: int = 8,
+        allow_no_key: bool = False,
+        voicebench_dir: str | None = None,
+    ) -> None:
         if samples < 1:
             raise JudgeConfigError(f"samples must be >= 1, got {samples}")
         try:
             self.prompts = read_tables(voicebench_dir, "VoiceBenchJudge (its prompts are api_judge.py's)")["judge"]
         except VoiceBenchSourceError as e:
             raise JudgeConfigError(str(e)) from e
-        self.client = ChatClient(base_url, model, api_key_env, timeout_s, max_retries, backoff_s,
-                                 max_concurrency=max_concurrency, allow_no_key=allow_no_key)  # fmt: skip
+        self.client = ChatClient(
+            base_url,
+            model,
+            api_key_env,
+            timeout_s,
+            max_retries,
+            backoff_s,
+            max_concurrency=max_concurrency,
+            allow_no_key=allow_no_key,
+        )
         self.samples, self.temperature, self.top_p, self.max_tokens = samples, temperature, top_p, max_tokens
 
     def _payload(self, text: str, n: int) -> dict[str, Any]:
         return {
             "messages": [{"role": "system", "content": self.prompts["system"]}, {"role": "user", "content": text}],
-            "max_tokens": self.max_tokens, "frequency_penalty": 0, "presence_penalty": 0, "stop": None,
-            "temperature": self.temperature, "top_p": self.top_p, "n": n,
-        }  # fmt: skip
+            "max_tokens": self.max_tokens,
+            "frequency_penalty": 0,
+            "presence_penalty": 0,
+            "stop": None,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "n": n,
+        }
 
     def _sample(self, text: str, key: str | None, parse: Callable[[str], T | None]) -> list[T] | None:
         """`samples` parsed replies to one prompt: one call with n = samples, topped up by further calls where a
@@ -254,18 +290,38 @@ class VStyleJudge:
             at start-up.
     """
 
-    def __init__(self, base_url: str, model: str, prompt_dir: str, send_instruction_audio: bool = False,
-                 max_tokens: int = 4096, api_key_env: str = "GEMINI_API_KEY", timeout_s: float = 300.0,
-                 max_retries: int = 4, backoff_s: float = 5.0, max_concurrency: int = 4,
-                 allow_no_key: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        prompt_dir: str,
+        send_instruction_audio: bool = False,
+        max_tokens: int = 4096,
+        api_key_env: str = "GEMINI_API_KEY",
+        timeout_s: float = 300.0,
+        max_retries: int = 4,
+        backoff_s: float = 5.0,
+        max_concurrency: int = 4,
+        allow_no_key: bool = False,
+    ) -> None:
         folder = Path(prompt_dir).expanduser()
         missing = [n for n in VSTYLE_PROMPTS if not (folder / f"{n}.txt").is_file()]
         if missing:
-            raise JudgeConfigError(f"VStyleJudge prompt_dir {str(folder)!r} lacks {[m + '.txt' for m in missing]} "
-                                   "(use VStyle's lalm_eval/eval_prompts/<language> folder)")
+            raise JudgeConfigError(
+                f"VStyleJudge prompt_dir {str(folder)!r} lacks {[m + '.txt' for m in missing]} "
+                "(use VStyle's lalm_eval/eval_prompts/<language> folder)"
+            )
         self.prompts = {n: (folder / f"{n}.txt").read_text(encoding="utf-8") for n in VSTYLE_PROMPTS}
-        self.client = ChatClient(base_url, model, api_key_env, timeout_s, max_retries, backoff_s,
-                                 max_concurrency=max_concurrency, allow_no_key=allow_no_key)  # fmt: skip
+        self.client = ChatClient(
+            base_url,
+            model,
+            api_key_env,
+            timeout_s,
+            max_retries,
+            backoff_s,
+            max_concurrency=max_concurrency,
+            allow_no_key=allow_no_key,
+        )
         self.send_instruction_audio, self.max_tokens = send_instruction_audio, max_tokens
 
     def prompt(self, ability: str, instruction: str) -> str:

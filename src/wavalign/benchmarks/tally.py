@@ -72,8 +72,14 @@ class OfficialTally:
         self.sums.update(zip(self.keys(), map(float, totals)))
 
     # ---- scoring ------------------------------------------------------------------------------------------------
-    def add_voicebench(self, items: Sequence[BenchmarkItem], replies: Sequence[str], judge, rng: random.Random,
-                       rules: VoiceBenchRules | None = None) -> None:  # fmt: skip
+    def add_voicebench(
+        self,
+        items: Sequence[BenchmarkItem],
+        replies: Sequence[str],
+        judge,
+        rng: random.Random,
+        rules: VoiceBenchRules | None = None,
+    ) -> None:
         """Score one chunk of VoiceBench items (one reply each); judge: a `VoiceBenchJudge` for the LLM subsets;
         rules: the rule tables of a VoiceBench checkout, for bbh, openbookqa, mmsu, advbench and ifeval's
         constrained_response."""
@@ -82,8 +88,10 @@ class OfficialTally:
         if (open_idx or qa_idx) and judge is None:
             raise ValueError("VoiceBench subsets scored by an LLM need a voicebench_judge (VoiceBenchJudge)")
         if rules is None and any(it.subset in RULE_SUBSETS for it in items):
-            raise ValueError("VoiceBench bbh / openbookqa / mmsu / advbench need VoiceBench's rule tables "
-                             "(VoiceBenchRules.from_checkout)")
+            raise ValueError(
+                "VoiceBench bbh / openbookqa / mmsu / advbench need VoiceBench's rule tables "
+                "(VoiceBenchRules.from_checkout)"
+            )
         rated = judge.open_scores([(items[i].question, replies[i]) for i in open_idx]) if open_idx else []
         for i, s in zip(open_idx, rated):
             self._add(items[i], s)
@@ -168,7 +176,7 @@ class OfficialTally:
     @staticmethod
     def _vstyle(out: dict[str, float]) -> dict[str, float]:
         prefix = "eval/vstyle/"
-        means = {k[len(prefix):]: v for k, v in out.items() if k.startswith(prefix) and k.count("/") == 3}
+        means = {k[len(prefix) :]: v for k, v in out.items() if k.startswith(prefix) and k.count("/") == 3}
         weights = vstyle_weights()
         result = {}
         for cat in SUB_CATS:

@@ -47,14 +47,16 @@ def _check_row(subset: str, row: dict[str, Any], reference: str | None, where: s
     """What the subset's scorer needs from the row, or an error naming the field."""
     extra: dict[str, Any] = {}
     if subset in CHOICE_SUBSETS and (reference is None or reference not in ("A", "B", "C", "D")):
-        raise BenchmarkError(f"{where}: field 'reference' must be one choice letter A-D in subset {subset}, "
-                             f"got {reference!r}")
+        raise BenchmarkError(
+            f"{where}: field 'reference' must be one choice letter A-D in subset {subset}, got {reference!r}"
+        )
     if subset == "sd-qa" and reference is None:
         raise BenchmarkError(f"{where}: missing field 'reference' (subset sd-qa)")
     if subset == "bbh":
         if reference is None or bbh_reference(reference) is None:
-            raise BenchmarkError(f"{where}: field 'reference' must be yes, no, (A) or (B) in subset bbh, "
-                                 f"got {reference!r}")
+            raise BenchmarkError(
+                f"{where}: field 'reference' must be yes, no, (A) or (B) in subset bbh, got {reference!r}"
+            )
         extra["row_id"] = _row_id(row, "id", where)
         if extra["row_id"] is None or bbh_task(extra["row_id"]) is None:
             raise BenchmarkError(f"{where}: field 'id' must name a bbh task ({list(BBH_TASKS)}), got {row.get('id')!r}")
@@ -105,8 +107,11 @@ def load_voicebench(
             )
         )
     if skipped:
-        warnings.warn(f"{path}: skipped {len(skipped)} ifeval rows with instructions not checked here (lines "
-                      f"{', '.join(skipped[:10])}{' ...' if len(skipped) > 10 else ''}); the other {len(items)} are "
-                      "logged as eval/voicebench/ifeval_partial, not comparable with the leaderboard", stacklevel=2)
+        warnings.warn(
+            f"{path}: skipped {len(skipped)} ifeval rows with instructions not checked here (lines "
+            f"{', '.join(skipped[:10])}{' ...' if len(skipped) > 10 else ''}); the other {len(items)} are "
+            "logged as eval/voicebench/ifeval_partial, not comparable with the leaderboard",
+            stacklevel=2,
+        )
         items = [replace(it, subset="ifeval_partial") for it in items]
     return take(items, max_items, path)

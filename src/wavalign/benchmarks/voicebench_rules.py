@@ -80,8 +80,9 @@ class VoiceBenchRules:
         return self.tables["constrained_options"]
 
     @classmethod
-    def from_checkout(cls, voicebench_dir: str | os.PathLike[str] | None, needed_for: str = "VoiceBench scoring"
-                      ) -> "VoiceBenchRules":  # fmt: skip
+    def from_checkout(
+        cls, voicebench_dir: str | os.PathLike[str] | None, needed_for: str = "VoiceBench scoring"
+    ) -> "VoiceBenchRules":
         return cls(read_tables(voicebench_dir, needed_for))
 
     def bbh_answer(self, response: str, task: str) -> int | None:

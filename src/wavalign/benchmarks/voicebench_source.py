@@ -28,13 +28,24 @@ from pathlib import Path
 from typing import Any
 
 ENV_VAR = "WAVALIGN_VOICEBENCH_DIR"
-BBH_METHODS = {"hyperbaton": "extract_answer_hyperbaton", "yes_no": "extract_answer_yn",
-               "web_of_lies": "extract_answer_lies", "navigate": "extract_answer_navigate",
-               "sports_understanding": "extract_answer_sports"}  # fmt: skip
-FILES = ("src/evaluator/bbh.py", "src/evaluator/mcq.py", "src/evaluator/harm.py", "api_judge.py",
-         "src/evaluator/instruction_following_eval/instructions.py")
-HOW = ("clone https://github.com/MatthewCYM/VoiceBench (git clone https://github.com/MatthewCYM/VoiceBench) and set "
-       f"voicebench_dir to the clone, or export {ENV_VAR}=<the clone>")
+BBH_METHODS = {
+    "hyperbaton": "extract_answer_hyperbaton",
+    "yes_no": "extract_answer_yn",
+    "web_of_lies": "extract_answer_lies",
+    "navigate": "extract_answer_navigate",
+    "sports_understanding": "extract_answer_sports",
+}
+FILES = (
+    "src/evaluator/bbh.py",
+    "src/evaluator/mcq.py",
+    "src/evaluator/harm.py",
+    "api_judge.py",
+    "src/evaluator/instruction_following_eval/instructions.py",
+)
+HOW = (
+    "clone https://github.com/MatthewCYM/VoiceBench (git clone https://github.com/MatthewCYM/VoiceBench) and set "
+    f"voicebench_dir to the clone, or export {ENV_VAR}=<the clone>"
+)
 
 
 class VoiceBenchSourceError(ValueError):
@@ -45,8 +56,9 @@ def resolve_dir(voicebench_dir: str | os.PathLike[str] | None, needed_for: str) 
     """The checkout folder: `voicebench_dir`, else $WAVALIGN_VOICEBENCH_DIR; an error saying what to fetch otherwise."""
     given = voicebench_dir if voicebench_dir not in (None, "") else os.environ.get(ENV_VAR) or None
     if given is None:
-        raise VoiceBenchSourceError(f"{needed_for} needs VoiceBench's own rule tables, which are not shipped with "
-                                    f"wavalign: {HOW}")
+        raise VoiceBenchSourceError(
+            f"{needed_for} needs VoiceBench's own rule tables, which are not shipped with wavalign: {HOW}"
+        )
     folder = Path(given).expanduser()
     missing = [f for f in FILES if not (folder / f).is_file()]
     if missing:
@@ -54,8 +66,9 @@ def resolve_dir(voicebench_dir: str | os.PathLike[str] | None, needed_for: str) 
     return folder.resolve()
 
 
-def read_tables(voicebench_dir: str | os.PathLike[str] | None, needed_for: str = "VoiceBench scoring"
-                ) -> dict[str, Any]:  # fmt: skip
+def read_tables(
+    voicebench_dir: str | os.PathLike[str] | None, needed_for: str = "VoiceBench scoring"
+) -> dict[str, Any]:
     """{"bbh": {task: {"rules", "otherwise", "yes_no_first"}}, "mcq_templates", "mcq_specials", "refusal_strings",
     "judge": {"system", "open", "qa"}, "constrained_options"} from the checkout (parsed once per folder)."""
     return _read(resolve_dir(voicebench_dir, needed_for))
@@ -171,8 +184,11 @@ def _literal_strings(node: ast.AST, path: Path, what: str) -> list[str]:
 
 
 def _template_list(fn: ast.FunctionDef, path: Path) -> list[str]:
-    loops = [n for n in ast.walk(fn) if isinstance(n, ast.For) and isinstance(n.target, ast.Name)
-             and n.target.id == "template"]  # fmt: skip
+    loops = [
+        n
+        for n in ast.walk(fn)
+        if isinstance(n, ast.For) and isinstance(n.target, ast.Name) and n.target.id == "template"
+    ]
     if len(loops) != 1:
         raise _fail(path, fn, "extract_answer should loop once over `for template in [...]`")
     return _literal_strings(loops[0].iter, path, "the template list")

@@ -13,11 +13,11 @@ from typing import Sequence
 
 from wavalign.benchmarks.base import BenchmarkItem
 from wavalign.benchmarks.ifeval import needs_options
+from wavalign.benchmarks.official_judges import VoiceBenchJudge
 from wavalign.benchmarks.suite import Chunk, Suite
 from wavalign.benchmarks.tally import LLM_SUBSETS, OfficialTally
 from wavalign.benchmarks.voicebench import load_voicebench
 from wavalign.benchmarks.voicebench_rules import RULE_SUBSETS, VoiceBenchRules
-from wavalign.benchmarks.official_judges import VoiceBenchJudge
 
 
 class VoiceBenchSuite(Suite):
@@ -56,12 +56,15 @@ class VoiceBenchSuite(Suite):
     def load(self) -> list[BenchmarkItem]:
         items = load_voicebench(self.path, self.name, self.subset, self.max_items, self.skip_unsupported)
         if self.subset in LLM_SUBSETS and self.judge is None:
-            raise ValueError(f"benchmark suite {self.name!r}: VoiceBench's {self.subset} is scored by an LLM judge; "
-                             "set the suite's judge (wavalign.benchmarks.official_judges.VoiceBenchJudge)")
+            raise ValueError(
+                f"benchmark suite {self.name!r}: VoiceBench's {self.subset} is scored by an LLM judge; "
+                "set the suite's judge (wavalign.benchmarks.official_judges.VoiceBenchJudge)"
+            )
         needs_tables = self.subset in RULE_SUBSETS or any(needs_options(it.instructions) for it in items)
         if needs_tables and self.rules is None:
             self.rules = VoiceBenchRules.from_checkout(
-                self.voicebench_dir, f"benchmark suite {self.name!r} (VoiceBench {self.subset})")
+                self.voicebench_dir, f"benchmark suite {self.name!r} (VoiceBench {self.subset})"
+            )
         return items
 
     def new_tally(self, items: Sequence[BenchmarkItem], seed: int) -> OfficialTally:

@@ -12,10 +12,10 @@ from typing import Sequence
 
 from wavalign.audio.io import read_wav
 from wavalign.benchmarks.base import BenchmarkItem
+from wavalign.benchmarks.official_judges import VStyleJudge
 from wavalign.benchmarks.suite import Chunk, Suite
 from wavalign.benchmarks.tally import OfficialTally
 from wavalign.benchmarks.vstyle import load_vstyle
-from wavalign.benchmarks.official_judges import VStyleJudge
 
 
 class VStyleSuite(Suite):
@@ -43,8 +43,10 @@ class VStyleSuite(Suite):
     def load(self) -> list[BenchmarkItem]:
         items = load_vstyle(self.path, self.name, self.language, self.max_items)
         if self.judge is None:
-            raise ValueError(f"benchmark suite {self.name!r}: VStyle is scored by its LALM judge; set the suite's "
-                             "judge (wavalign.benchmarks.official_judges.VStyleJudge)")
+            raise ValueError(
+                f"benchmark suite {self.name!r}: VStyle is scored by its LALM judge; set the suite's "
+                "judge (wavalign.benchmarks.official_judges.VStyleJudge)"
+            )
         return items
 
     def new_tally(self, items: Sequence[BenchmarkItem], seed: int) -> OfficialTally:
@@ -55,9 +57,16 @@ class VStyleSuite(Suite):
         jobs = []
         for item, req in zip(chunk.items, chunk.requests):
             instruction = read_wav(item.audio) if self.judge.send_instruction_audio else (None, 0)
-            jobs.append({"ability": item.category, "instruction": item.question, "reply_audio": req.reply_audio,
-                         "sample_rate": req.sample_rate, "instruction_audio": instruction[0],
-                         "instruction_rate": instruction[1]})  # fmt: skip
+            jobs.append(
+                {
+                    "ability": item.category,
+                    "instruction": item.question,
+                    "reply_audio": req.reply_audio,
+                    "sample_rate": req.sample_rate,
+                    "instruction_audio": instruction[0],
+                    "instruction_rate": instruction[1],
+                }
+            )
         tally.add_vstyle(chunk.items, self.judge.scores(jobs))
         return [None] * len(chunk.items)  # VStyle's units, not our IQ
 

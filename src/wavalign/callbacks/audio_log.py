@@ -30,7 +30,9 @@ class RolloutAudioLogger(pl.Callback):
 
     def __init__(self, every_n_steps: int = 50, max_samples: int = 2) -> None:
         if every_n_steps < 1 or max_samples < 1:
-            raise ValueError(f"RolloutAudioLogger needs every_n_steps >= 1 and max_samples >= 1, got {every_n_steps}, {max_samples}")
+            raise ValueError(
+                f"RolloutAudioLogger needs every_n_steps >= 1 and max_samples >= 1, got {every_n_steps}, {max_samples}"
+            )
         self.every_n_steps, self.max_samples = every_n_steps, max_samples
         self._last_step = -1
         self._warned = False
@@ -40,11 +42,15 @@ class RolloutAudioLogger(pl.Callback):
             if isinstance(logger, TensorBoardLogger):
                 return logger.experiment
         if not self._warned:
-            warnings.warn("RolloutAudioLogger: no TensorBoardLogger among trainer.loggers; nothing is logged", stacklevel=2)
+            warnings.warn(
+                "RolloutAudioLogger: no TensorBoardLogger among trainer.loggers; nothing is logged", stacklevel=2
+            )
             self._warned = True
         return None
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         due = rollouts_due(trainer, pl_module, self.every_n_steps, self._last_step)
         if due is None:
             return
@@ -63,7 +69,9 @@ class RolloutAudioLogger(pl.Callback):
                 audio = torch.from_numpy(np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)).unsqueeze(0)
                 writer.add_audio(tag, audio, global_step=step, sample_rate=int(codec.sample_rate))
             question = examples[i // group_size].question_text if i // group_size < len(examples) else ""
-            text = (f"**question:** {question}  \n**reply:** {reply.text or '(no text)'}  \n"
-                    f"**advantage:** {float(entry.advantages.rollouts[i]):+.3f}  \n**speech codes:** {len(reply.speech_codes)}")  # fmt: skip
+            text = (
+                f"**question:** {question}  \n**reply:** {reply.text or '(no text)'}  \n"
+                f"**advantage:** {float(entry.advantages.rollouts[i]):+.3f}  \n**speech codes:** {len(reply.speech_codes)}"
+            )
             writer.add_text(f"{tag}_text", text, global_step=step)
         writer.flush()

@@ -107,8 +107,10 @@ class BenchmarkCallback(pl.Callback):
         if asr is not None and asr_sentences_file is not None:
             raise ValueError("BenchmarkCallback: give asr or asr_sentences_file, not both")
         if every_n_steps < 0 or batch_size < 1 or iq_samples < 1:
-            raise ValueError(f"every_n_steps must be >= 0, batch_size and iq_samples >= 1, got {every_n_steps}, "
-                             f"{batch_size}, {iq_samples}")
+            raise ValueError(
+                f"every_n_steps must be >= 0, batch_size and iq_samples >= 1, got {every_n_steps}, "
+                f"{batch_size}, {iq_samples}"
+            )
         self.suites, self.every_n_steps, self.batch_size = suites, every_n_steps, batch_size
         self.eq_judge, self.wer, self.asr = eq_judge, wer, asr
         self.asr_sentences_file, self.by_category, self.seed = asr_sentences_file, by_category, seed
@@ -128,8 +130,10 @@ class BenchmarkCallback(pl.Callback):
                 items = s.load()
                 strays = sorted({it.benchmark for it in items} - {s.name})
                 if strays:  # items find their suite (scoring, eval/<name>/...) by this name
-                    raise ValueError(f"benchmark suite {s.name!r} ({type(s).__name__}) loaded items named {strays}; "
-                                     "a suite's items must have benchmark=<its name>")
+                    raise ValueError(
+                        f"benchmark suite {s.name!r} ({type(s).__name__}) loaded items named {strays}; "
+                        "a suite's items must have benchmark=<its name>"
+                    )
                 self.items[s.name] = items
         if self.asr is None and self.asr_sentences_file is not None:
             from wavalign.audio.asr import TaskASR
@@ -185,8 +189,10 @@ class BenchmarkCallback(pl.Callback):
     def _new_tallies(self, items: Sequence[BenchmarkItem]) -> dict[type, Tally]:
         """One tally per suite class over the items of all its suites (every process registers the same counts, so
         their vectors line up)."""
-        return {cls: first.new_tally([it for it in items if type(self.by_name[it.benchmark]) is cls], self.seed)
-                for cls, first in self._leaders().items()}  # fmt: skip
+        return {
+            cls: first.new_tally([it for it in items if type(self.by_name[it.benchmark]) is cls], self.seed)
+            for cls, first in self._leaders().items()
+        }
 
     @torch.no_grad()
     def evaluate(self, trainer: pl.Trainer | None, pl_module: pl.LightningModule) -> dict[str, float]:
@@ -245,7 +251,10 @@ class BenchmarkCallback(pl.Callback):
         return _Scores(IQ().to(device), EQ().to(device), SpeechTextWER().to(device))
 
     def _score_chunk(
-        self, pl_module: pl.LightningModule, items: Sequence[BenchmarkItem], scores: dict[str, _Scores],
+        self,
+        pl_module: pl.LightningModule,
+        items: Sequence[BenchmarkItem],
+        scores: dict[str, _Scores],
         tallies: dict[type, Tally],
     ) -> None:
         examples, k = [it.as_example() for it in items], self.iq_samples
@@ -271,7 +280,10 @@ class BenchmarkCallback(pl.Callback):
                     s.wer.update([wer_pairs[i][0]], [wer_pairs[i][1]])
 
     def _suite_scores(
-        self, items: Sequence[BenchmarkItem], samples: Sequence[Sequence[Reply]], requests: Sequence[JudgeRequest],
+        self,
+        items: Sequence[BenchmarkItem],
+        samples: Sequence[Sequence[Reply]],
+        requests: Sequence[JudgeRequest],
         tallies: dict[type, Tally],
     ) -> list[float | None]:
         """Hands each suite its items of the chunk (in order, so scoring randomness is drawn in item order) and
@@ -287,20 +299,26 @@ class BenchmarkCallback(pl.Callback):
         return out
 
     def _wer_pairs(
-        self, items: Sequence[BenchmarkItem], replies: Sequence[Reply], requests: Sequence[JudgeRequest],
+        self,
+        items: Sequence[BenchmarkItem],
+        replies: Sequence[Reply],
+        requests: Sequence[JudgeRequest],
         pl_module: pl.LightningModule,
     ) -> list[tuple[str, str] | None]:
         """(reference, hypothesis) per item, or None where this WER is undefined for it."""
         if self.wer == "reference":
-            return [(it.references[0], r.text) if it.references and it.answer_type != "choice" else None
-                    for it, r in zip(items, replies)]  # fmt: skip
+            return [
+                (it.references[0], r.text) if it.references and it.answer_type != "choice" else None
+                for it, r in zip(items, replies)
+            ]
         if self.wer == "off":
             return [None] * len(items)
         if self.asr is None or pl_module.codec is None:
             if not self._warned:
                 missing = "an ASR (asr)" if self.asr is None else "a codec (model.codec) to decode the reply speech"
-                warnings.warn(f"BenchmarkCallback: speech-text WER needs {missing}; eval/wer is not logged",
-                              stacklevel=2)
+                warnings.warn(
+                    f"BenchmarkCallback: speech-text WER needs {missing}; eval/wer is not logged", stacklevel=2
+                )
                 self._warned = True
             return [None] * len(items)
         out: list[tuple[str, str] | None] = []

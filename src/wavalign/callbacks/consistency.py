@@ -70,12 +70,16 @@ class JudgeConsistencyCallback(pl.Callback):
 
     def __init__(self, every_n_steps: int = 50, repeats: int = 3, judge: Judge | None = None) -> None:
         if every_n_steps < 1 or repeats < 2:
-            raise ValueError(f"JudgeConsistencyCallback needs every_n_steps >= 1 and repeats >= 2, got {every_n_steps}, {repeats}")
+            raise ValueError(
+                f"JudgeConsistencyCallback needs every_n_steps >= 1 and repeats >= 2, got {every_n_steps}, {repeats}"
+            )
         self.every_n_steps, self.repeats, self.judge = every_n_steps, repeats, judge
         self.last: dict[str, float] = {}
         self._last_step = -1
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         due = rollouts_due(trainer, pl_module, self.every_n_steps, self._last_step)
         if due is None:
             return

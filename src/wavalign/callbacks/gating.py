@@ -45,9 +45,11 @@ class GateCallback(pl.Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if not self.rule.even_across_processes and every_forward_is_collective(trainer):
-            raise ValueError(f"gate.rule {self.rule_name} keeps per-process state that adds its SFT term at "
-                             "different steps on different processes, which would hang sharded weights (FSDP2 or "
-                             "DeepSpeed ZeRO-3); run it under DDP (configs/strategies/ddp.yaml) or one process")  # fmt: skip
+            raise ValueError(
+                f"gate.rule {self.rule_name} keeps per-process state that adds its SFT term at "
+                "different steps on different processes, which would hang sharded weights (FSDP2 or "
+                "DeepSpeed ZeRO-3); run it under DDP (configs/strategies/ddp.yaml) or one process"
+            )
         pl_module.gate = self
 
     # ---- what the module asks ----------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ does not depend on lambda, and the norms are those of the preference loss itself
 from __future__ import annotations
 
 import lightning.pytorch as pl
-from lightning.pytorch.utilities import rank_zero_warn
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from wavalign.step.rollouts import RolloutEntry
@@ -34,7 +34,9 @@ def modality_gradients(pl_module: pl.LightningModule, entry: RolloutEntry) -> di
         for i, (name, mask) in enumerate(masks.items()):
             loss = pl_module.grpo_loss(entry, logp, mask).loss
             grads = torch.autograd.grad(loss, params, retain_graph=i == 0, allow_unused=True)
-            out[name] = torch.cat([(torch.zeros_like(p) if g is None else g).flatten().double() for g, p in zip(grads, params)])
+            out[name] = torch.cat(
+                [(torch.zeros_like(p) if g is None else g).flatten().double() for g, p in zip(grads, params)]
+            )
     return out
 
 
@@ -84,7 +86,9 @@ class GradientGeometryCallback(pl.Callback):
         self._last_step = step
         if _sharded(pl_module):
             if not self._warned_sharded:
-                rank_zero_warn("GradientGeometryCallback: skipped under sharded parameters (FSDP); run it under DDP or on one device")
+                rank_zero_warn(
+                    "GradientGeometryCallback: skipped under sharded parameters (FSDP); run it under DDP or on one device"
+                )
             self._warned_sharded = True
             return
         was_training = pl_module.training

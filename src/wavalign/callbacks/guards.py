@@ -77,7 +77,9 @@ class RunGuards(pl.Callback):
             )
 
     # ---- judge outages -------------------------------------------------------------------------------------------
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         pl_module.log("guard/skipped_steps", float(self.skipped_steps), batch_size=1)
         entry = getattr(pl_module, "last_entry", None)
         judged = None if entry is None else entry.judged
@@ -93,7 +95,9 @@ class RunGuards(pl.Callback):
         pl_module.log("judge/consecutive_failed_steps", float(self.failed_judge_steps), batch_size=1)
         if fresh and self.failed_judge_steps >= self.max_failed_judge_steps:
             for logger in trainer.loggers:  # Lightning would flush this step's metrics only after the hook returns
-                logger.log_metrics({"judge/consecutive_failed_steps": float(self.failed_judge_steps)}, step=trainer.global_step - 1)
+                logger.log_metrics(
+                    {"judge/consecutive_failed_steps": float(self.failed_judge_steps)}, step=trainer.global_step - 1
+                )
             errors = [s.error for s in judged.scores if s.error]
             raise JudgeOutage(
                 f"{getattr(pl_module, 'judge', None)!r}: every score was unreliable for {self.failed_judge_steps} "
@@ -104,8 +108,11 @@ class RunGuards(pl.Callback):
 
     # ---- checkpoint ----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"failed_judge_steps": self.failed_judge_steps, "nonfinite_in_a_row": self.nonfinite_in_a_row,
-                "skipped_steps": self.skipped_steps}  # fmt: skip
+        return {
+            "failed_judge_steps": self.failed_judge_steps,
+            "nonfinite_in_a_row": self.nonfinite_in_a_row,
+            "skipped_steps": self.skipped_steps,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.failed_judge_steps = int(state_dict.get("failed_judge_steps", 0))

@@ -32,7 +32,9 @@ class ReplyWriter(pl.Callback):
             one on the listening page; None shows this run only.
     """
 
-    def __init__(self, output_dir: str = "runs/predict", replies_per_prompt: int = 1, compare_with: list[str] | None = None) -> None:
+    def __init__(
+        self, output_dir: str = "runs/predict", replies_per_prompt: int = 1, compare_with: list[str] | None = None
+    ) -> None:
         if replies_per_prompt < 1:
             raise ValueError(f"listen.replies_per_prompt must be >= 1, got {replies_per_prompt}")
         self.output_dir = Path(output_dir)
@@ -57,8 +59,15 @@ class ReplyWriter(pl.Callback):
         self._scores = []
         self._file = (self.output_dir / "replies.jsonl").open("w", encoding="utf-8")
 
-    def on_predict_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                             batch_idx: int, dataloader_idx: int = 0) -> None:  # fmt: skip
+    def on_predict_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         for prompt in outputs:
             self._file.write(json.dumps(self._write_prompt(prompt), ensure_ascii=False) + "\n")
         self._file.flush()
@@ -77,7 +86,9 @@ class ReplyWriter(pl.Callback):
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._file.close()
-        checkpoint = trainer.ckpt_path or getattr(pl_module, "hparams", {}).get("init_checkpoint") or "(untrained weights)"
+        checkpoint = (
+            trainer.ckpt_path or getattr(pl_module, "hparams", {}).get("init_checkpoint") or "(untrained weights)"
+        )
         meta = {
             "checkpoint": str(checkpoint),
             "replies_per_prompt": self.replies_per_prompt,
@@ -88,5 +99,7 @@ class ReplyWriter(pl.Callback):
         page = write_page(self.output_dir, [self.output_dir, *self.compare_with])
         pl_module.judge.close()
         n = len(self._scores) // self.replies_per_prompt
-        self.summary = (f"predict: {n} prompts x {self.replies_per_prompt} replies (mean score {meta['mean_score']:.3f}) "
-                        f"in {self.output_dir}; listen: {page}")  # fmt: skip  (the CLI prints it last)
+        self.summary = (
+            f"predict: {n} prompts x {self.replies_per_prompt} replies (mean score {meta['mean_score']:.3f}) "
+            f"in {self.output_dir}; listen: {page}"
+        )  # the CLI prints it last

@@ -7,7 +7,9 @@ from typing import Any
 import lightning.pytorch as pl
 
 
-def rollouts_due(trainer: pl.Trainer, pl_module: pl.LightningModule, every_n_steps: int, last_step: int) -> tuple[int, Any] | None:
+def rollouts_due(
+    trainer: pl.Trainer, pl_module: pl.LightningModule, every_n_steps: int, last_step: int
+) -> tuple[int, Any] | None:
     """(step, rollout entry) after the optimiser step `step` when it is a multiple of every_n_steps, was not handled
     yet (PPO epochs reuse one entry across several batches) and has replies; otherwise None."""
     step = trainer.global_step - 1  # the optimiser step these rollouts were used for

@@ -182,8 +182,10 @@ def _hints(report: dict[str, Any]) -> list[str]:
     configs = " ".join(f"--config {c}" for c in report["configs"]) or "--config CONFIG"
     ckpt = report["checkpoints"][0]
     py = report.get("python") or "python"
-    return [f"test split:     {py} -m wavalign test {configs} --ckpt_path {ckpt}",
-            f"listen:         {py} -m wavalign predict {configs} --ckpt_path {ckpt}"]  # fmt: skip
+    return [
+        f"test split:     {py} -m wavalign test {configs} --ckpt_path {ckpt}",
+        f"listen:         {py} -m wavalign predict {configs} --ckpt_path {ckpt}",
+    ]
 
 
 def _lines(report: dict[str, Any]) -> list[str]:
@@ -192,10 +194,14 @@ def _lines(report: dict[str, Any]) -> list[str]:
     out = [f"wall time:      {format_duration(report['wall_seconds'])} ({stages})"]
     out += [f"checkpoint:     {c}" for c in report["checkpoints"]] or ["checkpoint:     none written"]
     if report["log_dir"]:
-        out.append(f"TensorBoard:    {report['log_dir']}  (tensorboard --logdir {Path(report['log_dir']).parent.parent})")
+        out.append(
+            f"TensorBoard:    {report['log_dir']}  (tensorboard --logdir {Path(report['log_dir']).parent.parent})"
+        )
         clips = sum(report["rollout_audio"].values())
         if clips:
-            out.append(f"rollout audio:  {clips} clips in TensorBoard's Audio tab ({', '.join(report['rollout_audio'])})")
+            out.append(
+                f"rollout audio:  {clips} clips in TensorBoard's Audio tab ({', '.join(report['rollout_audio'])})"
+            )
         out.append(f"this summary:   {', '.join(report['files'])}")
     else:
         out.append("TensorBoard:    no TensorBoardLogger in this run")
@@ -222,21 +228,29 @@ def render_text(report: dict[str, Any]) -> str:
         else:
             lines += [f"{report['split']} {r['label']:<8} {_value(r, 'last')}" for r in rows]
     else:
-        lines.append(f"no {', '.join(r['name'] for r in report['metrics'])} were logged (is a BenchmarkCallback configured?)")
+        lines.append(
+            f"no {', '.join(r['name'] for r in report['metrics'])} were logged (is a BenchmarkCallback configured?)"
+        )
     return "\n".join(lines + _lines(report))
 
 
 def render_markdown(report: dict[str, Any]) -> str:
     """summary.md: the same report as a markdown table and list."""
-    out = [f"# WavAlign {report['stage']} summary", "",
-           f"Finished {report['finished']} at step {report['global_step']}."]  # fmt: skip
+    out = [
+        f"# WavAlign {report['stage']} summary",
+        "",
+        f"Finished {report['finished']} at step {report['global_step']}.",
+    ]
     if report["command"]:
         out += ["", f"Command: `{report['command']}`"]
     rows = [r for r in report["metrics"] if r.get("last") is not None]
     if rows:
         if report["stage"] == "fit":
-            out += ["", f"| {report['split']} | {_step(rows[0].get('first_step'))} | {_step(rows[0].get('last_step'))} |",
-                    "|---|---|---|"]  # fmt: skip
+            out += [
+                "",
+                f"| {report['split']} | {_step(rows[0].get('first_step'))} | {_step(rows[0].get('last_step'))} |",
+                "|---|---|---|",
+            ]
             out += [f"| {r['label']} | {_value(r, 'first')} | {_value(r, 'last')} |" for r in rows]
         else:
             out += ["", f"| {report['split']} | value |", "|---|---|"]

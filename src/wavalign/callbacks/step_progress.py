@@ -44,8 +44,9 @@ class StepProgressBar(TQDMProgressBar):
             bar.set_description(f"Epoch {trainer.current_epoch + 1}{total}")
         # step-bound: one bar for the whole run, never reset at an epoch boundary
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:  # fmt: skip
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if not step_bound(trainer):
             return super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         bar, n = self.train_progress_bar, trainer.global_step

@@ -38,7 +38,9 @@ class DataReport:
         return "\n".join([head, *self.problems, *(f"note: {n}" for n in self.notes)])
 
 
-def _audio_problems(path: Path, where: str, key: str, decode: bool, sample_rate: int | None, notes: list[str]) -> list[str]:
+def _audio_problems(
+    path: Path, where: str, key: str, decode: bool, sample_rate: int | None, notes: list[str]
+) -> list[str]:
     """A file's header (cheap: format, rate, length) or, with decode, every sample."""
     import soundfile as sf
 
@@ -92,11 +94,18 @@ def check_speech_codes(tokens: int | None, datamodule: object) -> None:
         return
     problems = [p for examples in splits.values() for ex in examples for p in code_problems(ex, tokens)]
     if problems:
-        raise SchemaError(f"{len(problems)} example(s) hold speech codes the policy cannot emit:\n" + "\n".join(problems[:20]))
+        raise SchemaError(
+            f"{len(problems)} example(s) hold speech codes the policy cannot emit:\n" + "\n".join(problems[:20])
+        )
 
 
-def check_file(path: str | Path, decode_audio: bool = True, num_speech_tokens: int | None = None,
-               sample_rate: int | None = None, report: DataReport | None = None) -> DataReport:  # fmt: skip
+def check_file(
+    path: str | Path,
+    decode_audio: bool = True,
+    num_speech_tokens: int | None = None,
+    sample_rate: int | None = None,
+    report: DataReport | None = None,
+) -> DataReport:
     """Every line of one JSONL file in either schema; problems are collected, never raised. Audio files always
     have their header read; decode_audio reads every sample too."""
     report = report or DataReport()
@@ -114,7 +123,9 @@ def check_file(path: str | Path, decode_audio: bool = True, num_speech_tokens: i
             continue
         parsed.append(ex)
         report.problems += example_problems(ex, num_speech_tokens)
-        files = [("audios", a) for a in ex.audios] + [("sft_target_audio", ex.target_audio)] * (ex.target_audio is not None)
+        files = [("audios", a) for a in ex.audios] + [("sft_target_audio", ex.target_audio)] * (
+            ex.target_audio is not None
+        )
         for key, audio in files:
             report.problems += _audio_problems(audio, where, key, decode_audio, sample_rate, report.notes)
     if not parsed and len(report.problems) == problems_before:  # this file's own problems, not an earlier file's

@@ -38,7 +38,14 @@ class RepeatBatchSampler(Sampler[list[int]]):
     (the CLI's default)."""
 
     def __init__(
-        self, n: int, batch_size: int, repeat: int = 1, shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1
+        self,
+        n: int,
+        batch_size: int,
+        repeat: int = 1,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
@@ -131,12 +138,17 @@ class WavAlignDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if stage == "predict":  # prompts only: the training files are not read
             if not self.predict_file:
-                raise ValueError("no prompts to predict: set data.predict_file (a JSONL file) in the config or on the command line")
+                raise ValueError(
+                    "no prompts to predict: set data.predict_file (a JSONL file) in the config or on the command line"
+                )
             if "predict" not in self.splits:
                 self.splits["predict"] = load_jsonl(self.predict_file, need_target=False)
             return
-        todo = [(name, path) for name, path in (("train", self.train_file), ("val", self.val_file), ("test", self.test_file))
-                if path and name not in self.splits]  # fmt: skip
+        todo = [
+            (name, path)
+            for name, path in (("train", self.train_file), ("val", self.val_file), ("test", self.test_file))
+            if path and name not in self.splits
+        ]
         if todo:  # every problem of every file at once, before any training (audio decoding: check_audio)
             report = check_files([p for _, p in todo], decode_audio=self.check_audio)
             if not report.ok:
@@ -146,8 +158,9 @@ class WavAlignDataModule(pl.LightningDataModule):
         train = self.splits.get("train")
         rank, world = self.process_slot()
         if train is not None and len(train) < self.batch_size * world:
-            raise ValueError(f"{self.train_file}: {len(train)} examples, fewer than batch_size={self.batch_size} x "
-                             f"{world} processes")  # fmt: skip
+            raise ValueError(
+                f"{self.train_file}: {len(train)} examples, fewer than batch_size={self.batch_size} x {world} processes"
+            )
 
     def process_slot(self) -> tuple[int, int]:
         """(global rank, world size) of this process: (0, 1) outside a Trainer."""
@@ -161,7 +174,9 @@ class WavAlignDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         data = ExampleDataset(self.splits["train"])
         rank, world = self.process_slot()
-        sampler = RepeatBatchSampler(len(data), self.batch_size, self.repeat_batches, self.shuffle, self.seed, rank, world)
+        sampler = RepeatBatchSampler(
+            len(data), self.batch_size, self.repeat_batches, self.shuffle, self.seed, rank, world
+        )
         if self._resume_after:
             sampler.skip(self._resume_after)
         # Its own generator: DataLoader otherwise draws a worker seed from the global stream at every epoch start,
@@ -174,7 +189,9 @@ class WavAlignDataModule(pl.LightningDataModule):
             raise ValueError(f"no {split} data: set data.{split}_file in the config")
         examples = self.splits[split] if split == "predict" else self.splits[split][: self.max_eval_examples]
         generator = torch.Generator().manual_seed(self.seed)  # as for training: no draw from the global stream
-        return DataLoader(ExampleDataset(examples), batch_size=self.eval_batch_size, collate_fn=collate_examples, generator=generator)
+        return DataLoader(
+            ExampleDataset(examples), batch_size=self.eval_batch_size, collate_fn=collate_examples, generator=generator
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val") if self.val_file else []

@@ -90,7 +90,9 @@ def parse_reference(row: dict[str, Any], base: Path, where: str, need_target: bo
     ex = DialogueExample(
         messages=messages,
         target_text=_target(row, "sft_target_text", where, need_target),
-        prompt_speech=None if audio_codes is None else [_codes(c, where, f"audio_codes[{i}]") for i, c in enumerate(audio_codes)],
+        prompt_speech=None
+        if audio_codes is None
+        else [_codes(c, where, f"audio_codes[{i}]") for i, c in enumerate(audio_codes)],
         target_speech=None if target_codes is None else _codes(target_codes, where, "sft_target_codes"),
         audios=audios,
         target_audio=_path(base, target_audio, where, "sft_target_audio") if target_audio else None,
@@ -128,7 +130,9 @@ def parse_plain(row: dict[str, Any], where: str, need_target: bool = True) -> Di
     )
     n = len(prompt_speech or [])
     if ex.num_placeholders != n:
-        raise SchemaError(f"{where}: {ex.num_placeholders} '{AUDIO_PLACEHOLDER}' placeholders but {n} prompt_speech entries")
+        raise SchemaError(
+            f"{where}: {ex.num_placeholders} '{AUDIO_PLACEHOLDER}' placeholders but {n} prompt_speech entries"
+        )
     return ex
 
 

@@ -14,6 +14,16 @@ from wavalign.gates.relift import ReLIFTGate
 from wavalign.gates.srft import SRFTGate
 
 __all__ = [
-    "CHORDGate", "DynamicGate", "FixedGate", "GateOutput", "GateRule", "HPTGate", "LUFFYGate", "RLOnly", "ReLIFTGate",
-    "SFTOnly", "SRFTGate", "TokenInputs",
+    "CHORDGate",
+    "DynamicGate",
+    "FixedGate",
+    "GateOutput",
+    "GateRule",
+    "HPTGate",
+    "LUFFYGate",
+    "RLOnly",
+    "ReLIFTGate",
+    "SFTOnly",
+    "SRFTGate",
+    "TokenInputs",
 ]

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from wavalign.policy.base import SequenceBatch
 
 
-
 @dataclass
 class GateOutput:
     lam: float  # the step's lambda, after smoothing and clamping (the mean of group_lam when that is set)
@@ -62,7 +61,9 @@ class GateRule(ABC):
     # forward is a collective, so wavalign.runtime.sharding refuses such a rule rather than hang.
     even_across_processes: bool = True
 
-    def sft_demonstrations(self, demonstrations: SequenceBatch, make_batch: Callable[..., SequenceBatch]) -> SequenceBatch | None:
+    def sft_demonstrations(
+        self, demonstrations: SequenceBatch, make_batch: Callable[..., SequenceBatch]
+    ) -> SequenceBatch | None:
         """The demonstrations this fresh batch's SFT term trains on, asked once per rollout batch after update:
         by default the batch's own; None: no SFT term; a rule that replays stored demonstrations (ReLIFT) builds
         them with make_batch(prompts, replies), the policy's own padding."""

@@ -83,4 +83,3 @@ class CHORDGate(GateRule):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state.get("step", 0))
-

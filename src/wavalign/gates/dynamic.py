@@ -12,6 +12,7 @@ from wavalign.gates.base import GateOutput, GateRule
 
 MAX_VARIANCE_1_TO_5 = 4.0  # the largest population variance of scores on 1..5
 
+
 class DynamicGate(GateRule):
     """The paper's gate: per group v = clip(Var_pop(R)/4, 0, 1), g = sigmoid(k (max R - tau)),
     lambda_raw = lambda_max g v; the step's raw value is the mean over groups, smoothed by an EMA with weight alpha

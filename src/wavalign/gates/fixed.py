@@ -6,6 +6,7 @@ from torch import Tensor
 
 from wavalign.gates.base import GateOutput, GateRule
 
+
 class FixedGate(GateRule):
     """A constant mix, lambda = lam (the paper's fixed baselines: 0.5, 0.7, 0.8).
 

@@ -46,4 +46,3 @@ class HPTGate(GateRule):
         group_lam = (self.correct_counts(rewards, reliable) > self.switch_gate).to(device="cpu", dtype=torch.float64)
         lam = float(group_lam.mean())
         return GateOutput(lam, lam, group_lam)
-

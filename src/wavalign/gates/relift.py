@@ -64,13 +64,17 @@ class ReLIFTGate(GateRule):
         self.failed = self.all_failed(rewards, reliable).cpu()
         return GateOutput(1.0, 1.0)
 
-    def sft_demonstrations(self, demonstrations: SequenceBatch, make_batch: Callable[..., SequenceBatch]) -> SequenceBatch | None:
+    def sft_demonstrations(
+        self, demonstrations: SequenceBatch, make_batch: Callable[..., SequenceBatch]
+    ) -> SequenceBatch | None:
         if self.failed is None or self.failed.numel() != demonstrations.rows:
             raise RuntimeError("ReLIFTGate: sft_demonstrations asked before update on the same batch")
         if bool(self.failed.any()):
             if demonstrations.features is not None:
-                raise ValueError("ReLIFTGate buffers token ids: prompts with continuous features (whisper_features) "
-                                 "cannot be buffered; use another rule or a policy without them")  # fmt: skip
+                raise ValueError(
+                    "ReLIFTGate buffers token ids: prompts with continuous features (whisper_features) "
+                    "cannot be buffered; use another rule or a policy without them"
+                )
             rows = unpadded_rows(demonstrations)
             self.buffer = [rows[b] for b in range(len(rows)) if bool(self.failed[b])] + self.buffer
         self.failed = None

@@ -56,7 +56,9 @@ class SRFTGate(GateRule):
 
     def token_weights(self, inputs: TokenInputs) -> tuple[Tensor | None, Tensor | None]:
         if inputs.entropy is None or inputs.demo_entropy is None or inputs.advantages is None:
-            raise ValueError("SRFTGate needs the step's entropies and advantages (the module passes them when needs_entropy)")
+            raise ValueError(
+                "SRFTGate needs the step's entropies and advantages (the module passes them when needs_entropy)"
+            )
         dtype = inputs.logp.dtype
         h_rollout = sequence_entropy(inputs.entropy, inputs.mask).to(dtype)
         h_demo = sequence_entropy(inputs.demo_entropy, inputs.demo_mask).to(dtype)

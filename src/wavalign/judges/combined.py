@@ -107,7 +107,9 @@ class PooledJudge(Judge):
             return self.judge.score(requests)
         if self._pool is None:
             ctx = multiprocessing.get_context("fork")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.judge,))
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.judge,)
+            )
         n = len(requests)
         size = -(-n // self.workers)
         chunks = [list(requests[i : i + size]) for i in range(0, n, size)]

@@ -204,7 +204,9 @@ class HttpJudge(Judge):
             failed = [e for _, e in got if e is not None]
             errors.update(failed)
             if len(parts) < len(modes):
-                scores.append(JudgeScore(self.fallback_score, reliable=False, parts={**parts, "error": 1.0}, error=failed[0]))
+                scores.append(
+                    JudgeScore(self.fallback_score, reliable=False, parts={**parts, "error": 1.0}, error=failed[0])
+                )
             elif self.mode == "split":
                 w = self.semantic_weight
                 total = w * parts["semantic"] + (1.0 - w) * parts["acoustic"]
@@ -218,8 +220,13 @@ class HttpJudge(Judge):
         for message, count in errors.most_common(3):  # one line per distinct failure, not one per request
             level = logging.ERROR if message.startswith("not retried") else logging.WARNING
             logger.log(
-                level, "%r: %d/%d calls failed (scored %s, unreliable): %s",
-                self, count, len(jobs), self.fallback_score, message,
+                level,
+                "%r: %d/%d calls failed (scored %s, unreliable): %s",
+                self,
+                count,
+                len(jobs),
+                self.fallback_score,
+                message,
             )
         return scores
 

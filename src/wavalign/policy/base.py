@@ -78,9 +78,12 @@ class SamplingConfig:
         if own is None:
             return self
         return SamplingConfig(
-            temperature=own.temperature or 1.0, top_p=own.top_p, top_k=own.top_k, max_new_tokens=self.max_new_tokens,
+            temperature=own.temperature or 1.0,
+            top_p=own.top_p,
+            top_k=own.top_k,
+            max_new_tokens=self.max_new_tokens,
             do_sample=self.do_sample and own.temperature > 0,
-        )  # fmt: skip
+        )
 
 
 @dataclass
@@ -132,8 +135,14 @@ class SequenceBatch:
     def state_dict(self) -> dict[str, Tensor]:
         """The ids and masks as plain tensors, for checkpoints (continuous prompt features are not kept)."""
         m = self.masks
-        return {"prompt_ids": self.prompt_ids, "prompt_mask": self.prompt_mask, "completion_ids": self.completion_ids,
-                "completion": m.completion, "text": m.text, "speech": m.speech}  # fmt: skip
+        return {
+            "prompt_ids": self.prompt_ids,
+            "prompt_mask": self.prompt_mask,
+            "completion_ids": self.completion_ids,
+            "completion": m.completion,
+            "text": m.text,
+            "speech": m.speech,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Tensor], device: torch.device | str = "cpu") -> "SequenceBatch":
@@ -143,7 +152,9 @@ class SequenceBatch:
 
 def speech_token_count(policy: object) -> int | None:
     """How many speech codes the policy emits: on the policy (single stream) or its layout (parallel heads)."""
-    return getattr(policy, "num_speech_tokens", None) or getattr(getattr(policy, "layout", None), "num_speech_tokens", None)
+    return getattr(policy, "num_speech_tokens", None) or getattr(
+        getattr(policy, "layout", None), "num_speech_tokens", None
+    )
 
 
 @dataclass
@@ -173,7 +184,9 @@ class SpeechPolicy(nn.Module, ABC):
         """Token ids of a chat prompt, ending where the assistant's reply starts; speech fills <|audio|> slots.
         A list for single-stream policies, a (P, streams) tensor for parallel heads."""
 
-    def example_prompt(self, messages: Sequence[dict[str, str]], speech: Sequence[Sequence[int]], audios: Sequence[Path]) -> Any:
+    def example_prompt(
+        self, messages: Sequence[dict[str, str]], speech: Sequence[Sequence[int]], audios: Sequence[Path]
+    ) -> Any:
         """The prompt of a data row: prompt_ids, unless the policy also reads the raw prompt audio (one file per
         <|audio|> slot, Kimi-Audio's Whisper input), in which case it overrides this."""
         return self.prompt_ids(messages, speech)
@@ -183,15 +196,21 @@ class SpeechPolicy(nn.Module, ABC):
         """The reply laid out exactly as the model emits it, EOS included (a demonstration or a DPO pair)."""
 
     @abstractmethod
-    def make_batch(self, prompts: Sequence[Sequence[int] | Tensor], replies: Sequence[Sequence[int] | Tensor]) -> SequenceBatch:
+    def make_batch(
+        self, prompts: Sequence[Sequence[int] | Tensor], replies: Sequence[Sequence[int] | Tensor]
+    ) -> SequenceBatch:
         """Pad prompts left and replies right, with modality masks."""
 
     @abstractmethod
-    def rollout(self, prompts: Sequence[Sequence[int] | Tensor], group_size: int, sampling: SamplingConfig) -> SequenceBatch:
+    def rollout(
+        self, prompts: Sequence[Sequence[int] | Tensor], group_size: int, sampling: SamplingConfig
+    ) -> SequenceBatch:
         """Sample group_size replies per prompt; rows are grouped: prompt i owns rows i*G .. i*G+G-1."""
 
     @abstractmethod
-    def _forward_logprobs(self, model: nn.Module, batch: SequenceBatch, with_entropy: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def _forward_logprobs(
+        self, model: nn.Module, batch: SequenceBatch, with_entropy: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """log-probs of the batch's completion tokens under `model` (self.model, or the frozen reference copy);
         with_entropy: (log-probs, each position's detached entropy of the full distribution), same shape."""
 

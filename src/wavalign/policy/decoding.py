@@ -30,6 +30,7 @@ def still_running(done: Tensor, lockstep: bool = False) -> bool:
     torch.distributed.all_reduce(flag)  # sum over ranks
     return bool(flag.item() > 0)
 
+
 BUCKET = 64  # cache lengths are rounded up to a multiple of this, so varying prompt lengths reuse one compilation
 
 
@@ -68,17 +69,32 @@ class StaticCacheSampler:
         if compile:
             self.step = torch.compile(self._decode_and_sample, dynamic=False, options={"cpp_wrapper": True})
 
-    def _decode_step(self, token: Tensor, position: Tensor, attention: Tensor, cache: StaticCache, where: Tensor) -> Tensor:
+    def _decode_step(
+        self, token: Tensor, position: Tensor, attention: Tensor, cache: StaticCache, where: Tensor
+    ) -> Tensor:
         out = self.model(
-            input_ids=token, position_ids=position, attention_mask=attention, past_key_values=cache,
-            cache_position=where, use_cache=True,
-        )  # fmt: skip
+            input_ids=token,
+            position_ids=position,
+            attention_mask=attention,
+            past_key_values=cache,
+            cache_position=where,
+            use_cache=True,
+        )
         return out.logits[:, -1, :]
 
     def _decode_and_sample(
-        self, token: Tensor, position: Tensor, attention: Tensor, cache: StaticCache, where: Tensor, done: Tensor,
-        sampling: SamplingConfig, eos_id: int, pad_id: int, steps: int,
-    ) -> tuple[Tensor, Tensor]:  # fmt: skip
+        self,
+        token: Tensor,
+        position: Tensor,
+        attention: Tensor,
+        cache: StaticCache,
+        where: Tensor,
+        done: Tensor,
+        sampling: SamplingConfig,
+        eos_id: int,
+        pad_id: int,
+        steps: int,
+    ) -> tuple[Tensor, Tensor]:
         """Feed `token` at cache slot `where`, then sample `steps` tokens; rows already done get pad.
         Returns (the sampled tokens (rows, steps), done)."""
         out = []
@@ -93,7 +109,11 @@ class StaticCacheSampler:
     def _cache(self, rows: int, length: int, dtype: torch.dtype, device: torch.device) -> StaticCache:
         key = (rows, length, dtype)
         if key not in self.caches:
-            config = self.model.config.get_text_config() if hasattr(self.model.config, "get_text_config") else self.model.config
+            config = (
+                self.model.config.get_text_config()
+                if hasattr(self.model.config, "get_text_config")
+                else self.model.config
+            )
             self.caches[key] = StaticCache(config=config, max_cache_len=length)
         cache = self.caches[key]
         cache.reset()
@@ -101,7 +121,13 @@ class StaticCacheSampler:
 
     @torch.no_grad()
     def sample(
-        self, prompt_ids: Tensor, prompt_mask: Tensor, sampling: SamplingConfig, eos_id: int, pad_id: int, lockstep: bool = False
+        self,
+        prompt_ids: Tensor,
+        prompt_mask: Tensor,
+        sampling: SamplingConfig,
+        eos_id: int,
+        pad_id: int,
+        lockstep: bool = False,
     ) -> Tensor:
         """(rows, P) left-padded prompts -> (rows, T<=max_new_tokens) completions, pad after each row's EOS;
         lockstep: go on until every rank's rows are done (sharded weights)."""
@@ -113,9 +139,14 @@ class StaticCacheSampler:
         attention[:, :p_len] = prompt_mask
         positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
         out = self.model(
-            input_ids=prompt_ids, attention_mask=attention, position_ids=positions, past_key_values=cache,
-            cache_position=torch.arange(p_len, device=prompt_ids.device), use_cache=True, logits_to_keep=1,
-        )  # fmt: skip
+            input_ids=prompt_ids,
+            attention_mask=attention,
+            position_ids=positions,
+            past_key_values=cache,
+            cache_position=torch.arange(p_len, device=prompt_ids.device),
+            use_cache=True,
+            logits_to_keep=1,
+        )
         token = sample_next(out.logits[:, -1, :], sampling)
         done = token == eos_id
         tokens = [token]

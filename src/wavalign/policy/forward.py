@@ -35,7 +35,9 @@ def logits_keep_argument(model: nn.Module) -> str | None:
     return next((name for name in KEEP_ARGUMENTS if name in params), None)
 
 
-def completion_logits(model: nn.Module, ids: Tensor, attention_mask: Tensor, position_ids: Tensor, prompt_len: int) -> Tensor:
+def completion_logits(
+    model: nn.Module, ids: Tensor, attention_mask: Tensor, position_ids: Tensor, prompt_len: int
+) -> Tensor:
     """Logits predicting each token after the first `prompt_len` of `ids`: shape (rows, T, vocab), T = len - prompt_len.
 
     Raises RuntimeError when the model returns neither the asked last T + 1 positions nor all of them."""
@@ -45,7 +47,9 @@ def completion_logits(model: nn.Module, ids: Tensor, attention_mask: Tensor, pos
         raise ValueError(f"need a prompt and a completion, got {prompt_len} prompt and {t} completion positions")
     keep = logits_keep_argument(model)
     kwargs = {keep: t + 1} if keep else {}
-    logits = model(input_ids=ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False, **kwargs).logits
+    logits = model(
+        input_ids=ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False, **kwargs
+    ).logits
     if logits.shape[:2] == (ids.shape[0], t + 1) and keep:
         return logits[:, :-1, :]
     if logits.shape[:2] == (ids.shape[0], total):

@@ -21,7 +21,11 @@ from wavalign.policy.vita_audio import MAIN_HEAD_ONLY, check_mtp_inference_mode,
 
 
 def rollout_generation_config(
-    model: nn.Module, sampling: SamplingConfig, eos_id: int, pad_id: int, mtp_inference_mode: Sequence[int] = MAIN_HEAD_ONLY
+    model: nn.Module,
+    sampling: SamplingConfig,
+    eos_id: int,
+    pad_id: int,
+    mtp_inference_mode: Sequence[int] = MAIN_HEAD_ONLY,
 ) -> GenerationConfig:
     """A copy of the model's generation config with the sampling settings, EOS and pad of the policy.
 

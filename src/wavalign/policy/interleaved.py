@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from wavalign.policy.masks import InterleaveLayout, ModalityMasks, ModalitySpec
-from wavalign.policy.decoding import StaticCacheSampler
 from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy
+from wavalign.policy.decoding import StaticCacheSampler
 from wavalign.policy.forward import completion_logits, gather_logprobs, train_mode_without_dropout
 from wavalign.policy.generation import rollout_generation_config
 from wavalign.policy.lora import LoraSettings, apply_lora
+from wavalign.policy.masks import InterleaveLayout, ModalityMasks, ModalitySpec
 from wavalign.policy.prompting import ChatTemplate, render_prompt
 from wavalign.policy.sources import ModelSource
 from wavalign.policy.vita_audio import MAIN_HEAD_ONLY, check_discrete_user_audio, check_mtp_inference_mode, mctp_layers
@@ -213,13 +213,17 @@ class InterleavedPolicy(SpeechPolicy):
             if self._sampler is None:
                 self._sampler = StaticCacheSampler(self.model, compile=self.decoder == "compiled")
             return self._sampler.sample(ids, attn, sampling, self.spec.eos_id, self.spec.pad_id, self.lockstep_decoding)
-        config = rollout_generation_config(self.model, sampling, self.spec.eos_id, self.spec.pad_id, self.mtp_inference_mode)
+        config = rollout_generation_config(
+            self.model, sampling, self.spec.eos_id, self.spec.pad_id, self.mtp_inference_mode
+        )
         synced = {"synced_gpus": True} if self.lockstep_decoding else {}  # transformers' lockstep across ranks
         out = self.model.generate(input_ids=ids, attention_mask=attn, generation_config=config, **synced)
         return out[:, ids.shape[1] :]
 
     # ---- log-probs -----------------------------------------------------------------------------------------------
-    def _forward_logprobs(self, model: torch.nn.Module, batch: SequenceBatch, with_entropy: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def _forward_logprobs(
+        self, model: torch.nn.Module, batch: SequenceBatch, with_entropy: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
         completion = batch.completion_ids
         ids = torch.cat([batch.prompt_ids, completion], dim=1)
         attn = torch.cat([batch.prompt_mask, batch.masks.completion.long()], dim=1)

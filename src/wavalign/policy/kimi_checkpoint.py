@@ -40,7 +40,9 @@ def kimi_weight_name(name: str, split: int, with_adaptor: bool = False) -> str |
         if not with_adaptor:
             return None
         if m.group(1) not in ADAPTOR_PARTS:
-            raise KeyError(f"unknown Kimi-Audio vq_adaptor tensor {name!r}: the weight map in kimi_checkpoint.py is out of date")
+            raise KeyError(
+                f"unknown Kimi-Audio vq_adaptor tensor {name!r}: the weight map in kimi_checkpoint.py is out of date"
+            )
         return f"vq_adaptor.{ADAPTOR_PARTS[m.group(1)]}.{m.group(2)}"
     if m := re.fullmatch(r"model\.layers\.(\d+)\.(.+)", name):
         i, rest = int(m.group(1)), m.group(2)
@@ -55,7 +57,9 @@ def kimi_weight_name(name: str, split: int, with_adaptor: bool = False) -> str |
         "mimo_output.weight": "audio_head.weight",
     }
     if name not in fixed:
-        raise KeyError(f"unknown Kimi-Audio checkpoint tensor {name!r}: the weight map in kimi_checkpoint.py is out of date")
+        raise KeyError(
+            f"unknown Kimi-Audio checkpoint tensor {name!r}: the weight map in kimi_checkpoint.py is out of date"
+        )
     return fixed[name]
 
 
@@ -139,7 +143,9 @@ class KimiAudioCheckpoint(ParallelSource):
     def _raw_config(self) -> dict:
         for p in {self.path, self.tokenizer_path}:
             if not p.exists():
-                raise FileNotFoundError(f"model path {str(p)!r} does not exist: download the checkpoint and set its folder in the config")
+                raise FileNotFoundError(
+                    f"model path {str(p)!r} does not exist: download the checkpoint and set its folder in the config"
+                )
         raw = json.loads((self.path / "config.json").read_text())
         if self.whisper_features:
             if not raw.get("use_whisper_feature", False) or "kimia_adaptor_input_dim" not in raw:
@@ -167,7 +173,9 @@ class KimiAudioCheckpoint(ParallelSource):
                         state[ours] = f.get_tensor(name).to(self.dtype)
         missing = set(model.state_dict()) - state.keys()
         if missing:
-            raise ValueError(f"{self.path}: {len(missing)} weights missing from the checkpoint, e.g. {sorted(missing)[:3]}")
+            raise ValueError(
+                f"{self.path}: {len(missing)} weights missing from the checkpoint, e.g. {sorted(missing)[:3]}"
+            )
         model.load_state_dict(state, strict=True, assign=True)
         for stack in model.stacks:  # non-persistent rotary buffers are not in the checkpoint: build them for real
             stack.rotary_emb = Qwen2RotaryEmbedding(config=stack.config).to(device)

@@ -38,7 +38,9 @@ class WhisperFeatures:
             p.requires_grad_(False)
         d_model = int(self.encoder.config.d_model)
         if feature_dim < d_model or feature_dim % d_model:
-            raise ValueError(f"the feature width {feature_dim} (kimia_adaptor_input_dim) is not a multiple of the Whisper width {d_model}")
+            raise ValueError(
+                f"the feature width {feature_dim} (kimia_adaptor_input_dim) is not a multiple of the Whisper width {d_model}"
+            )
         self.frames_per_step = feature_dim // d_model
         self.sample_rate = int(self.extractor.sampling_rate)
         # the encoder's two convolutions halve the mel frame rate once: one encoder frame per 2 hops

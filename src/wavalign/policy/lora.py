@@ -31,7 +31,9 @@ class LoraSettings:
     modules_to_save: list[str] | None = None
 
 
-def apply_lora(model: PreTrainedModel | torch.nn.Module, settings: LoraSettings, task_type: str | None = "CAUSAL_LM") -> PeftModel:
+def apply_lora(
+    model: PreTrainedModel | torch.nn.Module, settings: LoraSettings, task_type: str | None = "CAUSAL_LM"
+) -> PeftModel:
     """peft LoRA adapters on `model`; task_type None for a module that is not a transformers causal LM."""
     config = LoraConfig(
         task_type=task_type,

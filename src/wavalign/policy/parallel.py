@@ -133,7 +133,9 @@ class ParallelPolicy(SpeechPolicy):
             if last - speech_offset != num_speech_tokens - 1:
                 raise ValueError(f"speech tokens {speech_token} are not contiguous ids ({speech_offset}..{last})")
         if speech_offset + num_speech_tokens > model.vocab_size:
-            raise ValueError(f"speech ids {speech_offset}..{speech_offset + num_speech_tokens - 1} exceed the vocabulary ({model.vocab_size})")
+            raise ValueError(
+                f"speech ids {speech_offset}..{speech_offset + num_speech_tokens - 1} exceed the vocabulary ({model.vocab_size})"
+            )
         filler = ids(filler_token, "text blank")
         pad = ids(pad_token, "pad") if pad_token else getattr(tokenizer, "pad_token_id", None)
         self.layout = StreamLayout(
@@ -157,7 +159,11 @@ class ParallelPolicy(SpeechPolicy):
             merge_turns=chat.merge_turns,
         )
         self.role_ids = self.prompt_tokens.roles
-        self.skip_ids = frozenset(self.role_ids.values()) | frozenset(self.prompt_tokens.message_end) | frozenset(self.layout.end_audio_ids)
+        self.skip_ids = (
+            frozenset(self.role_ids.values())
+            | frozenset(self.prompt_tokens.message_end)
+            | frozenset(self.layout.end_audio_ids)
+        )
         # outside the module tree: frozen, never checkpointed (WhisperFeatures for Kimi-Audio)
         object.__setattr__(self, "features_encoder", source.continuous_encoder())
         if self.features_encoder is not None and getattr(model, "vq_adaptor", None) is None:
@@ -203,22 +209,30 @@ class ParallelPolicy(SpeechPolicy):
     def prompt_ids(self, messages: Sequence[dict[str, str]], speech: Sequence[Sequence[int]]) -> Tensor:
         """(P, 2) ids: role markers, message text (text stream) and speech (audio stream), see parallel_layout."""
         if self.features_encoder is not None and speech:
-            raise ValueError("this policy feeds Whisper features with prompt speech: build the prompt with example_prompt(messages, speech, audios)")
+            raise ValueError(
+                "this policy feeds Whisper features with prompt speech: build the prompt with example_prompt(messages, speech, audios)"
+            )
         return self.build_prompt(messages, speech).ids
 
-    def example_prompt(self, messages: Sequence[dict[str, str]], speech: Sequence[Sequence[int]], audios: Sequence[Path]) -> Tensor | ParallelPrompt:
+    def example_prompt(
+        self, messages: Sequence[dict[str, str]], speech: Sequence[Sequence[int]], audios: Sequence[Path]
+    ) -> Tensor | ParallelPrompt:
         """prompt_ids, plus (with a continuous encoder) the features of each prompt audio file at its codes' steps:
         Kimi-Audio keeps a segment's first n feature rows for its n codes (MoonshotKimiaModel.forward)."""
         if self.features_encoder is None or not speech:
             return self.build_prompt(messages, speech).ids
         if len(audios) != len(speech):
-            raise ValueError(f"Whisper features need the raw audio of every prompt speech segment ('audios'): got {len(audios)} files for {len(speech)} segments")
+            raise ValueError(
+                f"Whisper features need the raw audio of every prompt speech segment ('audios'): got {len(audios)} files for {len(speech)} segments"
+            )
         prompt = self.build_prompt(messages, speech)
         rows = []
         for path, (_, n) in zip(audios, prompt.spans):
             feats = self.features_encoder.file(path, self.device)
             if feats.shape[0] < n:
-                raise ValueError(f"audio {path}: {feats.shape[0]} Whisper steps (12.5 Hz) but {n} speech codes: the codes do not come from this audio")
+                raise ValueError(
+                    f"audio {path}: {feats.shape[0]} Whisper steps (12.5 Hz) but {n} speech codes: the codes do not come from this audio"
+                )
             rows.append(feats[:n])
         prompt.features = torch.cat(rows) if rows else None
         return prompt
@@ -247,7 +261,9 @@ class ParallelPolicy(SpeechPolicy):
         features = PromptFeatures(where, torch.cat(values)).to(self.device) if values else None
         return ids.to(self.device), mask.to(self.device), features
 
-    def make_batch(self, prompts: Sequence[Sequence[Sequence[int]] | Tensor], replies: Sequence[Sequence[Sequence[int]] | Tensor]) -> SequenceBatch:
+    def make_batch(
+        self, prompts: Sequence[Sequence[Sequence[int]] | Tensor], replies: Sequence[Sequence[Sequence[int]] | Tensor]
+    ) -> SequenceBatch:
         prompt_ids, prompt_mask, features = self._pad_prompts(prompts)
         rows = [_pairs(r) for r in replies]
         completion = torch.full((len(rows), max(len(r) for r in rows), 2), self.layout.pad_id, dtype=torch.long)
@@ -258,7 +274,9 @@ class ParallelPolicy(SpeechPolicy):
 
     # ---- sampling ------------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def rollout(self, prompts: Sequence[Sequence[Sequence[int]] | Tensor], group_size: int, sampling: SamplingConfig) -> SequenceBatch:
+    def rollout(
+        self, prompts: Sequence[Sequence[Sequence[int]] | Tensor], group_size: int, sampling: SamplingConfig
+    ) -> SequenceBatch:
         ids, mask, features = self._pad_prompts(prompts)
         ids, mask = ids.repeat_interleave(group_size, dim=0), mask.repeat_interleave(group_size, dim=0)
         features = None if features is None else features.repeat_rows(group_size)
@@ -290,10 +308,15 @@ class ParallelPolicy(SpeechPolicy):
         attention = prompt_mask.clone()
         position = (attention.cumsum(dim=1) - 1).clamp(min=0)
         logits = self.model(
-            text_ids=prompt_ids[..., TEXT], audio_ids=prompt_ids[..., AUDIO], attention_mask=attention,
-            position_ids=position, cache=cache, logits_to_keep=1,
-            continuous=None if features is None else features.mask, features=None if features is None else features.values,
-        )  # fmt: skip
+            text_ids=prompt_ids[..., TEXT],
+            audio_ids=prompt_ids[..., AUDIO],
+            attention_mask=attention,
+            position_ids=position,
+            cache=cache,
+            logits_to_keep=1,
+            continuous=None if features is None else features.mask,
+            features=None if features is None else features.values,
+        )
         position = position[:, -1:] + 1
         ends = torch.tensor(lay.end_audio_ids, device=dev)
         text_done = torch.zeros(rows, dtype=torch.bool, device=dev)
@@ -302,7 +325,11 @@ class ParallelPolicy(SpeechPolicy):
         for step in range(sampling.max_new_tokens):
             text_lp, audio_lp = self._head_logprobs(logits[0][:, -1], logits[1][:, -1])
             text = sample_next(text_lp, text_sampling).squeeze(1).masked_fill(text_done, lay.filler_id)
-            audio = sample_next(audio_lp, audio_sampling).squeeze(1).masked_fill(audio_done | (step < lay.audio_delay), lay.audio_filler_id)
+            audio = (
+                sample_next(audio_lp, audio_sampling)
+                .squeeze(1)
+                .masked_fill(audio_done | (step < lay.audio_delay), lay.audio_filler_id)
+            )
             text, audio = text.masked_fill(finished, lay.pad_id), audio.masked_fill(finished, lay.pad_id)
             lp = torch.stack([text_lp.gather(1, text[:, None]), audio_lp.gather(1, audio[:, None])], dim=-1).squeeze(1)
             steps.append(torch.stack([text, audio], dim=-1))
@@ -314,14 +341,20 @@ class ParallelPolicy(SpeechPolicy):
                 break
             attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
             logits = self.model(
-                text_ids=text[:, None], audio_ids=audio[:, None], attention_mask=attention, position_ids=position, cache=cache
+                text_ids=text[:, None],
+                audio_ids=audio[:, None],
+                attention_mask=attention,
+                position_ids=position,
+                cache=cache,
             )
             position = position + 1
         lp = torch.stack(logps, dim=1)
         return torch.stack(steps, dim=1), torch.cat([lp[..., TEXT], lp[..., AUDIO]], dim=1)
 
     # ---- log-probs -----------------------------------------------------------------------------------------------
-    def _forward_logprobs(self, model: torch.nn.Module, batch: SequenceBatch, with_entropy: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def _forward_logprobs(
+        self, model: torch.nn.Module, batch: SequenceBatch, with_entropy: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
         completion = batch.completion_ids
         t = completion.shape[1]
         ids = torch.cat([batch.prompt_ids, completion], dim=1)
@@ -329,15 +362,25 @@ class ParallelPolicy(SpeechPolicy):
         position = (attention.cumsum(dim=1) - 1).clamp(min=0)
         continuous = values = None
         if batch.features is not None:  # the prompt's feature positions, none in the completion
-            continuous = torch.cat([batch.features.mask, torch.zeros_like(completion[..., TEXT], dtype=torch.bool)], dim=1)
+            continuous = torch.cat(
+                [batch.features.mask, torch.zeros_like(completion[..., TEXT], dtype=torch.bool)], dim=1
+            )
             values = batch.features.values
         text_logits, audio_logits = model(
-            text_ids=ids[..., TEXT], audio_ids=ids[..., AUDIO], attention_mask=attention, position_ids=position,
-            logits_to_keep=t + 1, continuous=continuous, features=values,
-        )  # fmt: skip
+            text_ids=ids[..., TEXT],
+            audio_ids=ids[..., AUDIO],
+            attention_mask=attention,
+            position_ids=position,
+            logits_to_keep=t + 1,
+            continuous=continuous,
+            features=values,
+        )
         text_lp, audio_lp = self._head_logprobs(text_logits[:, :-1], audio_logits[:, :-1])
         out = torch.cat(
-            [text_lp.gather(2, completion[..., TEXT:TEXT + 1]).squeeze(-1), audio_lp.gather(2, completion[..., AUDIO:]).squeeze(-1)],
+            [
+                text_lp.gather(2, completion[..., TEXT : TEXT + 1]).squeeze(-1),
+                audio_lp.gather(2, completion[..., AUDIO:]).squeeze(-1),
+            ],
             dim=1,
         )
         outside = batch.masks.completion == 0

@@ -23,7 +23,6 @@ from transformers import DynamicCache, PreTrainedTokenizerBase, Qwen2Config, Qwe
 from transformers.models.qwen2.modeling_qwen2 import Qwen2RMSNorm
 from transformers.utils import logging as hf_logging
 
-
 # transformers renamed the cache argument (past_key_values -> cache); pass whichever this version takes
 _CACHE_KW = "cache" if "cache" in inspect.signature(Qwen2Model.forward).parameters else "past_key_values"
 
@@ -39,7 +38,11 @@ def _config_with(config: Qwen2Config, **changes) -> Qwen2Config:
 
 def _stack(config: Qwen2Config, layers: int, embeddings: bool) -> Qwen2Model:
     """A Qwen2Model of `layers` decoder layers without its final norm (the branches own their norms)."""
-    changes = {"num_hidden_layers": layers} if embeddings else {"num_hidden_layers": layers, "vocab_size": 1, "pad_token_id": None}
+    changes = (
+        {"num_hidden_layers": layers}
+        if embeddings
+        else {"num_hidden_layers": layers, "vocab_size": 1, "pad_token_id": None}
+    )
     model = Qwen2Model(_config_with(config, **changes))
     model.norm = nn.Identity()
     if not embeddings:
@@ -136,12 +139,22 @@ class ParallelLM(nn.Module):
                 stack.gradient_checkpointing_disable()
 
     @staticmethod
-    def _run(stack: Qwen2Model, x: Tensor, attention_mask: Tensor, position_ids: Tensor, cache: DynamicCache | None) -> Tensor:
+    def _run(
+        stack: Qwen2Model, x: Tensor, attention_mask: Tensor, position_ids: Tensor, cache: DynamicCache | None
+    ) -> Tensor:
         kwargs = {_CACHE_KW: cache} if cache is not None else {}
-        out = stack(inputs_embeds=x, attention_mask=attention_mask, position_ids=position_ids, use_cache=cache is not None, **kwargs)
+        out = stack(
+            inputs_embeds=x,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=cache is not None,
+            **kwargs,
+        )
         return out.last_hidden_state
 
-    def embed(self, text_ids: Tensor, audio_ids: Tensor, continuous: Tensor | None = None, features: Tensor | None = None) -> Tensor:
+    def embed(
+        self, text_ids: Tensor, audio_ids: Tensor, continuous: Tensor | None = None, features: Tensor | None = None
+    ) -> Tensor:
         """The input of step t: embed(audio_t) + embed(text_t); at continuous steps (a (rows, steps) bool mask, with
         `features` holding one row per marked step in row-major order) the audio part becomes
         (embed(audio_t) + adaptor(feature_t)) * sqrt(2), as Kimi-Audio's MoonshotKimiaModel.forward feeds it."""
@@ -151,7 +164,9 @@ class ParallelLM(nn.Module):
             if self.vq_adaptor is None:
                 raise ValueError("continuous features given, but this model has no feature adaptor (vq_adaptor)")
             if features is None or features.shape[0] != int(continuous.sum()):
-                raise ValueError(f"{int(continuous.sum())} continuous steps need as many feature rows, got {None if features is None else features.shape[0]}")
+                raise ValueError(
+                    f"{int(continuous.sum())} continuous steps need as many feature rows, got {None if features is None else features.shape[0]}"
+                )
             added = torch.zeros_like(audio)
             added[continuous] = self.vq_adaptor(features.to(audio.dtype))
             scale = torch.sqrt(torch.tensor(2.0, dtype=audio.dtype, device=audio.device))

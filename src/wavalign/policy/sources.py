@@ -66,7 +66,10 @@ class PretrainedCausalLM(ModelSource):
                 raise FileNotFoundError(
                     f"model path {p!r} does not exist: download the checkpoint and set its folder in the config"
                 )
-        kwargs = {dtype_keyword(transformers.__version__): DTYPES[self.dtype], "trust_remote_code": self.trust_remote_code}
+        kwargs = {
+            dtype_keyword(transformers.__version__): DTYPES[self.dtype],
+            "trust_remote_code": self.trust_remote_code,
+        }
         if self.device_map:
             kwargs["device_map"] = self.device_map
         if self.attn_implementation:

@@ -14,7 +14,16 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast, Qwen2Config, 
 
 from wavalign.policy.sources import ModelSource
 
-SPECIAL_TOKENS = ["<pad>", "<unk>", "<eos>", "<|system|>", "<|user|>", "<|assistant|>", "<|begin_audio|>", "<|end_audio|>"]
+SPECIAL_TOKENS = [
+    "<pad>",
+    "<unk>",
+    "<eos>",
+    "<|system|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|begin_audio|>",
+    "<|end_audio|>",
+]
 SPEECH_TOKEN = "<|s_{}|>"
 
 

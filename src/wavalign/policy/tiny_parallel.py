@@ -69,7 +69,9 @@ class TinyParallel(ParallelSource):
 
     def build(self) -> tuple[ParallelLM, PreTrainedTokenizerFast]:
         tokenizer = build_parallel_tokenizer(self.vocab_file, self.num_speech_tokens)
-        config = Qwen2Config(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, bos_token_id=None, **self.shape)
+        config = Qwen2Config(
+            vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, bos_token_id=None, **self.shape
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             model = ParallelLM(config, self.text_layers, self.audio_layers)

@@ -58,12 +58,14 @@ def _replies_cell(row: dict[str, Any] | None, run_dir: Path, page_dir: Path) -> 
         return '<td class="muted">(this prompt was not answered here)</td>'
     parts = []
     for k, reply in enumerate(row["replies"]):
-        html = [f"<div class=\"reply\"><b>#{k + 1}</b> {escape(reply['text']) or '<span class=muted>(no text)</span>'}"]
+        html = [f'<div class="reply"><b>#{k + 1}</b> {escape(reply["text"]) or "<span class=muted>(no text)</span>"}']
         if reply.get("audio"):
             html.append(_audio(run_dir / reply["audio"], page_dir))
         scores = ", ".join(f"{escape(str(n))} {v:.2f}" for n, v in sorted(reply.get("parts", {}).items()))
         flag = "" if reply.get("reliable", True) else " (unreliable)"
-        html.append(f"<div class=\"score\">score {reply['score']:.2f}{flag}{' — ' + scores if scores else ''}</div></div>")
+        html.append(
+            f'<div class="score">score {reply["score"]:.2f}{flag}{" — " + scores if scores else ""}</div></div>'
+        )
         parts.append("".join(html))
     return "<td>" + "".join(parts) + "</td>"
 
@@ -74,7 +76,7 @@ def _prompt_cell(row: dict[str, Any], page_dir: Path) -> str:
         html.append(_audio(row["question_audio"], page_dir))
     for key, name in (("style", "style"), ("reference", "reference"), ("demonstration", "demonstration")):
         if row.get(key):
-            html.append(f"<div class=\"score\">{name}: {escape(str(row[key]))}</div>")
+            html.append(f'<div class="score">{name}: {escape(str(row[key]))}</div>')
     return "<td>" + "".join(html) + "</td>"
 
 
@@ -101,11 +103,13 @@ def write_page(out_dir: str | Path, run_dirs: Sequence[str | Path]) -> Path:
     header = "".join(f"<th>{_label(meta, d)}</th>" for d, meta, _ in runs)
     body = []
     for pid in sorted(first_rows):
-        cells = [_prompt_cell(first_rows[pid], page_dir)] + [_replies_cell(rows.get(pid), d, page_dir) for d, _, rows in runs]
+        cells = [_prompt_cell(first_rows[pid], page_dir)] + [
+            _replies_cell(rows.get(pid), d, page_dir) for d, _, rows in runs
+        ]
         body.append("<tr>" + "".join(cells) + "</tr>")
     title = "WavAlign replies: " + " vs ".join(d.name for d, _, _ in runs)
     html = (
-        f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{escape(title)}</title><style>{STYLE}</style></head>"
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{escape(title)}</title><style>{STYLE}</style></head>'
         f"<body><h1>{escape(title)}</h1><table><thead><tr><th>prompt</th>{header}</tr></thead><tbody>\n"
         + "\n".join(body)
         + "\n</tbody></table></body></html>\n"
@@ -117,7 +121,9 @@ def write_page(out_dir: str | Path, run_dirs: Sequence[str | Path]) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wavalign.predict.listening_page", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m wavalign.predict.listening_page", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("out_dir", help="where index.html is written")
     parser.add_argument("run_dirs", nargs="+", help="`wavalign predict` output folders, one column each")
     args = parser.parse_args(argv)

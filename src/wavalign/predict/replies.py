@@ -53,7 +53,13 @@ class PromptReplies:
             "style": self.style,
             "question_audio": self.question_audio,
             "replies": [
-                {"text": r.text, "speech_codes": r.speech_codes, "score": r.score, "reliable": r.reliable, "parts": r.parts}
+                {
+                    "text": r.text,
+                    "speech_codes": r.speech_codes,
+                    "score": r.score,
+                    "reliable": r.reliable,
+                    "parts": r.parts,
+                }
                 for r in self.replies
             ],
         }
@@ -114,7 +120,11 @@ def check_checkpoint_fits(module: nn.Module, checkpoint: str | Path) -> None:
     theirs = {k: tuple(v.shape) for k, v in state["state_dict"].items() if hasattr(v, "shape")}
     ours = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     missing, unexpected = sorted(ours.keys() - theirs.keys()), sorted(theirs.keys() - ours.keys())
-    reshaped = [f"{k}: checkpoint {theirs[k]} vs model {ours[k]}" for k in sorted(ours.keys() & theirs.keys()) if ours[k] != theirs[k]]
+    reshaped = [
+        f"{k}: checkpoint {theirs[k]} vs model {ours[k]}"
+        for k in sorted(ours.keys() & theirs.keys())
+        if ours[k] != theirs[k]
+    ]
     if missing or unexpected or reshaped:
         raise ValueError(
             f"--ckpt_path {path} does not match this config's model: {len(missing)} weights missing (e.g. {missing[:3]}), "

@@ -41,7 +41,9 @@ class GlobalGroups:
     def mine(self, per_group: Tensor) -> Tensor:
         """This rank's rows of a per-group tensor of the global batch."""
         if per_group.shape[0] != self.rewards.shape[0]:
-            raise ValueError(f"a per-group tensor of the global batch needs {self.rewards.shape[0]} rows, got {per_group.shape[0]}")
+            raise ValueError(
+                f"a per-group tensor of the global batch needs {self.rewards.shape[0]} rows, got {per_group.shape[0]}"
+            )
         return per_group[self.first : self.first + self.count]
 
     def reward_stats(self) -> dict[str, Tensor]:
@@ -65,8 +67,10 @@ def gather_groups(module: pl.LightningModule, rewards: Tensor, reliable: Tensor)
         return GlobalGroups(rewards, reliable.bool(), 0, rewards.shape[0])
     shapes = module.all_gather(torch.tensor(list(rewards.shape), device=module.device)).view(world_size, 2).tolist()
     if any(s != shapes[0] for s in shapes):
-        raise RuntimeError(f"ranks hold reward batches of different shapes {shapes}: every rank needs the same number "
-                           "of prompt groups per step (the train sampler guarantees it; a custom datamodule must too)")  # fmt: skip
+        raise RuntimeError(
+            f"ranks hold reward batches of different shapes {shapes}: every rank needs the same number "
+            "of prompt groups per step (the train sampler guarantees it; a custom datamodule must too)"
+        )
     packed = torch.stack([rewards.to(torch.float64), reliable.to(torch.float64)]).to(module.device)
     got = module.all_gather(packed).cpu()  # (world, 2, B, G)
     b, g = rewards.shape
@@ -127,7 +131,9 @@ def load_per_rank(saved: Any, rank: int, world_size: int, what: str) -> Any:
         return saved
     states = saved["ranks"]
     if len(states) != world_size:
-        raise ValueError(f"{what}: the checkpoint was written by {len(states)} processes, this run has {world_size}: resume "
-                         "with the same number of processes (devices x nodes), which the data position and random "
-                         "streams depend on")  # fmt: skip
+        raise ValueError(
+            f"{what}: the checkpoint was written by {len(states)} processes, this run has {world_size}: resume "
+            "with the same number of processes (devices x nodes), which the data position and random "
+            "streams depend on"
+        )
     return states[rank]

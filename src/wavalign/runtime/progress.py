@@ -14,8 +14,14 @@ from typing import Callable
 class ProgressLines:
     """`label done/total (pct%, elapsed, ~left)` on `say` as work advances; thread-safe (the synthesis uses threads)."""
 
-    def __init__(self, label: str, total: int, every_s: float = 10.0, say: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self,
+        label: str,
+        total: int,
+        every_s: float = 10.0,
+        say: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if total < 0 or every_s < 0:
             raise ValueError(f"ProgressLines needs total >= 0 and every_s >= 0, got {total}, {every_s}")
         self.label, self.total, self.every_s = label, total, every_s

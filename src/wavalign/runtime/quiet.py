@@ -15,8 +15,10 @@ import logging
 import warnings
 
 RANK_ZERO_LOGGER = "lightning.pytorch.utilities.rank_zero"  # where Lightning's rank_zero_info logs
-CLOUD_TIPS = ("💡 Tip: For seamless cloud logging and experiment tracking,",
-              "💡 Tip: For seamless cloud uploads and versioning,")  # fmt: skip
+CLOUD_TIPS = (
+    "💡 Tip: For seamless cloud logging and experiment tracking,",
+    "💡 Tip: For seamless cloud uploads and versioning,",
+)
 PYTREE_DEPRECATION = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 
 
@@ -32,5 +34,6 @@ def silence_known_noise() -> None:
     log = logging.getLogger(RANK_ZERO_LOGGER)
     if not any(isinstance(f, _DropCloudTips) for f in log.filters):
         log.addFilter(_DropCloudTips())
-    warnings.filterwarnings("ignore", message=PYTREE_DEPRECATION, category=FutureWarning,
-                            module=r"lightning\.pytorch\.utilities\._pytree")  # fmt: skip
+    warnings.filterwarnings(
+        "ignore", message=PYTREE_DEPRECATION, category=FutureWarning, module=r"lightning\.pytorch\.utilities\._pytree"
+    )

@@ -70,10 +70,14 @@ class ResumeStateCallback(pl.Callback):
             decorrelate_rank_streams(trainer)
 
     # ---- the training data position ------------------------------------------------------------------------------
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self.trained_batches += 1
 
-    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         """Runs before load_state_dict, hence the count is read from the checkpoint itself."""
         saved = checkpoint.get("callbacks", {}).get(self.state_key, {})
         batches = int(saved.get("trained_batches", 0))
@@ -87,7 +91,9 @@ class ResumeStateCallback(pl.Callback):
             datamodule.resume_after(batches)
 
     # ---- random states -------------------------------------------------------------------------------------------
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if self._pending is not None:
             set_rng_states(self._pending)
             self._pending = None
@@ -161,8 +167,11 @@ class InterruptCheckpoint(Checkpoint):
             return
         trainer.save_checkpoint(self.path)  # on every rank: saving is collective under sharded strategies
         if trainer.is_global_zero:
-            print(f"interrupted at step {trainer.global_step} ({type(exception).__name__}): saved {self.path}; "
-                  "run the same command with --ckpt_path last to continue", flush=True)  # fmt: skip
+            print(
+                f"interrupted at step {trainer.global_step} ({type(exception).__name__}): saved {self.path}; "
+                "run the same command with --ckpt_path last to continue",
+                flush=True,
+            )
 
 
 def add_interrupt_checkpoint(trainer: pl.Trainer) -> None:
@@ -193,7 +202,10 @@ def find_last_checkpoint(trainer: pl.Trainer) -> Path | None:
         trainer: The run's Trainer, whose checkpoint callbacks and logger say where to look.
     """
     found = [
-        p for d in checkpoint_dirs(trainer) if d.is_dir()
-        for p in d.glob("*.ckpt") if p.stem.startswith("last") or p.stem == INTERRUPT_NAME
-    ]  # fmt: skip
+        p
+        for d in checkpoint_dirs(trainer)
+        if d.is_dir()
+        for p in d.glob("*.ckpt")
+        if p.stem.startswith("last") or p.stem == INTERRUPT_NAME
+    ]
     return max(found, key=lambda p: p.stat().st_mtime) if found else None

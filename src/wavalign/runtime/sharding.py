@@ -63,8 +63,10 @@ def fully_shard_model(model: nn.Module, mesh: object, extra_roots: Iterable[nn.M
     model = get_base() if callable(get_base) else model  # under peft: generate calls the base model's forward
     blocks = transformer_blocks(model)
     if not blocks:
-        raise ValueError(f"{type(model).__name__}: no transformer blocks found to shard (no _no_split_modules, no "
-                         f"class named *{BLOCK_SUFFIXES[0]} or *{BLOCK_SUFFIXES[1]})")  # fmt: skip
+        raise ValueError(
+            f"{type(model).__name__}: no transformer blocks found to shard (no _no_split_modules, no "
+            f"class named *{BLOCK_SUFFIXES[0]} or *{BLOCK_SUFFIXES[1]})"
+        )
     broadcast_from_rank0(model, mesh.device_type)
     for block in blocks:
         fully_shard(block, mesh=mesh)
@@ -108,8 +110,10 @@ def shard_policy(module: pl.LightningModule) -> None:
         return
     mesh = module.device_mesh
     if mesh["tensor_parallel"].size() != 1:
-        raise ValueError("ModelParallelStrategy: WavAlign shards data only; set tensor_parallel_size: 1 and "
-                         "data_parallel_size to the process count (configs/strategies/fsdp.yaml)")  # fmt: skip
+        raise ValueError(
+            "ModelParallelStrategy: WavAlign shards data only; set tensor_parallel_size: 1 and "
+            "data_parallel_size to the process count (configs/strategies/fsdp.yaml)"
+        )
     policy = module.policy
     if getattr(policy, "_sharded", False):
         return

@@ -32,15 +32,25 @@ def ensure_checkpoint(checkpoint: str | Path, config: str | Path, data_stamp: st
         if stamp is None or not stamp.is_file() or checkpoint.stat().st_mtime >= stamp.stat().st_mtime:
             print(f"warm start: using {checkpoint}", flush=True)
             return checkpoint
-        print(f"warm start: {checkpoint} is older than {stamp}: the data was rebuilt since, so it is trained again", flush=True)
+        print(
+            f"warm start: {checkpoint} is older than {stamp}: the data was rebuilt since, so it is trained again",
+            flush=True,
+        )
     if not Path(config).is_file():
-        raise FileNotFoundError(f"warm start: checkpoint {checkpoint} is missing or stale and its config {config} does not exist")
-    print(f"warm start: {checkpoint} is missing or stale; running `python -m wavalign fit --config {config}` "
-          "(its progress bar and summary follow)", flush=True)  # fmt: skip
+        raise FileNotFoundError(
+            f"warm start: checkpoint {checkpoint} is missing or stale and its config {config} does not exist"
+        )
+    print(
+        f"warm start: {checkpoint} is missing or stale; running `python -m wavalign fit --config {config}` "
+        "(its progress bar and summary follow)",
+        flush=True,
+    )
     begun = time.monotonic()
     subprocess.run([sys.executable, "-m", "wavalign", "fit", "--config", str(config)], check=True)
     if not checkpoint.is_file():
-        raise FileNotFoundError(f"warm start: {config} ran but did not write {checkpoint}; check its ModelCheckpoint dirpath")
+        raise FileNotFoundError(
+            f"warm start: {config} ran but did not write {checkpoint}; check its ModelCheckpoint dirpath"
+        )
     print(f"warm start: done in {time.monotonic() - begun:.0f} s -> {checkpoint}", flush=True)
     return checkpoint
 

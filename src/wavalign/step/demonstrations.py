@@ -12,8 +12,8 @@ from torch import Tensor
 from wavalign.audio.codec import SpeechCodec
 from wavalign.data.schema import DialogueExample
 from wavalign.judges.base import Judge
-from wavalign.step.losses import group_advantages
 from wavalign.policy.base import Reply
+from wavalign.step.losses import group_advantages
 from wavalign.step.scoring import ScoredGroups, build_requests, score_groups
 
 

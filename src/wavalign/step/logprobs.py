@@ -27,9 +27,14 @@ def _one(policy: SpeechPolicy, batch: SequenceBatch, grad: bool, with_entropy: b
 
 
 def step_logprobs(
-    policy: SpeechPolicy, rollouts: SequenceBatch, demo: SequenceBatch | None, train_po: bool, train_sft: bool,
-    joint: bool, with_entropy: bool = False,
-) -> StepLogprobs:  # fmt: skip
+    policy: SpeechPolicy,
+    rollouts: SequenceBatch,
+    demo: SequenceBatch | None,
+    train_po: bool,
+    train_sft: bool,
+    joint: bool,
+    with_entropy: bool = False,
+) -> StepLogprobs:
     """Log-probs of the rollouts (grad when train_po) and demonstrations (grad when train_sft); joint: both train,
     so one padded forward serves both (policies that cannot pad run them one by one). demo None: no SFT batch."""
     if demo is None:

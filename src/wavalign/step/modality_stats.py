@@ -20,8 +20,9 @@ def modality_token_means(values: Tensor, masks: ModalityMasks) -> dict[str, Tens
     return out
 
 
-def modality_logs(masks: ModalityMasks, entropy: Tensor | None = None, logp: Tensor | None = None,
-                  ref_logp: Tensor | None = None) -> dict[str, Tensor]:  # fmt: skip
+def modality_logs(
+    masks: ModalityMasks, entropy: Tensor | None = None, logp: Tensor | None = None, ref_logp: Tensor | None = None
+) -> dict[str, Tensor]:
     """policy/entropy_{text,speech} from per-token entropies, and loss/kl_{text,speech} (the k3 estimator, as the
     loss uses) when reference log-probs exist (beta > 0); an absent input logs nothing."""
     out: dict[str, Tensor] = {}

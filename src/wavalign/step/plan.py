@@ -132,8 +132,10 @@ def mix_weights(
         raise ValueError("a step plan cannot both add its terms at full scale and carry a lambda per group")
     group_lam = group_lam.to(device=logp.device, dtype=logp.dtype)
     if group_lam.numel() * group_size != logp.shape[0]:
-        raise ValueError(f"group_lam has {group_lam.numel()} groups but there are {logp.shape[0]} rollout rows "
-                         f"in groups of {group_size}")  # fmt: skip
+        raise ValueError(
+            f"group_lam has {group_lam.numel()} groups but there are {logp.shape[0]} rollout rows "
+            f"in groups of {group_size}"
+        )
     if group_lam.dim() != 1:
         raise ValueError(f"a gate's group_lam must have shape (B,), got {tuple(group_lam.shape)}")
     if bool(((group_lam < 0) | (group_lam > 1)).any()):

@@ -140,6 +140,8 @@ class RolloutBuffer:
     def load_state_dict(self, state: dict[str, Any], device: Any = "cpu") -> None:
         s = state.get("entry")
         if s is not None and "plan" not in s:
-            raise ValueError("the checkpoint's rollout buffer was written before step plans existed (a run stopped "
-                             "between two PPO epochs): resume from a checkpoint written at a batch boundary")  # fmt: skip
+            raise ValueError(
+                "the checkpoint's rollout buffer was written before step plans existed (a run stopped "
+                "between two PPO epochs): resume from a checkpoint written at a batch boundary"
+            )
         self.entry = None if s is None else RolloutEntry.from_state(s, device)

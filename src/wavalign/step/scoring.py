@@ -62,5 +62,9 @@ def score_groups(judge: Judge, requests: list[JudgeRequest], group_size: int) ->
         rewards = torch.where(finite, rewards, torch.full_like(rewards, MIN_SCORE))
         for s, ok in zip(scores, finite.flatten().tolist()):
             if not ok:
-                s.score, s.reliable, s.error = MIN_SCORE, False, s.error or f"non-finite score from {type(judge).__name__}"
+                s.score, s.reliable, s.error = (
+                    MIN_SCORE,
+                    False,
+                    s.error or f"non-finite score from {type(judge).__name__}",
+                )
     return ScoredGroups(rewards, reliable, scores, requests)

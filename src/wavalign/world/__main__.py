@@ -18,20 +18,33 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     prep = sub.add_parser("prepare", help="synthesise audio, write JSONL splits and fit the codec codebook (cached)")
     add_options(prep)  # one option per WorldSettings field, help from its docstring
-    prep.add_argument("--no-extras", action="store_true",
-                      help="skip what training needs beside audio and JSONL (vocab, ASR sentences, speech codes, "
-                           "style profiles, benchmark files)")  # fmt: skip
+    prep.add_argument(
+        "--no-extras",
+        action="store_true",
+        help="skip what training needs beside audio and JSONL (vocab, ASR sentences, speech codes, "
+        "style profiles, benchmark files)",
+    )
     sub.add_parser("info", help="print the question counts per split and the vocabulary size")
-    diag = sub.add_parser("diagnose", help="per family: accuracy, restatement rate, comparison answer kinds of a "
-                          "checkpoint's sampled replies (further --key=value arguments go to the training config)")
+    diag = sub.add_parser(
+        "diagnose",
+        help="per family: accuracy, restatement rate, comparison answer kinds of a "
+        "checkpoint's sampled replies (further --key=value arguments go to the training config)",
+    )
     diag.add_argument("--checkpoint", required=True, help="a checkpoint of the config's policy (e.g. last.ckpt)")
     diag.add_argument("--config", default="configs/tiny.yaml", help="the training config that built the checkpoint")
-    diag.add_argument("--split", default="val", choices=("train", "val", "test", "heard"),
-                      help="heard: training questions in new recordings (a world prepared with n_heard > 0)")
+    diag.add_argument(
+        "--split",
+        default="val",
+        choices=("train", "val", "test", "heard"),
+        help="heard: training questions in new recordings (a world prepared with n_heard > 0)",
+    )
     diag.add_argument("--samples", type=int, default=4, help="sampled replies per item")
     diag.add_argument("--temperature", type=float, default=None, help="default: the config's eval_sampling")
-    probe = sub.add_parser("probe-heard", help="a checkpoint's accuracy on training questions recorded in candidate "
-                           "voices, rates and pitches (how the heard split's voices were chosen)")
+    probe = sub.add_parser(
+        "probe-heard",
+        help="a checkpoint's accuracy on training questions recorded in candidate "
+        "voices, rates and pitches (how the heard split's voices were chosen)",
+    )
     probe.add_argument("--checkpoint", required=True, help="a checkpoint of the config's policy (e.g. last.ckpt)")
     probe.add_argument("--config", default="configs/tiny.yaml", help="the training config that built the checkpoint")
     probe.add_argument("--n", type=int, default=60, help="training questions per candidate recording")
@@ -71,8 +84,10 @@ def _load(args: argparse.Namespace, overrides: list[str]) -> Loaded | None:
         return None
     loaded = load(args.config, args.checkpoint, overrides)
     if loaded.world is None:
-        print(f"error: {args.config} has no 'world' key: {args.command} reads the embedded world's questions",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"error: {args.config} has no 'world' key: {args.command} reads the embedded world's questions",
+            file=sys.stderr,
+        )
         return None
     return loaded
 
@@ -95,8 +110,10 @@ def _probe_heard(args: argparse.Namespace, overrides: list[str]) -> int:
     for name, spec in CANDIDATES:
         bench, change = benches[name]
         s = summarise(sample_diagnoses(module, str(bench), args.samples))["all"]
-        print(f"{name:12s} {', '.join(map(str, spec)):>22s} {change:12.3f} {s['accuracy']:11.1f} {s['restated']:11.1f}",
-              flush=True)  # fmt: skip
+        print(
+            f"{name:12s} {', '.join(map(str, spec)):>22s} {change:12.3f} {s['accuracy']:11.1f} {s['restated']:11.1f}",
+            flush=True,
+        )
     return 0
 
 

@@ -54,8 +54,11 @@ def summarise(diagnoses: Iterable[ReplyDiagnosis]) -> dict[str, dict[str, float]
     out: dict[str, dict[str, float]] = {}
     for family, ds in groups.items():
         n = len(ds)
-        row = {"n": float(n), "accuracy": 100 * sum(d.correct for d in ds) / n,
-               "restated": 100 * sum(d.restated for d in ds) / n}  # fmt: skip
+        row = {
+            "n": float(n),
+            "accuracy": 100 * sum(d.correct for d in ds) / n,
+            "restated": 100 * sum(d.restated for d in ds) / n,
+        }
         kinds = Counter(d.answer_kind for d in ds if d.answer_kind is not None)
         if family != "all" and kinds:
             row.update({k: 100 * kinds[k] / n for k in ANSWER_KINDS})
@@ -74,8 +77,14 @@ def format_table(summary: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def sample_diagnoses(module: TrainedModule, bench_file: str, samples: int = 4, temperature: float | None = None,
-                     batch_size: int = 50, seed: int = 0) -> list[ReplyDiagnosis]:  # fmt: skip
+def sample_diagnoses(
+    module: TrainedModule,
+    bench_file: str,
+    samples: int = 4,
+    temperature: float | None = None,
+    batch_size: int = 50,
+    seed: int = 0,
+) -> list[ReplyDiagnosis]:
     """Sample `samples` replies per item of a world benchmark file (`<split>.bench.jsonl`) from a WavAlignModule,
     with its eval_sampling (at `temperature` if given), and diagnose each reply against its world question."""
     import dataclasses

@@ -31,7 +31,6 @@ def write_world_extras(world_dir: str | Path, profile_samples: int = PROFILE_SAM
     _write_sft_subset(root)
     profiles = root / "style_profiles.json"
     from wavalign.audio.io import read_wav
-    from wavalign.audio.world_codec import WorldCodec
     from wavalign.judges.style import fit_profiles, prosody, save_profiles
 
     samples = []
@@ -69,8 +68,14 @@ def _write_benchmarks(root: Path) -> None:
     for split in world_splits(root):
         rows = [json.loads(line) for line in (root / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
         bench = [
-            {"question": r["question_text"], "audio": r["audios"][0], "answer": r["reference_answer"],
-             "answer_type": "final", "style": r["style"], "category": r["family"]}  # fmt: skip
+            {
+                "question": r["question_text"],
+                "audio": r["audios"][0],
+                "answer": r["reference_answer"],
+                "answer_type": "final",
+                "style": r["style"],
+                "category": r["family"],
+            }
             for r in rows
         ]
         (root / f"{split}.bench.jsonl").write_text("".join(json.dumps(b) + "\n" for b in bench), encoding="utf-8")

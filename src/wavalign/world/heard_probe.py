@@ -55,9 +55,13 @@ def code_change(a: list[int], b: list[int]) -> float:
     return edit_distance(a, b) / max(len(a), len(b))
 
 
-def write_variant_benches(world_dir: str | Path, out_dir: str | Path, n: int, seed: int = 0,
-                          candidates: tuple[tuple[str, tuple[str, int, int]], ...] = CANDIDATES,
-                          ) -> dict[str, tuple[Path, float]]:  # fmt: skip
+def write_variant_benches(
+    world_dir: str | Path,
+    out_dir: str | Path,
+    n: int,
+    seed: int = 0,
+    candidates: tuple[tuple[str, tuple[str, int, int]], ...] = CANDIDATES,
+) -> dict[str, tuple[Path, float]]:
     """For each candidate: record the heard split's first `n` questions (teacher.heard_examples, the same the world's
     heard split draws) into out_dir/<k>/, write a generic benchmark file there, and measure the mean code change
     against the training recording. Returns name -> (bench file, mean code change)."""
@@ -81,12 +85,21 @@ def write_variant_benches(world_dir: str | Path, out_dir: str | Path, n: int, se
         (where / "audio").mkdir(parents=True, exist_ok=True)
         rows, codes = [], []
         for i, ex in enumerate(examples):
-            wav, sr = synthesize(ex.question_text, variant_style(name, pitch, speed), sample_rate=codec.sample_rate,
-                                 voice=voice)  # fmt: skip
+            wav, sr = synthesize(
+                ex.question_text, variant_style(name, pitch, speed), sample_rate=codec.sample_rate, voice=voice
+            )
             write_wav(where / "audio" / f"q{i:04d}.wav", wav, sr)
             codes.append([int(c) for c in codec.encode(wav, sr)])
-            rows.append({"question": ex.question_text, "audio": f"audio/q{i:04d}.wav", "answer": ex.reference_answer,
-                         "answer_type": "final", "style": ex.style, "category": ex.family})  # fmt: skip
+            rows.append(
+                {
+                    "question": ex.question_text,
+                    "audio": f"audio/q{i:04d}.wav",
+                    "answer": ex.reference_answer,
+                    "answer_type": "final",
+                    "style": ex.style,
+                    "category": ex.family,
+                }
+            )
         if not base:
             base = codes  # the first candidate is the reference (CANDIDATES: the training recording)
         bench = where / "bench.jsonl"

@@ -55,8 +55,10 @@ def provide(loader: Loader) -> None:
 def load(config: str, checkpoint: str, overrides: Sequence[str] = ()) -> Loaded:
     """The checkpoint loaded under `config` by the provided loader."""
     if _provided is None:
-        raise RuntimeError("no checkpoint loader: start this command as `wavalign ...` (or `python -m wavalign ...`), "
-                           "whose entry point provides it")  # fmt: skip
+        raise RuntimeError(
+            "no checkpoint loader: start this command as `wavalign ...` (or `python -m wavalign ...`), "
+            "whose entry point provides it"
+        )
     return _provided(config, checkpoint, overrides)
 
 

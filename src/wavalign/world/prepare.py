@@ -35,8 +35,16 @@ from wavalign.audio.tts import ESPEAK_VOICE, STYLES, SpeakingStyle, espeak_binar
 from wavalign.audio.world_codec import WorldCodec
 from wavalign.runtime.progress import ProgressLines
 from wavalign.world.settings import WorldSettings
-from wavalign.world.tasks import (SPLITS, WORLD_STYLES, Example, SplitTooSmall, make_splits, split_questions,
-                                  system_prompt, vocabulary)
+from wavalign.world.tasks import (
+    SPLITS,
+    WORLD_STYLES,
+    Example,
+    SplitTooSmall,
+    make_splits,
+    split_questions,
+    system_prompt,
+    vocabulary,
+)
 from wavalign.world.teacher import HEARD_VOICES, heard_examples, heard_voice, imperfect_teacher
 
 WORLD_VERSION = 2  # bump when tables, layout or schema change, so cached worlds are rebuilt
@@ -134,8 +142,15 @@ def _synthesize_all(root: Path, jobs: dict[str, Job], workers: int, progress: Pr
         list(pool.map(one, items, chunksize=16))
 
 
-def _fit_codebook(root: Path, train: list[Example], seed: int, num_codes: int, frame_ms: float, max_fit: int,
-                  progress: ProgressLines | None = None) -> None:  # fmt: skip
+def _fit_codebook(
+    root: Path,
+    train: list[Example],
+    seed: int,
+    num_codes: int,
+    frame_ms: float,
+    max_fit: int,
+    progress: ProgressLines | None = None,
+) -> None:
     paths = sorted({question_audio(e) for e in train} | {reply_audio(e) for e in train})
     if len(paths) > max_fit:
         paths = sorted(random.Random(f"wavalign-world-fit-{seed}").sample(paths, max_fit))
@@ -160,8 +175,9 @@ def _examples(world: WorldSettings) -> dict[str, list[Example]]:
         splits = make_splits(world.seed, *counts.values())
     except SplitTooSmall as e:
         raise ValueError(f"world setting n_{e.split}: {e}") from None
-    splits["train"] = imperfect_teacher(splits["train"], world.teacher_wrong_answer, world.teacher_wrong_style,
-                                        world.seed)  # fmt: skip
+    splits["train"] = imperfect_teacher(
+        splits["train"], world.teacher_wrong_answer, world.teacher_wrong_style, world.seed
+    )
     if world.n_heard:
         splits[HEARD] = heard_examples(split_questions(world.seed)["train"], world.n_heard, world.seed)
     return splits
@@ -233,8 +249,11 @@ def prepare_world(world: WorldSettings, verbose: bool = True) -> Path:
     for split, examples in splits.items():
         lines = [json.dumps(to_row(ex, q), ensure_ascii=True) + "\n" for ex, q in zip(examples, questions[split])]
         (root / f"{split}.jsonl").write_text("".join(lines), encoding="utf-8")
-    say(f"world: fitting a {world.num_codes}-code WORLD codebook ({world.frame_ms:g} ms frames) on training audio: "
-        "WORLD analysis, then k-means ...", flush=True)  # fmt: skip
+    say(
+        f"world: fitting a {world.num_codes}-code WORLD codebook ({world.frame_ms:g} ms frames) on training audio: "
+        "WORLD analysis, then k-means ...",
+        flush=True,
+    )
     analysed = ProgressLines("world: analysed", 0) if verbose else None
     _fit_codebook(root, splits["train"], seed, world.num_codes, world.frame_ms, world.max_fit_utterances, analysed)
     t2 = time.perf_counter()
@@ -250,6 +269,8 @@ def prepare_world(world: WorldSettings, verbose: bool = True) -> Path:
     tmp = root / "manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     tmp.replace(root / "manifest.json")
-    say(f"world: wrote {root} in {t2 - t0:.1f} s (synthesis {t1 - t0:.1f} s, codebook {t2 - t1:.1f} s); "
-        f"counts {manifest['counts']}")  # fmt: skip
+    say(
+        f"world: wrote {root} in {t2 - t0:.1f} s (synthesis {t1 - t0:.1f} s, codebook {t2 - t1:.1f} s); "
+        f"counts {manifest['counts']}"
+    )
     return root

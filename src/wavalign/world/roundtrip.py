@@ -12,8 +12,8 @@ import jiwer
 from wavalign.audio.asr import TaskASR
 from wavalign.audio.io import read_wav
 from wavalign.audio.world_codec import WorldCodec
-from wavalign.world.tasks import sentences as world_sentences
 from wavalign.runtime.worker_pool import fork_pool
+from wavalign.world.tasks import sentences as world_sentences
 
 
 @dataclass(frozen=True)

@@ -51,14 +51,15 @@ def _degrade(kind: str, codes: np.ndarray, text: str, style: str, codec, rng: ra
     raise ValueError(f"unknown degradation {kind!r}; known: {list(DEGRADATIONS)}")
 
 
-def sanity_table(world_dir: str | Path, split: str = "val", n: int = 50, seed: int = 0,
-                 progress: Callable[[str], None] | None = None) -> list[SanityRow]:  # fmt: skip
+def sanity_table(
+    world_dir: str | Path, split: str = "val", n: int = 50, seed: int = 0, progress: Callable[[str], None] | None = None
+) -> list[SanityRow]:
     """EQ and WER of the first `n` demonstrations of `<split>.codes.jsonl` and of each degradation of them."""
     from wavalign.audio.asr import TaskASR
     from wavalign.audio.world_codec import WorldCodec
+    from wavalign.benchmarks.metrics import SpeechTextWER
     from wavalign.judges.base import JudgeRequest
     from wavalign.judges.style import StyleJudge
-    from wavalign.benchmarks.metrics import SpeechTextWER
 
     root = Path(world_dir)
     path = root / f"{split}.codes.jsonl"
@@ -78,8 +79,13 @@ def sanity_table(world_dir: str | Path, split: str = "val", n: int = 50, seed: i
             text, style = row["sft_target_text"], row["style"]
             codes = _degrade(kind, np.asarray(row["sft_target_codes"], dtype=np.int64), text, style, codec, rng)
             audio = codec.decode(codes)
-            req = JudgeRequest(question=row["question_text"], reply_text=text, reply_audio=audio,
-                               sample_rate=codec.sample_rate, style=style)  # fmt: skip
+            req = JudgeRequest(
+                question=row["question_text"],
+                reply_text=text,
+                reply_audio=audio,
+                sample_rate=codec.sample_rate,
+                style=style,
+            )
             eq.append(judge.score_one(req).score)
             wer.update([text], [asr.transcribe(audio, codec.sample_rate)])
         out.append(SanityRow(kind, float(np.mean(eq)), float(wer.compute()), len(rows)))
@@ -89,6 +95,9 @@ def sanity_table(world_dir: str | Path, split: str = "val", n: int = 50, seed: i
 
 
 def format_markdown(rows: list[SanityRow], split: str) -> str:
-    lines = [f"| reply ({rows[0].n} {split} demonstrations) | EQ: style judge, 1-5 | speech-text WER |", "|---|---|---|"]
+    lines = [
+        f"| reply ({rows[0].n} {split} demonstrations) | EQ: style judge, 1-5 | speech-text WER |",
+        "|---|---|---|",
+    ]
     lines += [f"| {r.reply} | {r.eq:.2f} | {r.wer:.3f} |" for r in rows]
     return "\n".join(lines)

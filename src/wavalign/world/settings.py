@@ -54,8 +54,15 @@ class WorldSettings:
 
     def check(self) -> None:
         """Raise ValueError naming the first field whose value cannot make a world (before anything is written)."""
-        at_least = {"n_train": 0, "n_val": 0, "n_test": 0, "n_heard": 0, "num_codes": 2, "max_fit_utterances": 1,
-                    "workers": 1}  # fmt: skip
+        at_least = {
+            "n_train": 0,
+            "n_val": 0,
+            "n_test": 0,
+            "n_heard": 0,
+            "num_codes": 2,
+            "max_fit_utterances": 1,
+            "workers": 1,
+        }
         for name, low in at_least.items():
             if getattr(self, name) < low:
                 raise ValueError(f"world setting {name} must be at least {low}, got {getattr(self, name)}")
@@ -111,8 +118,14 @@ def add_options(parser: argparse.ArgumentParser, cls: type = WorldSettings) -> N
         flags = [f"--{f.name.replace('_', '-')}", *f.metadata.get("aliases", ())]
         text = helps.get(f.name, "").rstrip(".").replace("%", "%%")
         metavar = {int: "N", float: "X"}.get(hints[f.name], f.name.upper())
-        parser.add_argument(*flags, dest=f.name, type=hints[f.name], default=f.default, metavar=metavar,
-                            help=f"{text} (default: %(default)s)")  # fmt: skip
+        parser.add_argument(
+            *flags,
+            dest=f.name,
+            type=hints[f.name],
+            default=f.default,
+            metavar=metavar,
+            help=f"{text} (default: %(default)s)",
+        )
 
 
 def from_options(args: argparse.Namespace, cls: type = WorldSettings) -> Any:

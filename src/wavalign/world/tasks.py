@@ -30,33 +30,112 @@ NUMBERS: tuple[str, ...] = (
 DAYS = "monday tuesday wednesday thursday friday saturday sunday".split()
 MONTHS = "january february march april may june july august september october november december".split()
 COLORS: tuple[tuple[str, str], ...] = (
-    ("the sky", "blue"), ("the sea", "blue"), ("grass", "green"), ("a leaf", "green"), ("a frog", "green"),
-    ("a lime", "green"), ("snow", "white"), ("milk", "white"), ("salt", "white"), ("a cloud", "white"),
-    ("coal", "black"), ("a crow", "black"), ("ink", "black"), ("a banana", "yellow"), ("a lemon", "yellow"),
-    ("the sun", "yellow"), ("a tomato", "red"), ("a strawberry", "red"), ("a cherry", "red"), ("blood", "red"),
-    ("a carrot", "orange"), ("a pumpkin", "orange"), ("an orange", "orange"), ("chocolate", "brown"),
-    ("soil", "brown"), ("a plum", "purple"), ("an eggplant", "purple"), ("a flamingo", "pink"), ("a pig", "pink"),
+    ("the sky", "blue"),
+    ("the sea", "blue"),
+    ("grass", "green"),
+    ("a leaf", "green"),
+    ("a frog", "green"),
+    ("a lime", "green"),
+    ("snow", "white"),
+    ("milk", "white"),
+    ("salt", "white"),
+    ("a cloud", "white"),
+    ("coal", "black"),
+    ("a crow", "black"),
+    ("ink", "black"),
+    ("a banana", "yellow"),
+    ("a lemon", "yellow"),
+    ("the sun", "yellow"),
+    ("a tomato", "red"),
+    ("a strawberry", "red"),
+    ("a cherry", "red"),
+    ("blood", "red"),
+    ("a carrot", "orange"),
+    ("a pumpkin", "orange"),
+    ("an orange", "orange"),
+    ("chocolate", "brown"),
+    ("soil", "brown"),
+    ("a plum", "purple"),
+    ("an eggplant", "purple"),
+    ("a flamingo", "pink"),
+    ("a pig", "pink"),
     ("an elephant", "gray"),
-)  # fmt: skip
+)
 OPPOSITES: tuple[tuple[str, str], ...] = (
-    ("hot", "cold"), ("big", "small"), ("up", "down"), ("fast", "slow"), ("happy", "sad"), ("day", "night"),
-    ("open", "closed"), ("light", "dark"), ("tall", "short"), ("wet", "dry"), ("loud", "quiet"), ("hard", "soft"),
-    ("full", "empty"), ("early", "late"), ("left", "right"), ("in", "out"), ("yes", "no"), ("push", "pull"),
-    ("win", "lose"), ("true", "false"), ("first", "last"), ("rich", "poor"), ("strong", "weak"), ("thick", "thin"),
+    ("hot", "cold"),
+    ("big", "small"),
+    ("up", "down"),
+    ("fast", "slow"),
+    ("happy", "sad"),
+    ("day", "night"),
+    ("open", "closed"),
+    ("light", "dark"),
+    ("tall", "short"),
+    ("wet", "dry"),
+    ("loud", "quiet"),
+    ("hard", "soft"),
+    ("full", "empty"),
+    ("early", "late"),
+    ("left", "right"),
+    ("in", "out"),
+    ("yes", "no"),
+    ("push", "pull"),
+    ("win", "lose"),
+    ("true", "false"),
+    ("first", "last"),
+    ("rich", "poor"),
+    ("strong", "weak"),
+    ("thick", "thin"),
     ("black", "white"),
-)  # fmt: skip
+)
 LEGS: tuple[tuple[str, int], ...] = (
-    ("a dog", 4), ("a cat", 4), ("a horse", 4), ("a cow", 4), ("a lion", 4), ("a sheep", 4), ("a bird", 2),
-    ("a duck", 2), ("a chicken", 2), ("an ant", 6), ("a bee", 6), ("a spider", 8), ("an octopus", 8),
-    ("a crab", 10), ("a fish", 0), ("a snake", 0), ("a worm", 0),
-)  # fmt: skip
+    ("a dog", 4),
+    ("a cat", 4),
+    ("a horse", 4),
+    ("a cow", 4),
+    ("a lion", 4),
+    ("a sheep", 4),
+    ("a bird", 2),
+    ("a duck", 2),
+    ("a chicken", 2),
+    ("an ant", 6),
+    ("a bee", 6),
+    ("a spider", 8),
+    ("an octopus", 8),
+    ("a crab", 10),
+    ("a fish", 0),
+    ("a snake", 0),
+    ("a worm", 0),
+)
 SOUNDS: tuple[tuple[str, str], ...] = (
-    ("a cow", "moo"), ("a dog", "woof"), ("a duck", "quack"), ("a cat", "meow"), ("a sheep", "baa"),
-    ("a horse", "neigh"), ("an owl", "hoot"), ("a snake", "hiss"), ("a bee", "buzz"), ("a lion", "roar"),
-    ("a mouse", "squeak"), ("a wolf", "howl"), ("a frog", "croak"), ("a bird", "tweet"), ("a hen", "cluck"),
-)  # fmt: skip
-FAMILIES: tuple[str, ...] = ("arithmetic", "comparison", "repeat", "counting", "days", "months", "colors",
-                             "opposites", "legs", "sounds")  # fmt: skip
+    ("a cow", "moo"),
+    ("a dog", "woof"),
+    ("a duck", "quack"),
+    ("a cat", "meow"),
+    ("a sheep", "baa"),
+    ("a horse", "neigh"),
+    ("an owl", "hoot"),
+    ("a snake", "hiss"),
+    ("a bee", "buzz"),
+    ("a lion", "roar"),
+    ("a mouse", "squeak"),
+    ("a wolf", "howl"),
+    ("a frog", "croak"),
+    ("a bird", "tweet"),
+    ("a hen", "cluck"),
+)
+FAMILIES: tuple[str, ...] = (
+    "arithmetic",
+    "comparison",
+    "repeat",
+    "counting",
+    "days",
+    "months",
+    "colors",
+    "opposites",
+    "legs",
+    "sounds",
+)
 SKILL_FAMILIES: tuple[str, ...] = ("arithmetic", "comparison", "repeat")  # held out in val/test; the rest train only
 N_REPEAT = 300  # "repeat after me" questions: random number triples
 
@@ -119,8 +198,14 @@ def _generate() -> list[tuple[str, str, str, str]]:
         for b in range(a + 1, 21):
             x, y = (a, b) if (a + b) % 2 == 0 else (b, a)  # one spoken order per pair, both orders overall
             for word, pick in (("bigger", b), ("smaller", a)):
-                out.append(("comparison", f"which is {word} {n[x]} or {n[y]}",
-                            f"the {word} of {n[x]} and {n[y]} is {n[pick]}", n[pick]))  # fmt: skip
+                out.append(
+                    (
+                        "comparison",
+                        f"which is {word} {n[x]} or {n[y]}",
+                        f"the {word} of {n[x]} and {n[y]} is {n[pick]}",
+                        n[pick],
+                    )
+                )
     rng = random.Random("wavalign-world-repeat")
     triples: dict[tuple[int, int, int], None] = {}
     while len(triples) < N_REPEAT:
@@ -144,8 +229,9 @@ def _generate() -> list[tuple[str, str, str, str]]:
         out.append(("opposites", f"what is the opposite of {x}", f"the opposite of {x} is {y}", y))
         out.append(("opposites", f"what is the opposite of {y}", f"the opposite of {y} is {x}", x))
     for animal, legs in LEGS:
-        out.append(("legs", f"how many legs does {animal} have", f"the number of legs on {animal} is {n[legs]}",
-                    n[legs]))  # fmt: skip
+        out.append(
+            ("legs", f"how many legs does {animal} have", f"the number of legs on {animal} is {n[legs]}", n[legs])
+        )
     for animal, sound in SOUNDS:
         out.append(("sounds", f"what sound does {animal} make", f"the sound {animal} makes is {sound}", sound))
     return out

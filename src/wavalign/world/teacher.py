@@ -67,8 +67,9 @@ def _with_answer(reply: str, right: str, wrong: str) -> str:
     return " ".join([*head, *words(wrong)])
 
 
-def imperfect_teacher(train: list[Example], wrong_answer_share: float, wrong_style_share: float,
-                      seed: int) -> list[Example]:  # fmt: skip
+def imperfect_teacher(
+    train: list[Example], wrong_answer_share: float, wrong_style_share: float, seed: int
+) -> list[Example]:
     """The training examples as an imperfect teacher demonstrates them (same order, same questions and styles)."""
     a, s = _check_share("wrong_answer", wrong_answer_share), _check_share("wrong_style", wrong_style_share)
     if a == 0.0 and s == 0.0:
@@ -82,8 +83,9 @@ def imperfect_teacher(train: list[Example], wrong_answer_share: float, wrong_sty
     out = []
     for i, ex in enumerate(train):
         if ex.qid in wrong:
-            ex = dataclasses.replace(ex, reply_text=_with_answer(ex.reply_text, ex.reference_answer, wrong[ex.qid]),
-                                     answer_wrong=True)  # fmt: skip
+            ex = dataclasses.replace(
+                ex, reply_text=_with_answer(ex.reply_text, ex.reference_answer, wrong[ex.qid]), answer_wrong=True
+            )
         if i in restyled:
             others = [st for st in WORLD_STYLES if st != ex.style]
             ex = dataclasses.replace(ex, demo_style=others[rng.randrange(len(others))])
