@@ -58,8 +58,8 @@ MUTATIONS = (
     Mutation(
         "advantages negated in the module",
         "src/wavalign/module.py",
-        "adv = group_advantages(",
-        "adv = -group_advantages(",
+        "adv = Advantages(group_advantages(",
+        "adv = Advantages(-group_advantages(",
     ),
     Mutation(
         "log-prob gather shifted by one position (kept logits)",
@@ -184,8 +184,8 @@ MUTATIONS = (
     Mutation(
         "hybrid SRFT: entropies not passed to the rule",
         "src/wavalign/module.py",
-        "demo_mask, fwd.entropy, fwd.demo_entropy)",
-        "demo_mask, fwd.entropy, fwd.entropy)",
+        "fwd.entropy,\n                fwd.demo_entropy,\n            )",
+        "fwd.entropy,\n                fwd.entropy,\n            )",
     ),
     Mutation(
         "hybrid LUFFY: shaping ignored (plain p)",
