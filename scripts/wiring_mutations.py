@@ -93,19 +93,27 @@ MUTATIONS = (
     ),
     Mutation(
         "PPO old log-probs reset at every epoch",
-        "src/wavalign/module.py",
+        "src/wavalign/step/preference.py",
         "if entry.old_logp is None:\n            entry.old_logp = logp.detach()",
         "entry.old_logp = logp.detach()",
     ),
-    Mutation("loss_type ignored", "src/wavalign/module.py", "loss_type=self.loss_type,", 'loss_type="grpo",'),
-    Mutation("epsilon_high ignored", "src/wavalign/module.py", "epsilon_high=self.epsilon_high,", "epsilon_high=None,"),
+    Mutation("loss_type ignored", "src/wavalign/step/preference.py", "loss_type=self.loss_type,", 'loss_type="grpo",'),
+    Mutation(
+        "epsilon_high ignored",
+        "src/wavalign/step/preference.py",
+        "epsilon_high=self.epsilon_high,",
+        "epsilon_high=None,",
+    ),
     Mutation("scale_rewards ignored", "src/wavalign/module.py", "scale=self.scale_rewards", "scale=True"),
     Mutation(
-        "reference log-probs dropped (KL off)", "src/wavalign/module.py", "ref_logp=entry.ref_logp,", "ref_logp=None,"
+        "reference log-probs dropped (KL off)",
+        "src/wavalign/step/preference.py",
+        "ref_logp=entry.ref_logp,",
+        "ref_logp=None,",
     ),
     Mutation(
         "DPO chosen and rejected swapped",
-        "src/wavalign/module.py",
+        "src/wavalign/step/preference.py",
         "dpo_loss(logp[best], logp[worst], ref[best], ref[worst], mask[best], mask[worst]",
         "dpo_loss(logp[worst], logp[best], ref[worst], ref[best], mask[worst], mask[best]",
     ),
@@ -224,10 +232,10 @@ MUTATIONS = (
         'SPLIT_PARTS = ("acoustic", "semantic")',
     ),
     Mutation(
-        "hybrid split: per-token advantages dropped in the module",
-        "src/wavalign/module.py",
-        "self.grpo_loss(entry, logp, mask, token_weights, advantages, off)",
-        "self.grpo_loss(entry, logp, mask, token_weights, None, off)",
+        "hybrid split: per-token advantages dropped in the preference term",
+        "src/wavalign/step/preference.py",
+        "self.grpo(entry, logp, mask, token_weights, advantages, off)",
+        "self.grpo(entry, logp, mask, token_weights, None, off)",
     ),
     Mutation(
         "hybrid modality logs: text and speech masks swapped",
@@ -237,7 +245,7 @@ MUTATIONS = (
     ),
     Mutation(
         "po_tokens ignored (always all tokens)",
-        "src/wavalign/module.py",
+        "src/wavalign/step/preference.py",
         "mask = rollouts.masks.select(self.po_tokens)",
         'mask = rollouts.masks.select("all")',
     ),

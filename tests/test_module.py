@@ -120,3 +120,20 @@ def test_a_one_cycle_schedule_shorter_than_max_steps_fails_at_start_up():
         module.configure_optimizers()
     module.trainer = Trainer(max_steps=800, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     assert module.configure_optimizers()["lr_scheduler"]["scheduler"].total_steps == 800
+
+
+def test_the_module_names_no_gate_rule_and_no_rule_flag():
+    """The module executes step plans: it never reads the rule, its flags or a rule class (the gate callback does)."""
+    import ast
+    import inspect
+
+    import wavalign.gates as gates
+    import wavalign.module as module_source
+
+    tree = ast.parse(inspect.getsource(module_source))
+    flags = {"rule", "fixed_lambda", "demo_in_group", "sum_terms", "needs_entropy", "even_across_processes"}
+    rules = {name for name in gates.__all__ if name.endswith("Gate") or name in ("SFTOnly", "RLOnly")}
+    attributes = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert not attributes & flags and not (names | imported) & rules, (attributes & flags, (names | imported) & rules)

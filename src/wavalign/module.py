@@ -21,7 +21,14 @@ from wavalign.data.schema import DialogueExample
 from wavalign.data.speech import SpeechTokenCache
 from wavalign.gates.base import TokenInputs
 from wavalign.judges.base import Judge
-from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy, speech_token_count
+from wavalign.policy.base import (
+    Reply,
+    SamplingConfig,
+    SequenceBatch,
+    SpeechPolicy,
+    check_codec_fits,
+    speech_token_count,
+)
 from wavalign.predict.replies import PromptReplies, predict_replies
 from wavalign.runtime.distributed import GlobalGroups, gather_groups, load_per_rank, process_slot, save_per_rank
 from wavalign.runtime.resume import ResumeStateCallback
@@ -29,32 +36,12 @@ from wavalign.runtime.sharding import shard_policy
 from wavalign.runtime.warm_start import load_policy_weights
 from wavalign.step.demonstrations import advantages_with_demos, score_demonstrations
 from wavalign.step.logprobs import step_logprobs
-from wavalign.step.losses import (
-    LOSS_TYPES,
-    OffPolicyRows,
-    PolicyLossOutput,
-    dpo_loss,
-    group_advantages,
-    policy_loss,
-    sft_loss,
-)
+from wavalign.step.losses import group_advantages, sft_loss
 from wavalign.step.modality_stats import modality_logs
+from wavalign.step.preference import PreferenceObjective
 from wavalign.step.rollouts import Advantages, JudgedRollouts, RolloutBuffer, RolloutEntry
 from wavalign.step.scoring import ScoredGroups, build_requests, score_groups
-from wavalign.step.split_po import split_advantages, split_token_advantages
-
-OBJECTIVES = ("grpo", "dpo")
-
-
-def check_codec_fits(policy: SpeechPolicy, codec: SpeechCodec | None) -> None:
-    """The policy must not emit speech codes the codec cannot decode: fail at start-up, not mid-run in a judge."""
-    emits = speech_token_count(policy)
-    decodes = getattr(codec, "num_codes", None)
-    if emits is not None and decodes is not None and emits > decodes:
-        raise ValueError(
-            f"model.policy emits {emits} speech codes but model.codec ({type(codec).__name__}) decodes only "
-            f"{decodes}: set the policy's num_speech_tokens to the codec's num_codes"
-        )
+from wavalign.step.split_po import split_advantages
 
 
 class WavAlignModule(pl.LightningModule):
@@ -114,16 +101,9 @@ class WavAlignModule(pl.LightningModule):
         log_entropy: bool = True,
     ) -> None:
         super().__init__()
-        if objective not in OBJECTIVES:
-            raise ValueError(f"model.objective must be one of {OBJECTIVES}, got {objective!r}")
-        if po_tokens not in ("text", "speech", "all", "split"):
-            raise ValueError(f"model.po_tokens must be 'text', 'speech', 'all' or 'split', got {po_tokens!r}")
-        if po_tokens == "split" and objective != "grpo":
-            raise ValueError(
-                "model.po_tokens 'split' gives text and speech tokens different advantages: use objective 'grpo'"
-            )
-        if loss_type not in LOSS_TYPES:
-            raise ValueError(f"model.loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
+        self.preference = PreferenceObjective(
+            group_size, objective, po_tokens, loss_type, beta, epsilon, epsilon_high, dpo_beta
+        )  # checks its settings first
         if group_size < 2:
             raise ValueError(
                 f"model.group_size must be >= 2 (advantages are relative within a group), got {group_size}"
@@ -136,9 +116,7 @@ class WavAlignModule(pl.LightningModule):
         self.eval_sampling = eval_sampling or SamplingConfig(
             temperature=0.7, top_p=0.9, max_new_tokens=self.sampling.max_new_tokens
         )
-        self.objective, self.po_tokens, self.loss_type = objective, po_tokens, loss_type
-        self.beta, self.epsilon, self.epsilon_high = beta, epsilon, epsilon_high
-        self.scale_rewards, self.dpo_beta = scale_rewards, dpo_beta
+        self.scale_rewards = scale_rewards
         self.buffer = RolloutBuffer(ppo_epochs)
         self.speech = SpeechTokenCache(codec)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
@@ -156,7 +134,7 @@ class WavAlignModule(pl.LightningModule):
             raise ValueError(
                 "no gate: add wavalign.callbacks.gating.GateCallback to trainer.callbacks (the CLI adds it)"
             )
-        if stage != "predict" and (self.beta > 0 or self.objective == "dpo"):
+        if stage != "predict" and self.preference.needs_reference:
             self.policy.setup_reference()
         check_speech_codes(speech_token_count(self.policy), getattr(self._trainer, "datamodule", None))
 
@@ -226,7 +204,7 @@ class WavAlignModule(pl.LightningModule):
         demo = self.demonstrations(examples, prompts)
         plan = self.gate.plan(groups, demo, self.policy.make_batch)
         adv = Advantages(group_advantages(scored.rewards, scored.reliable, scale=self.scale_rewards).flatten())
-        if self.po_tokens == "split":
+        if self.preference.po_tokens == "split":
             adv.parts = split_advantages(scored, self.group_size, self.scale_rewards).to(self.device)
         if plan.demos_in_group:  # each demonstration joins its group as an off-policy sample
             with self.timed("judge"):
@@ -243,9 +221,9 @@ class WavAlignModule(pl.LightningModule):
             replies,
             judged=JudgedRollouts(scored.requests, scored.scores, groups.reliable),
         )
-        if self.beta > 0 and plan.lam > 0:
+        if self.preference.beta > 0 and plan.lam > 0:
             with self.timed("reference"):
-                entry.ref_logp = self.policy.token_logprobs(rollouts, reference=True)
+                entry.ref_logp = self.reference_logprobs(rollouts)
         self.log_rollout_stats(entry, scored, plan.lam_raw, groups)
         return entry
 
@@ -265,7 +243,7 @@ class WavAlignModule(pl.LightningModule):
                 demo,
                 train_po=plan.train_po,
                 train_sft=plan.train_sft,
-                joint=self.objective == "grpo",
+                joint=self.preference.objective == "grpo",
                 with_entropy=self.log_entropy or plan.with_entropy,
             )
             demo_mask = None if demo is None else demo.masks.completion
@@ -279,7 +257,17 @@ class WavAlignModule(pl.LightningModule):
                 fwd.demo_entropy,
             )
             w = self.gate.loss_weights(plan, self.group_size, inputs)
-            po = self.preference_loss(entry, fwd.logp, w.po_weights, fwd.demo_logp)
+            po, po_logs = self.preference.loss(
+                entry,
+                fwd.logp,
+                w.po_weights,
+                fwd.demo_logp,
+                self.gate.demo_ratio,
+                self.reference_logprobs,
+                self.gate.rule_name,
+            )
+            if po_logs:  # GRPO's KL and clip ratio, per prompt group
+                self.log_dict(po_logs, batch_size=entry.rollouts.rows // self.group_size)
             sft = fwd.logp.new_zeros(()) if demo is None else sft_loss(fwd.demo_logp, demo_mask, w.sft_weights)
             loss = w.po_scale * po + w.sft_scale * sft
         bs = len(key)
@@ -293,92 +281,16 @@ class WavAlignModule(pl.LightningModule):
         self.log_dict({f"time/{k}": v for k, v in self.timings.items()}, batch_size=bs)
         return loss
 
+    def reference_logprobs(self, batch: SequenceBatch) -> Tensor:
+        """The frozen reference's token log-probs (the base model with the adapter off, or its copy)."""
+        return self.policy.token_logprobs(batch, reference=True)
+
     def sft_step(self, examples: Sequence[DialogueExample]) -> Tensor:
         """A pure SFT step: no rollouts, one teacher-forced forward on the demonstrations."""
         demo = self.demonstrations(examples, self.prompts(examples))
         sft = sft_loss(self.policy.token_logprobs(demo), demo.masks.completion)
         self.log_dict({"loss/total": sft, "loss/sft": sft, "gate/lambda": 0.0}, batch_size=len(examples), prog_bar=True)
         return sft
-
-    def preference_loss(
-        self, entry: RolloutEntry, logp: Tensor, token_weights: Tensor | None = None, demo_logp: Tensor | None = None
-    ) -> Tensor:
-        """The GRPO (or online DPO) loss of the entry's rollouts, given their current token log-probs; token_weights
-        (a hybrid rule's per-group lambda or per-token weight) multiply the GRPO per-token loss. With demonstration
-        advantages (a demo_in_group rule) the demonstrations join as off-policy rows (the rule's demo_ratio)."""
-        rollouts = entry.rollouts
-        off = None
-        if entry.advantages.demonstrations is not None:
-            if (
-                self.objective == "dpo"
-                or self.po_tokens == "split"
-                or demo_logp is None
-                or entry.plan.sft_source != "batch"
-            ):
-                raise ValueError(
-                    f"gate rule {self.gate.rule_name} adds demonstrations to the group: it needs "
-                    f"objective 'grpo', po_tokens 'text', 'speech' or 'all', and the batch's own demonstrations"
-                )
-            demo_mask = entry.demonstrations.masks.select(self.po_tokens)
-            off = OffPolicyRows(self.gate.demo_ratio(demo_logp), entry.advantages.demonstrations, demo_mask)
-        if entry.old_logp is None:
-            entry.old_logp = logp.detach()
-        advantages = None
-        if self.po_tokens == "split":
-            advantages, mask = split_token_advantages(entry.advantages.parts, rollouts.masks)
-        else:
-            mask = rollouts.masks.select(self.po_tokens)
-        if self.objective == "dpo":
-            if token_weights is not None:
-                raise ValueError(
-                    f"objective 'dpo' takes no per-group or per-token weights; gate rule "
-                    f"{self.gate.rule_name} sets them: use objective 'grpo'"
-                )
-            return self.dpo_from_group(entry, logp, mask)
-        out = self.grpo_loss(entry, logp, mask, token_weights, advantages, off)
-        self.log_dict(
-            {"loss/kl": out.kl, "rollout/clip_ratio": out.clip_ratio}, batch_size=rollouts.rows // self.group_size
-        )
-        return out.loss
-
-    def grpo_loss(
-        self,
-        entry: RolloutEntry,
-        logp: Tensor,
-        mask: Tensor,
-        token_weights: Tensor | None = None,
-        advantages: Tensor | None = None,
-        off_policy: OffPolicyRows | None = None,
-    ) -> PolicyLossOutput:
-        """The GRPO objective on the entry's rollouts over the tokens in `mask`, with this module's settings
-        (advantages: per-token ones for po_tokens 'split'; default the entry's per-rollout ones)."""
-        return policy_loss(
-            logp,
-            entry.advantages.rollouts if advantages is None else advantages,
-            mask,
-            old_logp=entry.old_logp,
-            ref_logp=entry.ref_logp,
-            beta=self.beta,
-            epsilon=self.epsilon,
-            epsilon_high=self.epsilon_high,
-            loss_type=self.loss_type,
-            token_weights=token_weights,
-            off_policy=off_policy,
-        )
-
-    def dpo_from_group(self, entry: RolloutEntry, logp: Tensor, mask: Tensor) -> Tensor:
-        """Online DPO: the best and worst scored sample of each group; groups without a spread are skipped."""
-        adv = entry.advantages.rollouts.view(-1, self.group_size)
-        best = adv.argmax(dim=1) + torch.arange(adv.shape[0], device=adv.device) * self.group_size
-        worst = adv.argmin(dim=1) + torch.arange(adv.shape[0], device=adv.device) * self.group_size
-        keep = (adv.max(dim=1).values - adv.min(dim=1).values) > 0
-        if not bool(keep.any()):
-            return logp.sum() * 0.0
-        best, worst = best[keep], worst[keep]
-        if entry.ref_logp is None:
-            entry.ref_logp = self.policy.token_logprobs(entry.rollouts, reference=True)
-        ref = entry.ref_logp
-        return dpo_loss(logp[best], logp[worst], ref[best], ref[worst], mask[best], mask[worst], self.dpo_beta)
 
     def log_rollout_stats(
         self, entry: RolloutEntry, scored: ScoredGroups, lam_raw: float, groups: GlobalGroups

@@ -61,8 +61,8 @@ def direct(module: WavAlignModule) -> dict[str, float]:
             getattr(entry.rollouts.masks, name),
             old_logp=entry.old_logp,
             ref_logp=entry.ref_logp,
-            beta=module.beta,
-            epsilon=module.epsilon,
+            beta=module.preference.beta,
+            epsilon=module.preference.epsilon,
         ).loss.backward()
         flat[name] = torch.cat(
             [(p.grad if p.grad is not None else torch.zeros_like(p)).flatten().double() for p in params]

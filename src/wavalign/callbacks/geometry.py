@@ -32,7 +32,7 @@ def modality_gradients(pl_module: pl.LightningModule, entry: RolloutEntry) -> di
         out: dict[str, Tensor] = {}
         masks = {"text": rollouts.masks.text, "speech": rollouts.masks.speech}
         for i, (name, mask) in enumerate(masks.items()):
-            loss = pl_module.grpo_loss(entry, logp, mask).loss
+            loss = pl_module.preference.grpo(entry, logp, mask).loss
             grads = torch.autograd.grad(loss, params, retain_graph=i == 0, allow_unused=True)
             out[name] = torch.cat(
                 [(torch.zeros_like(p) if g is None else g).flatten().double() for g, p in zip(grads, params)]

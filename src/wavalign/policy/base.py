@@ -157,6 +157,17 @@ def speech_token_count(policy: object) -> int | None:
     )
 
 
+def check_codec_fits(policy: object, codec: object | None) -> None:
+    """The policy must not emit speech codes the codec cannot decode: fail at start-up, not mid-run in a judge."""
+    emits = speech_token_count(policy)
+    decodes = getattr(codec, "num_codes", None)
+    if emits is not None and decodes is not None and emits > decodes:
+        raise ValueError(
+            f"model.policy emits {emits} speech codes but model.codec ({type(codec).__name__}) decodes only "
+            f"{decodes}: set the policy's num_speech_tokens to the codec's num_codes"
+        )
+
+
 @dataclass
 class Reply:
     """One decoded reply: its text and its speech codes (codec ids, offsets removed)."""
