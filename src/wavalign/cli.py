@@ -131,11 +131,10 @@ class WavAlignCLI(LightningCLI):
             kwargs["ckpt_path"] = None if path is None else str(path)
 
     def before_predict(self) -> None:
-        # The gate plays no part in predict: a checkpoint of another stage (the SFT warm start under the RL config)
-        # must not fail on its saved gate rule. Nothing is logged either: everything goes to listen.output_dir, and
-        # no empty logger version (with its config.yaml) is left among the training runs.
-        drop = (GateCallback, SaveConfigCallback)
-        self.trainer.callbacks = [c for c in self.trainer.callbacks if not isinstance(c, drop)]
+        # Nothing is logged in predict: everything goes to listen.output_dir, and no empty logger version (with its
+        # config.yaml) is left among the training runs. (The gate restores no state outside fit, so a checkpoint of
+        # another stage, such as the SFT warm start under the RL config, loads.)
+        self.trainer.callbacks = [c for c in self.trainer.callbacks if not isinstance(c, SaveConfigCallback)]
         self.trainer.loggers = []
         checkpoint = self.config_init[self.subcommand].get("ckpt_path")
         if checkpoint:

@@ -125,3 +125,19 @@ def test_a_checkpoint_of_another_rule_is_refused():
     state = GateCallback(FixedGate(0.5)).state_dict()
     with pytest.raises(ValueError, match="gate rule FixedGate, this run uses DynamicGate"):
         GateCallback(DynamicGate()).load_state_dict(state)
+
+
+@pytest.mark.parametrize("stage", ["predict", "validate", "test"])
+def test_outside_fit_a_checkpoint_restores_nothing_into_the_gate(stage):
+    """`predict` or `validate` under the RL config with the warm start's checkpoint (another rule's state) loads: only
+    training plans steps, so the gate keeps its own rule and state."""
+    from types import SimpleNamespace
+
+    gate = GateCallback(DynamicGate())
+    gate.setup(SimpleNamespace(), SimpleNamespace(), stage)
+    gate.load_state_dict(GateCallback(FixedGate(0.0)).state_dict())
+    assert gate.rule.lam_prev is None and gate.last is None
+    with pytest.raises(ValueError, match="this run uses DynamicGate"):
+        fitting = GateCallback(DynamicGate())
+        fitting.setup(SimpleNamespace(), SimpleNamespace(), "fit")
+        fitting.load_state_dict(GateCallback(FixedGate(0.0)).state_dict())

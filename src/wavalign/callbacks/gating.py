@@ -33,6 +33,7 @@ class GateCallback(pl.Callback):
     def __init__(self, rule: GateRule | None = None) -> None:
         self.rule = rule if rule is not None else DynamicGate()
         self.last: GateOutput | None = None
+        self.stage: str | None = None  # the trainer stage it was set up for (None: used directly, as in tests)
 
     @property
     def rule_name(self) -> str:
@@ -44,7 +45,8 @@ class GateCallback(pl.Callback):
         return self.rule.fixed_lambda == 0.0
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if not self.rule.even_across_processes and every_forward_is_collective(trainer):
+        self.stage = stage
+        if stage == "fit" and not self.rule.even_across_processes and every_forward_is_collective(trainer):
             raise ValueError(
                 f"gate.rule {self.rule_name} keeps per-process state that adds its SFT term at "
                 "different steps on different processes, which would hang sharded weights (FSDP2 or "
@@ -94,6 +96,8 @@ class GateCallback(pl.Callback):
         return {"rule": self.rule_name, "rule_state": self.rule.state_dict(), "last": last}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self.stage not in (None, "fit"):
+            return  # only training plans steps: another stage's checkpoint (a warm start) restores nothing here
         saved = state_dict.get("rule")
         if saved is not None and saved != self.rule_name:
             raise ValueError(f"checkpoint holds the state of gate rule {saved}, this run uses {self.rule_name}")
