@@ -200,17 +200,17 @@ class BenchmarkCallback(pl.Callback):
         share of the items (rank::world_size); torchmetrics and the suites' tallies sum the counts across processes."""
         if not self.items:
             self.setup(trainer, pl_module, "validate")
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         all_items = [it for s in self.suites for it in self.items[s.name]]
         scores = {k: self._new_scores(pl_module.device) for it in all_items for k in self.scopes(it)}
         tallies = self._new_tallies(all_items)
         devices = [pl_module.device.index or 0] if pl_module.device.type == "cuda" else []
-        mine = all_items[rank::world]
+        mine = all_items[rank::world_size]
         quiet = trainer is not None and not trainer.is_global_zero  # one process reports progress
         progress = ProgressLines("eval: scored items", len(mine), say=(lambda line: None) if quiet else None)
         # Every process runs as many rollout rounds as the one with the largest share: under sharded weights a
         # rollout is a collective, so a process that stopped early would leave the others waiting for ever.
-        rounds = math.ceil(math.ceil(len(all_items) / world) / self.batch_size)
+        rounds = math.ceil(math.ceil(len(all_items) / world_size) / self.batch_size)
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed)
             for start in range(0, rounds * self.batch_size, self.batch_size):
@@ -235,7 +235,7 @@ class BenchmarkCallback(pl.Callback):
         vectors = [t.vector() for t in tallies.values()]
         counts = [pooled.eq_unreliable, pooled.eq_total] + [x for v in vectors for x in v]
         totals = torch.tensor(counts, dtype=torch.float64)
-        totals = pl_module.all_gather(totals).reshape(-1, len(counts)).sum(0) if world > 1 else totals
+        totals = pl_module.all_gather(totals).reshape(-1, len(counts)).sum(0) if world_size > 1 else totals
         if totals[1] > 0:
             values["eval/eq_unreliable"] = float(totals[0] / totals[1])
         offset, leaders = 2, self._leaders()

@@ -156,10 +156,10 @@ class WavAlignDataModule(pl.LightningDataModule):
             for name, path in todo:  # the check parsed them: no second read
                 self.splits[name] = report.parsed[Path(path)]
         train = self.splits.get("train")
-        rank, world = self.process_slot()
-        if train is not None and len(train) < self.batch_size * world:
+        rank, world_size = self.process_slot()
+        if train is not None and len(train) < self.batch_size * world_size:
             raise ValueError(
-                f"{self.train_file}: {len(train)} examples, fewer than batch_size={self.batch_size} x {world} processes"
+                f"{self.train_file}: {len(train)} examples, fewer than batch_size={self.batch_size} x {world_size} processes"
             )
 
     def process_slot(self) -> tuple[int, int]:
@@ -173,9 +173,9 @@ class WavAlignDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         data = ExampleDataset(self.splits["train"])
-        rank, world = self.process_slot()
+        rank, world_size = self.process_slot()
         sampler = RepeatBatchSampler(
-            len(data), self.batch_size, self.repeat_batches, self.shuffle, self.seed, rank, world
+            len(data), self.batch_size, self.repeat_batches, self.shuffle, self.seed, rank, world_size
         )
         if self._resume_after:
             sampler.skip(self._resume_after)
