@@ -1,7 +1,6 @@
 """Benchmark loaders, each reading one benchmark's file layout into a list of `BenchmarkItem`s, and the suite protocol
-`BenchmarkCallback` evaluates (`suite.Suite`; the classes: generic.GenericSuite, voicebench_suite.VoiceBenchSuite,
-vstyle_suite.VStyleSuite, the last two not imported here since they import the official judges, which import this
-package).
+`BenchmarkCallback` evaluates (`suite.Suite`; the classes: GenericSuite, VoiceBenchSuite, VStyleSuite, with the
+official judges of VoiceBench and VStyle in official_judges.py).
 
     load_benchmark("voicebench", "data/sd-qa_usa.jsonl", name="sdqa", subset="sd-qa", max_items=200)
 """
@@ -14,7 +13,9 @@ from wavalign.benchmarks.base import BenchmarkError, BenchmarkItem, correctness,
 from wavalign.benchmarks.generic import GenericSuite, load_generic
 from wavalign.benchmarks.suite import Chunk, Suite, Sums
 from wavalign.benchmarks.voicebench import load_voicebench
+from wavalign.benchmarks.voicebench_suite import VoiceBenchSuite
 from wavalign.benchmarks.vstyle import load_vstyle
+from wavalign.benchmarks.vstyle_suite import VStyleSuite
 
 KINDS = ("generic", "voicebench", "vstyle")
 
@@ -26,6 +27,8 @@ __all__ = [
     "GenericSuite",
     "Suite",
     "Sums",
+    "VStyleSuite",
+    "VoiceBenchSuite",
     "correctness",
     "extract_choice",
     "load_benchmark",
