@@ -4,7 +4,7 @@ The gate callback (wavalign.callbacks.gating) turns its rule's output into a `St
 which terms train, at which scales, a lambda per prompt group, whether the demonstrations join their groups, and
 which demonstrations the SFT term trains on. The plan is data, so it rides in the rollout buffer and its
 checkpoint; what a rule computes from the current forward at every update (per-token weights, a demonstration row's
-ratio) the callback supplies on request (`GatePlanner`).
+ratio) the callback supplies on request (`GateCallback.loss_weights`, `GateCallback.demo_ratio`).
 
 How the two terms mix, for every rule alike: L = po_scale L_PO(w_po) + sft_scale L_SFT(w_sft). A batch lambda gives
 scales (lambda, 1 - lambda) and no weights, the paper's L = lambda L_PO + (1 - lambda) L_SFT. A lambda per group gives
@@ -17,7 +17,7 @@ weights multiply on top; the logged loss/po and loss/sft are the weighted terms 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from torch import Tensor
 
@@ -102,15 +102,6 @@ class StepPlan:
             sft_source=state["sft_source"],
             replay=None if replay is None else SequenceBatch.from_state(replay, device),
         )
-
-
-class GatePlanner(Protocol):
-    """What the module asks of the gate (the gate callback implements it): a plan per fresh rollout batch, and what
-    the plan's rule computes from the current tensors at every update."""
-
-    def loss_weights(self, plan: StepPlan, group_size: int, inputs: Any) -> LossWeights: ...
-
-    def demo_ratio(self, demo_logp: Tensor) -> Tensor: ...
 
 
 def _times(a: Tensor | None, b: Tensor | None) -> Tensor | None:
