@@ -193,3 +193,23 @@ def test_main_leaves_the_callers_sigterm_handler_in_place(at_root: Path, tmp_pat
     before = signal.getsignal(signal.SIGTERM)
     assert main(["--report-only", "--work", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_rule_added_as_one_file_in_the_gates_package_is_a_row(tmp_path: Path, monkeypatch) -> None:
+    """No registration: a new module in wavalign.gates (here on an extra package path) is found by walking it."""
+    import sys
+
+    import wavalign.gates as gates
+
+    (tmp_path / "halfway.py").write_text(
+        "from wavalign.gates.base import GateOutput, GateRule\n\n\n"
+        "class HalfwayGate(GateRule):\n"
+        "    def update(self, rewards, reliable=None):\n"
+        "        return GateOutput(0.5, 0.5)\n"
+    )
+    monkeypatch.setattr(gates, "__path__", [*gates.__path__, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "wavalign.gates.halfway", raising=False)
+    try:
+        assert "wavalign.gates.halfway.HalfwayGate" in library_gates()
+    finally:
+        sys.modules.pop("wavalign.gates.halfway", None)

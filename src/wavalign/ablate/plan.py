@@ -101,16 +101,26 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def library_gates() -> list[str]:
-    """Class paths (`wavalign.gates.<Name>`) of every concrete gate rule wavalign.gates ships."""
+    """Class paths of every concrete gate rule in the wavalign.gates package, found by walking its modules (a rule
+    added as one new file there is a row without further registration): `wavalign.gates.<Name>` where the package
+    exports it, else `wavalign.gates.<module>.<Name>`."""
+    import pkgutil
+
     import wavalign.gates as gates
 
-    return sorted(
-        f"wavalign.gates.{name}"
-        for name in gates.__all__
-        if inspect.isclass(obj := getattr(gates, name))
-        and issubclass(obj, gates.GateRule)
-        and not inspect.isabstract(obj)
-    )
+    paths = set()
+    for info in pkgutil.iter_modules(gates.__path__):
+        module = importlib.import_module(f"wavalign.gates.{info.name}")
+        for name, obj in vars(module).items():
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, gates.GateRule)
+                and not inspect.isabstract(obj)
+                and obj.__module__ == module.__name__
+            ):
+                exported = getattr(gates, name, None) is obj
+                paths.add(f"wavalign.gates.{name}" if exported else f"{module.__name__}.{name}")
+    return sorted(paths)
 
 
 def _same_rule(class_path: str) -> Any:
