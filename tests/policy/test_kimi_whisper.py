@@ -4,6 +4,7 @@ audio through the checkpoint's vq_adaptor, added to the speech codes' embeddings
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from pathlib import Path
@@ -95,7 +96,10 @@ def test_embedding_at_continuous_positions_equals_kimis_formula(policy, folder):
 
 
 def full_forward_logprobs(policy: ParallelPolicy, folder: Path, prompt, reply: torch.Tensor) -> torch.Tensor:
-    """One row, no padding, no cache: embed by hand, run every stack over the whole sequence, read both heads."""
+    """One row, no padding, no cache: embed by hand, run every stack over the whole sequence, read both heads, each
+    head's log-softmax over the whole vocabulary and nothing else (Kimi-Audio: kimia_infer/utils/sampler.py,
+    KimiASampler.sample_text_logits / sample_audio_logits take log_softmax of the head's raw logits, no token masked,
+    on what kimia_infer/api/kimia.py's _generate_loop passes them from the model's forward)."""
     core = policy.core
     ids = torch.cat([prompt.ids, reply]).unsqueeze(0)
     continuous = torch.cat([prompt.continuous, torch.zeros(len(reply), dtype=torch.bool)]).unsqueeze(0)
@@ -104,14 +108,14 @@ def full_forward_logprobs(policy: ParallelPolicy, folder: Path, prompt, reply: t
     h = core.backbone(inputs_embeds=x, position_ids=pos).last_hidden_state
     h_text = core.text_branch(inputs_embeds=h, position_ids=pos).last_hidden_state
     h_audio = core.audio_branch(inputs_embeds=h, position_ids=pos).last_hidden_state
-    text = F.log_softmax(core.text_head(core.text_norm(h_text)) + policy.text_bias, dim=-1)[0, -len(reply) - 1 : -1]
-    audio = F.log_softmax(core.audio_head(core.audio_norm(h_audio)) + policy.audio_bias, dim=-1)[
-        0, -len(reply) - 1 : -1
-    ]
+    text = F.log_softmax(core.text_head(core.text_norm(h_text)), dim=-1)[0, -len(reply) - 1 : -1]
+    audio = F.log_softmax(core.audio_head(core.audio_norm(h_audio)), dim=-1)[0, -len(reply) - 1 : -1]
     return torch.cat([text.gather(1, reply[:, TEXT : TEXT + 1]), audio.gather(1, reply[:, AUDIO:])], dim=0).squeeze(1)
 
 
 def test_training_and_reference_logprobs_equal_a_full_forward(policy, folder):
+    """With configs/kimi_audio.yaml's settings (restrict_heads off, as the class default), training and reference
+    log-probs are the model's own distribution: a float64 full forward with nothing masked."""
     with_speech = policy.example_prompt(USER_AUDIO, [list(range(STEPS))], [folder / "q1.wav"])
     text_only = policy.build_prompt([{"role": "user", "content": "one plus two is"}], [])  # shorter: left-padded
     replies = [policy.reply_ids("three", [5, 6]), policy.reply_ids("four is four", [1])]
@@ -127,6 +131,22 @@ def test_training_and_reference_logprobs_equal_a_full_forward(policy, folder):
             for out in (got, ref):
                 assert torch.allclose(out[row, :n], want[:n], atol=1e-10, rtol=0)
                 assert torch.allclose(out[row, t : t + n], want[n:], atol=1e-10, rtol=0)
+
+
+def test_restricted_heads_are_an_option_that_renormalises(policy, folder):
+    """The class default is off too; restrict_heads: true moves every log-prob by the log of its head's kept mass."""
+    assert inspect.signature(ParallelPolicy).parameters["restrict_heads"].default is False
+    restricted = kimi_policy(folder / "ckpt", restrict_heads=True).double()
+    assert torch.isinf(restricted.text_bias).any() and torch.isinf(restricted.audio_bias).any()
+    prompt = policy.build_prompt([{"role": "user", "content": "one plus two is"}], [])
+    reply = policy.reply_ids("three", [5, 6])
+    own = full_forward_logprobs(policy, folder, prompt, reply)
+    with torch.no_grad():
+        renormalised = restricted.token_logprobs(restricted.make_batch([prompt], [reply]))[0]
+    n, t = len(reply), renormalised.shape[0] // 2
+    got = torch.cat([renormalised[:n], renormalised[t : t + n]])
+    assert (got - own).min() > 0  # each token's log p rises by -log(mass kept) > 0 ...
+    assert not torch.allclose(got, own, atol=1e-3)  # ... visibly, on a random checkpoint
 
 
 def test_rollouts_reuse_the_prompt_features_through_the_kv_cache(policy, folder):
@@ -221,3 +241,4 @@ def test_kimi_audio_config_trains_on_a_local_checkpoint(folder, tmp_path, root, 
     logs = scalars(runs)
     assert {"loss/po", "loss/sft", "reward/mean", "val/reward"} <= set(logs)
     assert len(logs["loss/total"]) == 2
+
