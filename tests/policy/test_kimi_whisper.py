@@ -242,3 +242,29 @@ def test_kimi_audio_config_trains_on_a_local_checkpoint(folder, tmp_path, root, 
     assert {"loss/po", "loss/sft", "reward/mean", "val/reward"} <= set(logs)
     assert len(logs["loss/total"]) == 2
 
+
+@pytest.mark.parametrize("version, keyword", [("4.48.3", "torch_dtype"), ("4.56.0", "dtype"), ("5.25.0", "dtype")])
+def test_the_whisper_encoder_loads_with_the_dtype_keyword_of_the_installed_transformers(
+    folder, monkeypatch, version, keyword
+):
+    """Before transformers 4.56 from_pretrained takes torch_dtype (a `dtype` keyword reaches WhisperModel.__init__
+    and raises TypeError); the vita-audio extra pins 4.48.3. The version the helper reads is patched; the load
+    itself runs on the installed transformers."""
+    import transformers
+    from transformers import WhisperModel
+
+    from wavalign.policy.kimi_whisper import WhisperFeatures
+
+    seen: list[dict] = []
+    load = WhisperModel.from_pretrained.__func__
+
+    def recording(cls, path, **kwargs):
+        seen.append(dict(kwargs))
+        dtype = kwargs.pop("torch_dtype", None) or kwargs.pop("dtype")
+        return load(cls, path, dtype=dtype, **kwargs)
+
+    monkeypatch.setattr(transformers, "__version__", version)
+    monkeypatch.setattr(WhisperModel, "from_pretrained", classmethod(recording))
+    features = WhisperFeatures(folder / "ckpt" / "whisper-large-v3", FEATURE_DIM, dtype=torch.float64)
+    assert seen == [{keyword: torch.float64}]
+    assert features.encoder.dtype == torch.float64

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
 from torch import Tensor
 
 from wavalign.audio.io import read_wav, resample
+from wavalign.policy.sources import dtype_keyword
 
 
 class WhisperFeatures:
@@ -33,7 +35,9 @@ class WhisperFeatures:
                 "<checkpoint>/whisper-large-v3; set the source's whisper_path"
             )
         self.extractor = WhisperFeatureExtractor.from_pretrained(str(folder))
-        self.encoder = WhisperModel.from_pretrained(str(folder), dtype=dtype).get_encoder().eval()
+        # the keyword the installed transformers takes (torch_dtype before 4.56, e.g. the vita-audio extra's 4.48.3)
+        dtype_kwarg = {dtype_keyword(transformers.__version__): dtype}
+        self.encoder = WhisperModel.from_pretrained(str(folder), **dtype_kwarg).get_encoder().eval()
         for p in self.encoder.parameters():
             p.requires_grad_(False)
         d_model = int(self.encoder.config.d_model)
