@@ -9,6 +9,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -268,3 +269,58 @@ def test_the_whisper_encoder_loads_with_the_dtype_keyword_of_the_installed_trans
     features = WhisperFeatures(folder / "ckpt" / "whisper-large-v3", FEATURE_DIM, dtype=torch.float64)
     assert seen == [{keyword: torch.float64}]
     assert features.encoder.dtype == torch.float64
+
+
+# whisper-large-v3's preprocessor_config.json, written out: the values Kimi-Audio's front end hard-codes
+LARGE_V3_PREPROCESSOR = {
+    "chunk_length": 30,
+    "feature_extractor_type": "WhisperFeatureExtractor",
+    "feature_size": 128,
+    "hop_length": 160,
+    "n_fft": 400,
+    "n_samples": 480000,
+    "nb_max_frames": 3000,
+    "padding_side": "right",
+    "padding_value": 0.0,
+    "processor_class": "WhisperProcessor",
+    "return_attention_mask": False,
+    "sampling_rate": 16000,
+}
+
+
+def kimia_log_mel(wav: np.ndarray, filters: np.ndarray) -> torch.Tensor:
+    """kimia_infer/models/tokenizer/whisper_Lv3/whisper.py, written out by hand: pad_or_trim to 480000 samples with
+    zeros, a 400-point STFT with a Hann window and hop 160, power of all frames but the last, the mel filterbank
+    (n_mels 128), log10 clamped at 1e-10, floored at its max - 8, then (x + 4) / 4. Float64 here."""
+    audio = torch.zeros(480000, dtype=torch.float64)
+    audio[: min(wav.size, 480000)] = torch.from_numpy(wav[:480000].astype(np.float64))
+    stft = torch.stft(audio, 400, 160, window=torch.hann_window(400, dtype=torch.float64), return_complex=True)
+    power = stft[..., :-1].abs() ** 2
+    mel = torch.from_numpy(filters).double() @ power
+    log = torch.clamp(mel, min=1e-10).log10()
+    log = torch.maximum(log, log.max() - 8.0)
+    return (log + 4.0) / 4.0
+
+
+def test_without_a_preprocessor_config_the_front_end_is_kimis_own(folder, tmp_path):
+    """Kimi-Audio never reads whisper-large-v3/preprocessor_config.json (its WhisperEncoder takes only the model;
+    the log-mel settings are constants in whisper_Lv3/whisper.py). A Whisper folder without that file loads with the
+    same settings, and its features equal those from a folder holding whisper-large-v3's preprocessor config."""
+    import shutil
+
+    from wavalign.policy.kimi_whisper import KIMI_MEL, WhisperFeatures
+
+    bare, written = tmp_path / "bare", tmp_path / "written"
+    shutil.copytree(folder / "ckpt" / "whisper-large-v3", bare)
+    (bare / "preprocessor_config.json").unlink()
+    shutil.copytree(bare, written)
+    (written / "preprocessor_config.json").write_text(json.dumps(LARGE_V3_PREPROCESSOR))
+    own, configured = WhisperFeatures(bare, FEATURE_DIM), WhisperFeatures(written, FEATURE_DIM)
+    for key in ("feature_size", "sampling_rate", "n_fft", "hop_length", "chunk_length", "n_samples", "padding_value"):
+        assert getattr(own.extractor, key) == getattr(configured.extractor, key), key
+    assert KIMI_MEL["feature_size"] == 128 and own.extractor.n_samples == 480000
+    wav, _ = read_wav(folder / "q2.wav")
+    assert torch.equal(own.waveform(wav, 16000), configured.waveform(wav, 16000))
+    mel = own.extractor(wav, sampling_rate=16000, return_tensors="np").input_features[0]
+    by_hand = kimia_log_mel(wav, own.extractor.mel_filters.T)
+    assert mel.shape == (128, 3000) and np.allclose(mel, by_hand.numpy(), atol=1e-4)
