@@ -149,10 +149,11 @@ def write_noise(path: Path, seconds: float, seed: int = 0, sample_rate: int = 16
     return path
 
 
-def kimi_policy(folder: Path, whisper_features: bool = True, dtype: str = "float32") -> ParallelPolicy:
-    """The policy exactly as configs/kimi_audio.yaml sets it up, on the tiny checkpoint (codebook and offset resized)."""
+def kimi_policy(folder: Path, whisper_features: bool = True, dtype: str = "float32", **overrides) -> ParallelPolicy:
+    """The policy exactly as configs/kimi_audio.yaml sets it up, on the tiny checkpoint (codebook and offset resized);
+    overrides: policy arguments set otherwise."""
     args = yaml.safe_load((ROOT / "configs" / "kimi_audio.yaml").read_text())["model"]["policy"]["init_args"]
     source = KimiAudioCheckpoint(str(folder), dtype=dtype, trust_remote_code=True, whisper_features=whisper_features)
     kwargs = {k: v for k, v in args.items() if k not in ("source", "chat", "gradient_checkpointing")}
-    kwargs.update(num_speech_tokens=NUM_CODES, speech_offset=64)
+    kwargs.update(num_speech_tokens=NUM_CODES, speech_offset=64, **overrides)
     return ParallelPolicy(source, chat=ParallelChatTemplate(**args["chat"]), **kwargs)

@@ -182,3 +182,23 @@ def test_each_stream_samples_with_its_own_settings(discrete):
     assert free_choices_are_argmax(greedy) == (True, True)
     hot_text = SamplingConfig(max_new_tokens=16, text=StreamSampling(5.0), audio=StreamSampling(0.8, top_k=1))
     assert free_choices_are_argmax(hot_text) == (False, True)
+
+
+def test_a_missing_tiktoken_names_the_extra_that_installs_it(tmp_path, monkeypatch):
+    """Kimi-Audio's tokenizer code (tokenization_kimia.py in its checkpoint folder) imports tiktoken, which Kimi-Audio's
+    own pyproject.toml lists as a dependency and transformers does not install. A stand-in tokenizer that imports it,
+    with tiktoken made unimportable, fails at load with the kimi-audio extra named."""
+    import shutil
+    import sys
+
+    from wavalign.policy.kimi_checkpoint import KimiAudioCheckpoint
+
+    folder = tmp_path / "Kimi-Audio-tiny-tiktoken"
+    write_tiny_kimi(folder)
+    code = folder / "tokenization_standin.py"
+    code.write_text("import tiktoken  # noqa: F401\n" + code.read_text())
+    shutil.rmtree(folder / "whisper-large-v3")  # not read with whisper_features off
+    monkeypatch.setitem(sys.modules, "tiktoken", None)  # `import tiktoken` raises ImportError, installed or not
+    source = KimiAudioCheckpoint(str(folder), dtype="float32", trust_remote_code=True, whisper_features=False)
+    with pytest.raises(ImportError, match=r"needs tiktoken.*pip install -e '\.\[kimi-audio\]'"):
+        source.build()

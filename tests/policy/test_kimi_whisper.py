@@ -4,10 +4,12 @@ audio through the checkpoint's vq_adaptor, added to the speech codes' embeddings
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -95,7 +97,10 @@ def test_embedding_at_continuous_positions_equals_kimis_formula(policy, folder):
 
 
 def full_forward_logprobs(policy: ParallelPolicy, folder: Path, prompt, reply: torch.Tensor) -> torch.Tensor:
-    """One row, no padding, no cache: embed by hand, run every stack over the whole sequence, read both heads."""
+    """One row, no padding, no cache: embed by hand, run every stack over the whole sequence, read both heads, each
+    head's log-softmax over the whole vocabulary and nothing else (Kimi-Audio: kimia_infer/utils/sampler.py,
+    KimiASampler.sample_text_logits / sample_audio_logits take log_softmax of the head's raw logits, no token masked,
+    on what kimia_infer/api/kimia.py's _generate_loop passes them from the model's forward)."""
     core = policy.core
     ids = torch.cat([prompt.ids, reply]).unsqueeze(0)
     continuous = torch.cat([prompt.continuous, torch.zeros(len(reply), dtype=torch.bool)]).unsqueeze(0)
@@ -104,14 +109,14 @@ def full_forward_logprobs(policy: ParallelPolicy, folder: Path, prompt, reply: t
     h = core.backbone(inputs_embeds=x, position_ids=pos).last_hidden_state
     h_text = core.text_branch(inputs_embeds=h, position_ids=pos).last_hidden_state
     h_audio = core.audio_branch(inputs_embeds=h, position_ids=pos).last_hidden_state
-    text = F.log_softmax(core.text_head(core.text_norm(h_text)) + policy.text_bias, dim=-1)[0, -len(reply) - 1 : -1]
-    audio = F.log_softmax(core.audio_head(core.audio_norm(h_audio)) + policy.audio_bias, dim=-1)[
-        0, -len(reply) - 1 : -1
-    ]
+    text = F.log_softmax(core.text_head(core.text_norm(h_text)), dim=-1)[0, -len(reply) - 1 : -1]
+    audio = F.log_softmax(core.audio_head(core.audio_norm(h_audio)), dim=-1)[0, -len(reply) - 1 : -1]
     return torch.cat([text.gather(1, reply[:, TEXT : TEXT + 1]), audio.gather(1, reply[:, AUDIO:])], dim=0).squeeze(1)
 
 
 def test_training_and_reference_logprobs_equal_a_full_forward(policy, folder):
+    """With configs/kimi_audio.yaml's settings (restrict_heads off, as the class default), training and reference
+    log-probs are the model's own distribution: a float64 full forward with nothing masked."""
     with_speech = policy.example_prompt(USER_AUDIO, [list(range(STEPS))], [folder / "q1.wav"])
     text_only = policy.build_prompt([{"role": "user", "content": "one plus two is"}], [])  # shorter: left-padded
     replies = [policy.reply_ids("three", [5, 6]), policy.reply_ids("four is four", [1])]
@@ -127,6 +132,22 @@ def test_training_and_reference_logprobs_equal_a_full_forward(policy, folder):
             for out in (got, ref):
                 assert torch.allclose(out[row, :n], want[:n], atol=1e-10, rtol=0)
                 assert torch.allclose(out[row, t : t + n], want[n:], atol=1e-10, rtol=0)
+
+
+def test_restricted_heads_are_an_option_that_renormalises(policy, folder):
+    """The class default is off too; restrict_heads: true moves every log-prob by the log of its head's kept mass."""
+    assert inspect.signature(ParallelPolicy).parameters["restrict_heads"].default is False
+    restricted = kimi_policy(folder / "ckpt", restrict_heads=True).double()
+    assert torch.isinf(restricted.text_bias).any() and torch.isinf(restricted.audio_bias).any()
+    prompt = policy.build_prompt([{"role": "user", "content": "one plus two is"}], [])
+    reply = policy.reply_ids("three", [5, 6])
+    own = full_forward_logprobs(policy, folder, prompt, reply)
+    with torch.no_grad():
+        renormalised = restricted.token_logprobs(restricted.make_batch([prompt], [reply]))[0]
+    n, t = len(reply), renormalised.shape[0] // 2
+    got = torch.cat([renormalised[:n], renormalised[t : t + n]])
+    assert (got - own).min() > 0  # each token's log p rises by -log(mass kept) > 0 ...
+    assert not torch.allclose(got, own, atol=1e-3)  # ... visibly, on a random checkpoint
 
 
 def test_rollouts_reuse_the_prompt_features_through_the_kv_cache(policy, folder):
@@ -221,3 +242,85 @@ def test_kimi_audio_config_trains_on_a_local_checkpoint(folder, tmp_path, root, 
     logs = scalars(runs)
     assert {"loss/po", "loss/sft", "reward/mean", "val/reward"} <= set(logs)
     assert len(logs["loss/total"]) == 2
+
+
+@pytest.mark.parametrize("version, keyword", [("4.48.3", "torch_dtype"), ("4.56.0", "dtype"), ("5.25.0", "dtype")])
+def test_the_whisper_encoder_loads_with_the_dtype_keyword_of_the_installed_transformers(
+    folder, monkeypatch, version, keyword
+):
+    """Before transformers 4.56 from_pretrained takes torch_dtype (a `dtype` keyword reaches WhisperModel.__init__
+    and raises TypeError); the vita-audio extra pins 4.48.3. The version the helper reads is patched; the load
+    itself runs on the installed transformers."""
+    import transformers
+    from transformers import WhisperModel
+
+    from wavalign.policy.kimi_whisper import WhisperFeatures
+
+    seen: list[dict] = []
+    load = WhisperModel.from_pretrained.__func__
+
+    def recording(cls, path, **kwargs):
+        seen.append(dict(kwargs))
+        dtype = kwargs.pop("torch_dtype", None) or kwargs.pop("dtype")
+        return load(cls, path, dtype=dtype, **kwargs)
+
+    monkeypatch.setattr(transformers, "__version__", version)
+    monkeypatch.setattr(WhisperModel, "from_pretrained", classmethod(recording))
+    features = WhisperFeatures(folder / "ckpt" / "whisper-large-v3", FEATURE_DIM, dtype=torch.float64)
+    assert seen == [{keyword: torch.float64}]
+    assert features.encoder.dtype == torch.float64
+
+
+# whisper-large-v3's preprocessor_config.json, written out: the values Kimi-Audio's front end hard-codes
+LARGE_V3_PREPROCESSOR = {
+    "chunk_length": 30,
+    "feature_extractor_type": "WhisperFeatureExtractor",
+    "feature_size": 128,
+    "hop_length": 160,
+    "n_fft": 400,
+    "n_samples": 480000,
+    "nb_max_frames": 3000,
+    "padding_side": "right",
+    "padding_value": 0.0,
+    "processor_class": "WhisperProcessor",
+    "return_attention_mask": False,
+    "sampling_rate": 16000,
+}
+
+
+def kimia_log_mel(wav: np.ndarray, filters: np.ndarray) -> torch.Tensor:
+    """kimia_infer/models/tokenizer/whisper_Lv3/whisper.py, written out by hand: pad_or_trim to 480000 samples with
+    zeros, a 400-point STFT with a Hann window and hop 160, power of all frames but the last, the mel filterbank
+    (n_mels 128), log10 clamped at 1e-10, floored at its max - 8, then (x + 4) / 4. Float64 here."""
+    audio = torch.zeros(480000, dtype=torch.float64)
+    audio[: min(wav.size, 480000)] = torch.from_numpy(wav[:480000].astype(np.float64))
+    stft = torch.stft(audio, 400, 160, window=torch.hann_window(400, dtype=torch.float64), return_complex=True)
+    power = stft[..., :-1].abs() ** 2
+    mel = torch.from_numpy(filters).double() @ power
+    log = torch.clamp(mel, min=1e-10).log10()
+    log = torch.maximum(log, log.max() - 8.0)
+    return (log + 4.0) / 4.0
+
+
+def test_without_a_preprocessor_config_the_front_end_is_kimis_own(folder, tmp_path):
+    """Kimi-Audio never reads whisper-large-v3/preprocessor_config.json (its WhisperEncoder takes only the model;
+    the log-mel settings are constants in whisper_Lv3/whisper.py). A Whisper folder without that file loads with the
+    same settings, and its features equal those from a folder holding whisper-large-v3's preprocessor config."""
+    import shutil
+
+    from wavalign.policy.kimi_whisper import KIMI_MEL, WhisperFeatures
+
+    bare, written = tmp_path / "bare", tmp_path / "written"
+    shutil.copytree(folder / "ckpt" / "whisper-large-v3", bare)
+    (bare / "preprocessor_config.json").unlink()
+    shutil.copytree(bare, written)
+    (written / "preprocessor_config.json").write_text(json.dumps(LARGE_V3_PREPROCESSOR))
+    own, configured = WhisperFeatures(bare, FEATURE_DIM), WhisperFeatures(written, FEATURE_DIM)
+    for key in ("feature_size", "sampling_rate", "n_fft", "hop_length", "chunk_length", "n_samples", "padding_value"):
+        assert getattr(own.extractor, key) == getattr(configured.extractor, key), key
+    assert KIMI_MEL["feature_size"] == 128 and own.extractor.n_samples == 480000
+    wav, _ = read_wav(folder / "q2.wav")
+    assert torch.equal(own.waveform(wav, 16000), configured.waveform(wav, 16000))
+    mel = own.extractor(wav, sampling_rate=16000, return_tensors="np").input_features[0]
+    by_hand = kimia_log_mel(wav, own.extractor.mel_filters.T)
+    assert mel.shape == (128, 3000) and np.allclose(mel, by_hand.numpy(), atol=1e-4)

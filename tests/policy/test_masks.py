@@ -90,3 +90,15 @@ def test_merged_tail_layouts_written_by_hand_from_upstream_text_audio_interval()
     assert plain.layout(t, a, EOS) == (
         [0, B, *a[0:8], E, 1, 2, 3, 4, B, *a[8:16], E, 5, 6, B, *a[16:24], E, B, *a[24:32], E, B, *a[32:40], E, EOS]
     )
+
+
+def test_a_second_stop_token_ends_the_completion_as_eos_does():
+    """stop_ids: VITA-Audio's generation config also stops on <|endoftext|>, which is its pad too (here 0)."""
+    spec = ModalitySpec(speech_ranges=((20, 30),), eos_id=1, pad_id=0, boundary_ids=(10, 11), stop_ids=(0,))
+    ids = torch.tensor([[5, 21, 0, 0, 0], [5, 6, 1, 0, 0], [5, 0, 1, 7, 0]])
+    m = spec.masks(ids)
+    assert m.completion.tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 0, 0], [1, 1, 0, 0, 0]]
+    assert m.text.tolist() == [[1, 0, 1, 0, 0], [1, 1, 1, 0, 0], [1, 1, 0, 0, 0]]  # the stop token is text
+    assert spec.split_reply([5, 21, 0, 6, 1], speech_offset=20) == ([5], [1])
+    with pytest.raises(ValueError, match="stop id"):
+        ModalitySpec(speech_ranges=((20, 30),), eos_id=1, pad_id=0, stop_ids=(22,))

@@ -7,11 +7,13 @@ clean.py _setup_generation_config and trainer/vita_audio_rl_sft_trainer_masked.p
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import transformers
 from packaging.version import Version
-from vita_fixtures import quirky, stock  # noqa: F401 (fixtures)
+from vita_fixtures import quirky, stock, write_quirky_vita_checkpoint, write_stock_vita_checkpoint  # noqa: F401
 from vita_policy import vita_policy
 
 from wavalign.policy.base import SamplingConfig
@@ -89,10 +91,11 @@ def test_rollouts_come_from_the_main_head_starting_from_the_checkpoint_generatio
     policy = vita_policy(quirky)
     sampling = SamplingConfig(do_sample=False, max_new_tokens=12)
     config = rollout_generation_config(
-        policy.model, sampling, policy.spec.eos_id, policy.spec.pad_id, policy.mtp_inference_mode
+        policy.model, sampling, policy.spec.all_stop_ids, policy.spec.pad_id, policy.mtp_inference_mode
     )
     assert config.mtp_inference_mode == [8192, 0] and config.top_k == 3  # top_k: the checkpoint's
-    assert config.eos_token_id == policy.tokenizer.convert_tokens_to_ids("<|im_end|>") and config.max_new_tokens == 12
+    stops = [policy.tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
+    assert config.eos_token_id == stops and config.max_new_tokens == 12  # both EOS ids of its generation config
     assert policy.model.generation_config.mtp_inference_mode == [1, 2]  # the model's own config is left alone
 
     prompt = policy.prompt_ids(MESSAGES, [[7, 8, 9]])
@@ -132,3 +135,82 @@ def test_lora_reference_and_rollouts_through_the_remote_code(quirky):
     base = vita_policy(quirky)
     assert torch.allclose(ref, base.token_logprobs(batch).detach(), atol=1e-6)
     assert not policy.model.training
+
+
+def rig_endoftext(policy, prompt: list[int], step: int) -> int:
+    """Give <|endoftext|> the main head's output row of the token that greedy decoding emits at `step` (one not
+    emitted before it), scaled up a little: from then on the main head prefers <|endoftext|> wherever it preferred
+    that token. Returns the rigged step's token."""
+    model = policy.model.train()
+    with torch.no_grad():
+        ids = torch.tensor([prompt])
+        for _ in range(step + 1):
+            ids = torch.cat([ids, model(input_ids=ids).logits[:, -1:].argmax(-1)], dim=1)
+        greedy = ids[0, len(prompt) :].tolist()
+        assert greedy[step] not in greedy[:step]
+        head = model.get_output_embeddings().weight
+        endoftext = policy.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+        head[endoftext] = head[greedy[step]] * 1.001
+    return greedy[step]
+
+
+def test_rollouts_stop_on_every_eos_of_the_checkpoint_as_its_own_generate_does(tmp_path):
+    """VITA-Audio's released generation config (VITA-MLLM/VITA-Audio, vita_audio/models/qwen2_mtp_v4_48_3/
+    generation_config.json) lists eos_token_id [151645, 151643]: <|im_end|> and <|endoftext|> (also the tokenizer's
+    pad). transformers' generate with that config (what VITA-Audio's tools/inference_sts.py runs: the checkpoint's
+    GenerationConfig.from_pretrained, its eos list untouched) ends a row at the first of either, keeps that token, and
+    pads with pad_token_id after it. The quirky checkpoint's generation config lists both the same way. Rigged so that
+    the main head emits <|endoftext|> at the third reply token: the rollout ends there, token for token what the
+    model's own generate returns (main head only, greedy), and its completion mask ends at that token, counted as
+    text, as <|im_end|> is."""
+    ckpt = write_quirky_vita_checkpoint(tmp_path / "VITA-quirky")
+    policy = vita_policy(ckpt)
+    endoftext, im_end = (policy.tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_end|>"))
+    assert policy.spec.all_stop_ids == (im_end, endoftext)
+    prompt = policy.prompt_ids(MESSAGES, [[7, 8, 9]])
+    rig_endoftext(policy, prompt, step=2)
+    sampling = SamplingConfig(do_sample=False, max_new_tokens=12)
+    config = rollout_generation_config(
+        policy.model, sampling, policy.spec.all_stop_ids, policy.spec.pad_id, policy.mtp_inference_mode
+    )
+    assert config.eos_token_id == [im_end, endoftext]
+
+    batch = policy.rollout([prompt], 1, sampling)
+    rolled = batch.completion_ids[0].tolist()
+    with torch.no_grad():
+        own = (
+            policy.model.eval()
+            .generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=12, mtp_inference_mode=[8192, 0])[
+                0, len(prompt) :
+            ]
+            .tolist()
+        )
+    assert own == rolled and len(rolled) == 3 and rolled[-1] == endoftext
+    assert batch.masks.completion[0].tolist() == [1.0, 1.0, 1.0] and batch.masks.text[0, -1] == 1.0
+
+    # a batch where a second row runs on: the first row's pad after its <|endoftext|> is not completion
+    two = policy.make_batch([prompt, prompt], [rolled, rolled[:2] + [im_end]])
+    padded = torch.cat([two.completion_ids, torch.full((2, 2), endoftext)], dim=1)
+    masks = policy.masks(padded)
+    assert masks.completion.tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 0, 0]]
+    assert policy.decode(two)[0] == policy.decode(two)[1]  # the reply before either stop token, nothing after
+
+
+def test_the_static_decoder_stops_on_every_eos_too(tmp_path):
+    """The same stop rule in our static-cache loop: a stock Qwen2 checkpoint with VITA-Audio's two-id EOS list in its
+    generation_config.json, rigged to emit <|endoftext|> at the second reply token, rolls out the same tokens under
+    decoder "static" as under "generate"."""
+    folder = write_stock_vita_checkpoint(tmp_path / "VITA-stock")
+    tok = folder / "tokenizer"
+    probe = vita_policy(folder, tokenizer=tok)
+    stops = [probe.tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
+    (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": stops, "pad_token_id": stops[1]}))
+    prompt = probe.prompt_ids(MESSAGES, [[7, 8, 9]])
+    sampling = SamplingConfig(do_sample=False, max_new_tokens=10)
+    rolled = {}
+    for decoder in ("generate", "static"):
+        policy = vita_policy(folder, tokenizer=tok, decoder=decoder)
+        rig_endoftext(policy, prompt, step=1)
+        rolled[decoder] = policy.rollout([prompt], 2, sampling).completion_ids.tolist()
+    assert rolled["static"] == rolled["generate"] and len(rolled["static"][0]) == 2
+    assert rolled["static"][0][-1] == stops[1]

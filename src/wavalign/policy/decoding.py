@@ -10,7 +10,7 @@ is kept between rollouts (shape buckets), so compilation happens once per bucket
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -29,6 +29,14 @@ def still_running(done: Tensor, lockstep: bool = False) -> bool:
     flag = torch.tensor([float(running)], device=done.device)
     torch.distributed.all_reduce(flag)  # sum over ranks
     return bool(flag.item() > 0)
+
+
+def _is_stop(token: Tensor, stop_ids: tuple[int, ...]) -> Tensor:
+    """Bool tensor: tokens that are any of the stop ids (a loop of compares: it compiles into the step's graph)."""
+    out = torch.zeros_like(token, dtype=torch.bool)
+    for stop in stop_ids:
+        out = out | (token == stop)
+    return out
 
 
 BUCKET = 64  # cache lengths are rounded up to a multiple of this, so varying prompt lengths reuse one compilation
@@ -91,7 +99,7 @@ class StaticCacheSampler:
         where: Tensor,
         done: Tensor,
         sampling: SamplingConfig,
-        eos_id: int,
+        eos_id: tuple[int, ...],
         pad_id: int,
         steps: int,
     ) -> tuple[Tensor, Tensor]:
@@ -102,7 +110,7 @@ class StaticCacheSampler:
             attention.index_fill_(1, where + i, 1)
             logits = self._decode_step(token, position + i, attention, cache, where + i)
             token = sample_next(logits, sampling).masked_fill(done, pad_id)
-            done = done | (token == eos_id)
+            done = done | _is_stop(token, eos_id)
             out.append(token)
         return torch.cat(out, dim=1), done
 
@@ -125,12 +133,14 @@ class StaticCacheSampler:
         prompt_ids: Tensor,
         prompt_mask: Tensor,
         sampling: SamplingConfig,
-        eos_id: int,
+        eos_id: int | Sequence[int],
         pad_id: int,
         lockstep: bool = False,
     ) -> Tensor:
         """(rows, P) left-padded prompts -> (rows, T<=max_new_tokens) completions, pad after each row's EOS;
+        eos_id: the token that ends a row, or all of them (a row ends at the first of any);
         lockstep: go on until every rank's rows are done (sharded weights)."""
+        eos_id = (int(eos_id),) if isinstance(eos_id, int) else tuple(int(e) for e in eos_id)
         rows, p_len = prompt_ids.shape
         total = -(-(p_len + sampling.max_new_tokens) // BUCKET) * BUCKET
         dtype = next(self.model.parameters()).dtype
@@ -148,7 +158,7 @@ class StaticCacheSampler:
             logits_to_keep=1,
         )
         token = sample_next(out.logits[:, -1, :], sampling)
-        done = token == eos_id
+        done = _is_stop(token, eos_id)
         tokens = [token]
         next_pos = positions[:, -1:] + 1
         where = torch.tensor([p_len], device=prompt_ids.device)

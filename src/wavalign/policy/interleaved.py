@@ -17,7 +17,7 @@ from torch import Tensor
 from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy
 from wavalign.policy.decoding import StaticCacheSampler
 from wavalign.policy.forward import completion_logits, gather_logprobs, train_mode_without_dropout
-from wavalign.policy.generation import rollout_generation_config
+from wavalign.policy.generation import checkpoint_stop_ids, rollout_generation_config
 from wavalign.policy.lora import LoraSettings, apply_lora
 from wavalign.policy.masks import InterleaveLayout, ModalityMasks, ModalitySpec
 from wavalign.policy.prompting import ChatTemplate, render_prompt
@@ -49,7 +49,9 @@ class InterleavedPolicy(SpeechPolicy):
             GLM-4-Voice "<|audio_{}|>"); their ids must be contiguous.
         begin_audio_token: Token that opens each speech chunk; None when the model uses none.
         end_audio_token: Token that closes each speech chunk; None when the model uses none.
-        eos_token: Token that ends a reply; None uses the tokenizer's own EOS.
+        eos_token: Token that ends a reply; None uses the tokenizer's own EOS. Rollouts also stop on every EOS id
+            of the checkpoint's generation config (VITA-Audio's lists <|im_end|> and <|endoftext|>), as its own
+            generate does; a completion ends at its first stop token, which is trained as EOS is.
         text_chunks: The reply's interleave pattern, text side: tokens per text chunk in order, the last repeating
             (VITA-Audio: [1, 4]).
         speech_chunks: The reply's interleave pattern, speech side: codes per speech chunk in order, the last
@@ -117,6 +119,7 @@ class InterleavedPolicy(SpeechPolicy):
             eos_id=eos,
             pad_id=pad,
             boundary_ids=tuple(b for b in (begin, end) if b is not None),
+            stop_ids=tuple(s for s in checkpoint_stop_ids(model) if s != eos),
         )
         self.layout = InterleaveLayout(tuple(text_chunks), tuple(speech_chunks), begin, end, merge_chunk_tail)
         self.text_speech_separator = text_speech_separator
@@ -161,14 +164,19 @@ class InterleavedPolicy(SpeechPolicy):
         return self.layout.layout(self.encode_text(text), speech, self.spec.eos_id) + self.eos_suffix_ids
 
     def masks(self, completion: Tensor) -> ModalityMasks:
-        """The spec's masks, with the eos_suffix tokens right after a row's first EOS counted as text."""
+        """The spec's masks, with the eos_suffix tokens right after a row's first stop token counted as text when
+        that token is EOS (the suffix follows EOS in demonstrations; a reply that stopped on another token ends
+        there)."""
         m = self.spec.masks(completion)
         n = len(self.eos_suffix_ids)
         if not n:
             return m
         suffix = torch.as_tensor(self.eos_suffix_ids, device=completion.device)
+        stops = self.spec.is_stop(completion)
         for row, ids in enumerate(completion):
-            eos = (ids == self.spec.eos_id).nonzero()
+            eos = stops[row].nonzero()
+            if len(eos) and int(ids[int(eos[0])]) != self.spec.eos_id:
+                continue
             if len(eos) and torch.equal(ids[int(eos[0]) + 1 : int(eos[0]) + 1 + n], suffix):
                 m.completion[row, int(eos[0]) + 1 : int(eos[0]) + 1 + n] = 1.0
                 m.text[row, int(eos[0]) + 1 : int(eos[0]) + 1 + n] = 1.0
@@ -212,9 +220,10 @@ class InterleavedPolicy(SpeechPolicy):
         if self.decoder != "generate":
             if self._sampler is None:
                 self._sampler = StaticCacheSampler(self.model, compile=self.decoder == "compiled")
-            return self._sampler.sample(ids, attn, sampling, self.spec.eos_id, self.spec.pad_id, self.lockstep_decoding)
+            stops = self.spec.all_stop_ids
+            return self._sampler.sample(ids, attn, sampling, stops, self.spec.pad_id, self.lockstep_decoding)
         config = rollout_generation_config(
-            self.model, sampling, self.spec.eos_id, self.spec.pad_id, self.mtp_inference_mode
+            self.model, sampling, self.spec.all_stop_ids, self.spec.pad_id, self.mtp_inference_mode
         )
         synced = {"synced_gpus": True} if self.lockstep_decoding else {}  # transformers' lockstep across ranks
         out = self.model.generate(input_ids=ids, attention_mask=attn, generation_config=config, **synced)

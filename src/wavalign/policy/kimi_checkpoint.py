@@ -105,6 +105,7 @@ class KimiAudioCheckpoint(ParallelSource):
 
     Args:
         path: Local folder of the checkpoint (config.json, model*.safetensors, tokenizer files, whisper-large-v3/).
+            Its tokenizer code needs tiktoken: pip install -e '.[kimi-audio]'.
         tokenizer_path: Folder of the tokenizer when it is not in `path`; None uses `path`.
         dtype: Weight dtype: "bfloat16" (the checkpoint's own), "float16" or "float32" ("auto" is not accepted).
         trust_remote_code: Run the tokenizer's custom code, which Kimi-Audio ships (true for its checkpoints); the
@@ -179,8 +180,20 @@ class KimiAudioCheckpoint(ParallelSource):
         model.load_state_dict(state, strict=True, assign=True)
         for stack in model.stacks:  # non-persistent rotary buffers are not in the checkpoint: build them for real
             stack.rotary_emb = Qwen2RotaryEmbedding(config=stack.config).to(device)
-        tokenizer = AutoTokenizer.from_pretrained(str(self.tokenizer_path), trust_remote_code=self.trust_remote_code)
-        return model, tokenizer
+        return model, self._tokenizer()
+
+    def _tokenizer(self) -> PreTrainedTokenizerBase:
+        """The checkpoint's tokenizer. Kimi-Audio's is custom code on tiktoken, which transformers does not install:
+        a missing tiktoken is named here with the extra that installs it, not left to a bare import error."""
+        try:
+            return AutoTokenizer.from_pretrained(str(self.tokenizer_path), trust_remote_code=self.trust_remote_code)
+        except ImportError as error:
+            if "tiktoken" not in str(error):
+                raise
+            raise ImportError(
+                f"the tokenizer code of {self.tokenizer_path} needs tiktoken, which is not installed "
+                f"({error}): pip install -e '.[kimi-audio]'"
+            ) from error
 
     def continuous_encoder(self) -> WhisperFeatures | None:
         if not self.whisper_features:

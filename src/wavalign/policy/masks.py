@@ -42,6 +42,9 @@ class ModalitySpec:
     eos_id: ends a reply; counted as text (stopping is a semantic decision).
     pad_id: never part of a completion past the first EOS.
     filler_ids: text-stream blanks of parallel-stream models; neither text nor speech here, acoustic there.
+    stop_ids: further tokens that end a reply just as eos_id does (VITA-Audio's generation config stops on
+        <|endoftext|> besides <|im_end|>): a completion ends at its first stop token of either kind, which counts as
+        text. eos_id stays the one that demonstrations are laid out with.
     """
 
     speech_ranges: tuple[tuple[int, int], ...]
@@ -49,13 +52,27 @@ class ModalitySpec:
     pad_id: int
     boundary_ids: tuple[int, ...] = ()
     filler_ids: tuple[int, ...] = ()
+    stop_ids: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for start, end in self.speech_ranges:
             if not 0 <= start < end:
                 raise ValueError(f"speech range [{start}, {end}) is empty or negative")
-        if self.eos_id in self.boundary_ids or self.in_speech_range(self.eos_id):
-            raise ValueError(f"eos_id {self.eos_id} must not be a speech or boundary token")
+        for stop in self.all_stop_ids:
+            if stop in self.boundary_ids or self.in_speech_range(stop):
+                raise ValueError(f"eos_id / stop id {stop} must not be a speech or boundary token")
+
+    @property
+    def all_stop_ids(self) -> tuple[int, ...]:
+        """eos_id first, then the other stop tokens, each once."""
+        return tuple(dict.fromkeys((self.eos_id, *self.stop_ids)))
+
+    def is_stop(self, ids: Tensor) -> Tensor:
+        """Bool tensor: tokens that end a reply (eos_id or any other stop token)."""
+        out = torch.zeros_like(ids, dtype=torch.bool)
+        for stop in self.all_stop_ids:
+            out |= ids == stop
+        return out
 
     def in_speech_range(self, token_id: int) -> bool:
         return any(start <= token_id < end for start, end in self.speech_ranges)
@@ -70,10 +87,12 @@ class ModalitySpec:
         return out
 
     def completion_mask(self, ids: Tensor) -> Tensor:
-        """1 up to and including the first EOS; a row without EOS runs to its last non-pad token."""
+        """1 up to and including the first stop token (EOS or another); a row without one runs to its last non-pad
+        token. A pad id that is also a stop token (VITA-Audio's <|endoftext|>) ends the row where it first occurs, as
+        transformers' generate ends it."""
         positions = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)
         big = ids.shape[1]
-        is_eos = ids == self.eos_id
+        is_eos = self.is_stop(ids)
         first_eos = torch.where(is_eos, positions, torch.full_like(positions, big)).min(dim=1).values
         non_pad = ids != self.pad_id
         last_non_pad = torch.where(non_pad, positions, torch.full_like(positions, -1)).max(dim=1).values
@@ -91,10 +110,12 @@ class ModalitySpec:
         return ModalityMasks(completion=completion, text=text, speech=speech)
 
     def split_reply(self, ids: Sequence[int], speech_offset: int) -> tuple[list[int], list[int]]:
-        """A completion's text ids (EOS and pad dropped) and its speech codes (boundaries dropped, offset removed)."""
+        """A completion's text ids up to its first stop token (stop tokens and pad dropped) and its speech codes
+        (boundaries dropped, offset removed)."""
+        stops = set(self.all_stop_ids)
         text, codes = [], []
         for t in ids:
-            if t == self.eos_id:
+            if t in stops:
                 break
             if self.in_speech_range(t):
                 codes.append(t - speech_offset)

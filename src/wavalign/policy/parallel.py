@@ -90,7 +90,10 @@ class ParallelPolicy(SpeechPolicy):
         chat: Prompt markup on the audio stream (role, message-end and media tokens, turn merging); None uses the
             default ParallelChatTemplate.
         restrict_heads: Keep each head to its own stream's tokens (the text head never emits speech codes; the
-            audio head emits codes, end-of-audio markers and its blank), in sampling and in log-probs alike.
+            audio head emits codes, end-of-audio markers and its blank), in sampling and in log-probs alike. Off by
+            default: each head's log-softmax over the whole vocabulary, the model's own distribution, as Kimi-Audio's
+            sampler reads it. On, the masked tokens get -inf and every log-prob, the KL and the rollouts come from the
+            renormalised rest: log p shifts up by -log(mass kept), up to ~2 nats a token on a random checkpoint.
         lora: LoRA adapter settings to train adapters only; None fine-tunes all weights (and keeps a frozen copy as
             the reference when the KL term or DPO needs one).
         gradient_checkpointing: Recompute activations in the backward pass: less memory for more compute.
@@ -114,7 +117,7 @@ class ParallelPolicy(SpeechPolicy):
         audio_delay: int = 6,
         stop_on: str = "both",
         chat: ParallelChatTemplate | None = None,
-        restrict_heads: bool = True,
+        restrict_heads: bool = False,
         lora: LoraSettings | None = None,
         gradient_checkpointing: bool = False,
         encode_kwargs: dict[str, Any] | None = None,
