@@ -152,7 +152,8 @@ def test_stream_sampling_settings_default_to_the_shared_ones():
 
 def test_each_stream_samples_with_its_own_settings(discrete):
     """KimiASampler (kimia_infer/utils/sampler.py) samples text and audio logits separately; with greedy text and
-    top-1 audio every freely chosen token is its head's argmax, while a hot text stream is not."""
+    top-1 audio every freely chosen token is its head's argmax, while a hot text stream is not (audio steps after a
+    text id 0 left out: the one-call forward here adds embed(0), the decode loop does not)."""
     lay = discrete.layout
     prompt = discrete.prompt_ids([{"role": "user", "content": "one plus one"}], [])
 
@@ -174,6 +175,9 @@ def test_each_stream_samples_with_its_own_settings(discrete):
         steps = torch.arange(t).unsqueeze(0)
         text_free = steps <= text_end.unsqueeze(1)
         audio_free = (steps >= lay.audio_delay) & (steps <= audio_end.clamp(max=t - 1).unsqueeze(1))
+        # a step after a text id 0 was sampled without embed(0) (zero_text_skips_embedding), unlike this forward
+        zeros = out.completion_ids[..., TEXT].eq(0).long()
+        audio_free &= (zeros.cumsum(1) - zeros) == 0
         text_ok = (text_lp.argmax(-1) == out.completion_ids[..., TEXT])[text_free].all()
         audio_ok = (audio_lp.argmax(-1) == out.completion_ids[..., AUDIO])[audio_free].all()
         return bool(text_ok), bool(audio_ok)
@@ -202,3 +206,76 @@ def test_a_missing_tiktoken_names_the_extra_that_installs_it(tmp_path, monkeypat
     source = KimiAudioCheckpoint(str(folder), dtype="float32", trust_remote_code=True, whisper_features=False)
     with pytest.raises(ImportError, match=r"needs tiktoken.*pip install -e '\.\[kimi-audio\]'"):
         source.build()
+
+
+def _upstream_step_logprobs(policy: ParallelPolicy, prompt: torch.Tensor, reply: torch.Tensor, rule: bool):
+    """The two heads' log-probs after prompt + reply, recomputed from scratch with the inputs written out by hand:
+    every step gets embed(audio) + embed(text), except, with `rule`, a reply step whose text id is 0, which gets
+    embed(audio) alone. That is what kimia_infer's _generate_loop feeds: it calls MoonshotKimiaModel.forward once
+    for the prompt (text ids summing to non-zero: text embedding added) and then once per step with that step's
+    (1, 1) text id, where `text_input_ids.sum() != 0` is false exactly when the id is 0."""
+    core = policy.core
+    table = core.backbone.embed_tokens
+    ids = torch.cat([prompt, reply]) if len(reply) else prompt
+    keep_text = torch.ones(len(ids), dtype=torch.bool)
+    if rule:
+        keep_text[len(prompt) :] = ids[len(prompt) :, TEXT] != 0
+    x = table(ids[:, AUDIO]) + table(ids[:, TEXT]) * keep_text[:, None].float()
+    steps = torch.arange(len(ids))[None]
+    ones = torch.ones_like(steps)
+    h = core.backbone(inputs_embeds=x[None], attention_mask=ones, position_ids=steps).last_hidden_state
+    h_text = core.text_branch(inputs_embeds=h, attention_mask=ones, position_ids=steps).last_hidden_state
+    h_audio = core.audio_branch(inputs_embeds=h, attention_mask=ones, position_ids=steps).last_hidden_state
+    text = torch.log_softmax(core.text_head(core.text_norm(h_text[0, -1])) + policy.text_bias, -1)
+    audio = torch.log_softmax(core.audio_head(core.audio_norm(h_audio[0, -1])) + policy.audio_bias, -1)
+    return text, audio
+
+
+@torch.no_grad()
+def test_a_decode_step_with_text_id_0_feeds_no_text_embedding(discrete):
+    """kimia_infer/api/kimia.py, KimiAudio._generate_loop, feeds each sampled (text, audio) pair back as (1, 1) ids;
+    the checkpoint's modeling_kimia.py, MoonshotKimiaModel.forward, adds embed_tokens(text_input_ids) to the audio
+    embedding only `if text_input_ids.sum() != 0`. So a step whose text token is id 0 enters the model (and its KV
+    cache) as its audio embedding alone. Here the text head may only emit id 0 and the audio head no end marker;
+    a greedy rollout equals the hand-written greedy loop under that rule (audio blank for the first 6 steps), and,
+    with zero_text_skips_embedding off, the same loop with embed(0) added. Teacher-forced log-probs read the whole
+    sequence in one call, whose text ids sum to non-zero: they add embed(0), as upstream's training forward does."""
+    lay = discrete.layout
+    saved = discrete.text_bias.clone(), discrete.audio_bias.clone()
+    steps = 10
+    try:
+        discrete.text_bias.fill_(float("-inf"))
+        discrete.text_bias[0] = 0.0
+        discrete.audio_bias[list(lay.end_audio_ids)] = float("-inf")
+        prompt = discrete.prompt_ids([{"role": "user", "content": "one plus one"}], [])
+        greedy = SamplingConfig(max_new_tokens=steps, do_sample=False)
+        results = {}
+        for rule in (True, False):
+            discrete.zero_text_skips_embedding = rule
+            reply, logps = [], []
+            for step in range(steps):
+                text_lp, audio_lp = _upstream_step_logprobs(discrete, prompt, torch.tensor(reply).view(-1, 2), rule)
+                audio = lay.audio_filler_id if step < lay.audio_delay else int(audio_lp.argmax())
+                text = int(text_lp.argmax())
+                reply.append([text, audio])
+                logps.append((float(text_lp[text]), float(audio_lp[audio])))
+            expected = torch.tensor(reply)
+            assert expected[:, TEXT].eq(0).all()
+            got, got_lp = discrete.generate(prompt[None], torch.ones(1, len(prompt), dtype=torch.long), greedy)
+            assert torch.equal(got[0], expected)
+            want_lp = torch.tensor([lp[TEXT] for lp in logps] + [lp[AUDIO] for lp in logps])
+            torch.testing.assert_close(got_lp[0], want_lp, atol=1e-5, rtol=1e-5)
+            results[rule] = expected, want_lp
+            batch = discrete.make_batch([prompt], [expected])
+            forced = discrete._forward_logprobs(discrete.model, batch)[0]
+            always_added = [_upstream_step_logprobs(discrete, prompt, expected[:i], False) for i in range(steps)]
+            want_forced = torch.tensor(
+                [float(t[0]) for t, _ in always_added]
+                + [float(a[e]) for (_, a), e in zip(always_added, expected[:, 1])]
+            )
+            torch.testing.assert_close(forced, want_forced, atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(results[True][1], results[False][1], atol=1e-4)  # the rule changes the rollout
+    finally:
+        discrete.zero_text_skips_embedding = True
+        discrete.text_bias.copy_(saved[0])
+        discrete.audio_bias.copy_(saved[1])

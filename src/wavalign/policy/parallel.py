@@ -94,6 +94,13 @@ class ParallelPolicy(SpeechPolicy):
             default: each head's log-softmax over the whole vocabulary, the model's own distribution, as Kimi-Audio's
             sampler reads it. On, the masked tokens get -inf and every log-prob, the KL and the rollouts come from the
             renormalised rest: log p shifts up by -log(mass kept), up to ~2 nats a token on a random checkpoint.
+        zero_text_skips_embedding: Kimi-Audio's decode rule: in rollouts, a row whose text ids in one model call sum
+            to 0 (a decode step whose text token is id 0) is fed no text embedding, its audio embedding alone
+            (MoonshotKimiaModel.forward adds the text embedding only when `text_input_ids.sum() != 0`, and
+            kimia_infer's _generate_loop calls it one step at a time). Teacher-forced log-probs read the whole
+            sequence in one call, whose sum is not 0, so they add embed(0) there, as upstream's forward does in
+            training: after a text id 0, log-probs and the rollout's own sampling distribution differ (see
+            configs/kimi_audio.yaml). Off: the text embedding is always added, rollouts and log-probs alike.
         lora: LoRA adapter settings to train adapters only; None fine-tunes all weights (and keeps a frozen copy as
             the reference when the KL term or DPO needs one).
         gradient_checkpointing: Recompute activations in the backward pass: less memory for more compute.
@@ -118,6 +125,7 @@ class ParallelPolicy(SpeechPolicy):
         stop_on: str = "both",
         chat: ParallelChatTemplate | None = None,
         restrict_heads: bool = False,
+        zero_text_skips_embedding: bool = False,
         lora: LoraSettings | None = None,
         gradient_checkpointing: bool = False,
         encode_kwargs: dict[str, Any] | None = None,
@@ -172,6 +180,7 @@ class ParallelPolicy(SpeechPolicy):
         if self.features_encoder is not None and getattr(model, "vq_adaptor", None) is None:
             raise ValueError("the source gives a continuous encoder but its model has no feature adaptor (vq_adaptor)")
         self._register_head_biases(model.vocab_size, restrict_heads)
+        self.zero_text_skips_embedding = zero_text_skips_embedding
         if gradient_checkpointing:
             model.gradient_checkpointing_enable()
         self.uses_lora = lora is not None
@@ -298,6 +307,11 @@ class ParallelPolicy(SpeechPolicy):
             F.log_softmax(audio_logits.to(up) + self.audio_bias, dim=-1),
         )
 
+    def _text_rows(self, text_ids: Tensor) -> Tensor | None:
+        """Which rows of one decode call get a text embedding: under zero_text_skips_embedding those whose text ids
+        (padding zeroed) do not sum to 0, Kimi-Audio's per-call test with a batch of one; else all (None)."""
+        return text_ids.sum(dim=1) != 0 if self.zero_text_skips_embedding else None
+
     @torch.no_grad()
     def generate(
         self, prompt_ids: Tensor, prompt_mask: Tensor, sampling: SamplingConfig, features: PromptFeatures | None = None
@@ -319,6 +333,7 @@ class ParallelPolicy(SpeechPolicy):
             logits_to_keep=1,
             continuous=None if features is None else features.mask,
             features=None if features is None else features.values,
+            text_rows=self._text_rows(prompt_ids[..., TEXT] * prompt_mask),
         )
         position = position[:, -1:] + 1
         ends = torch.tensor(lay.end_audio_ids, device=dev)
@@ -349,6 +364,7 @@ class ParallelPolicy(SpeechPolicy):
                 attention_mask=attention,
                 position_ids=position,
                 cache=cache,
+                text_rows=self._text_rows(text[:, None]),
             )
             position = position + 1
         lp = torch.stack(logps, dim=1)

@@ -153,11 +153,19 @@ class ParallelLM(nn.Module):
         return out.last_hidden_state
 
     def embed(
-        self, text_ids: Tensor, audio_ids: Tensor, continuous: Tensor | None = None, features: Tensor | None = None
+        self,
+        text_ids: Tensor,
+        audio_ids: Tensor,
+        continuous: Tensor | None = None,
+        features: Tensor | None = None,
+        text_rows: Tensor | None = None,
     ) -> Tensor:
         """The input of step t: embed(audio_t) + embed(text_t); at continuous steps (a (rows, steps) bool mask, with
         `features` holding one row per marked step in row-major order) the audio part becomes
-        (embed(audio_t) + adaptor(feature_t)) * sqrt(2), as Kimi-Audio's MoonshotKimiaModel.forward feeds it."""
+        (embed(audio_t) + adaptor(feature_t)) * sqrt(2), as Kimi-Audio's MoonshotKimiaModel.forward feeds it.
+        text_rows: a (rows,) bool mask; a row marked False gets no text embedding at all in this call (Kimi-Audio's
+        forward adds it only when the call's text ids do not sum to 0, see ParallelPolicy's zero_text_skips_embedding);
+        None adds it everywhere."""
         table = self.backbone.embed_tokens
         audio = table(audio_ids)
         if continuous is not None and bool(continuous.any()):
@@ -171,7 +179,10 @@ class ParallelLM(nn.Module):
             added[continuous] = self.vq_adaptor(features.to(audio.dtype))
             scale = torch.sqrt(torch.tensor(2.0, dtype=audio.dtype, device=audio.device))
             audio = torch.where(continuous.unsqueeze(-1), (audio + added) * scale, audio)
-        return audio + table(text_ids)
+        text = table(text_ids)
+        if text_rows is not None:
+            text = torch.where(text_rows.view(-1, 1, 1), text, torch.zeros_like(text))
+        return audio + text
 
     def forward(
         self,
@@ -183,11 +194,12 @@ class ParallelLM(nn.Module):
         logits_to_keep: int = 0,
         continuous: Tensor | None = None,
         features: Tensor | None = None,
+        text_rows: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """(rows, steps) token ids of both streams -> text and audio logits of the last `logits_to_keep` steps
-        (all when 0), each (rows, kept, vocab). attention_mask covers cached + new steps; continuous/features:
-        see embed()."""
-        x = self.embed(text_ids, audio_ids, continuous, features)
+        (all when 0), each (rows, kept, vocab). attention_mask covers cached + new steps; continuous/features and
+        text_rows: see embed()."""
+        x = self.embed(text_ids, audio_ids, continuous, features, text_rows)
         h = self._run(self.backbone, x, attention_mask, position_ids, cache and cache.backbone)
         h_text, h_audio = h, h
         if self.text_branch is not None:
