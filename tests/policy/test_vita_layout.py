@@ -72,6 +72,39 @@ def test_prompt_stream(quirky):
     ]
 
 
+def test_a_bare_audio_user_turn_gets_the_inference_scripts_newline(quirky):
+    """VITA-Audio tools/inference_sts.py, S2SInference.run_infer: with an audio file the user content is
+    message + "\\n<|audio|>" (message "" for speech-to-speech), <|audio|> then replaced by
+    <|begin_of_audio|><|audio_N|>...<|end_of_audio|>, and the chat template wraps it as
+    "<|im_start|>user\\n" + content + "<|im_end|>\\n". Data holding the bare placeholder and data holding
+    upstream's "\\n<|audio|>" both give that turn; a message before the audio keeps its own layout."""
+    policy = vita_policy(quirky)
+    speech_turn = ["<|begin_of_audio|>", "<|audio_3|>", "<|audio_4|>", "<|end_of_audio|>", "<|im_end|>", "\n"]
+    expected = ["<|im_start|>", "user", "\n", "\n", *speech_turn]
+    for content in ("<|audio|>", "\n<|audio|>"):
+        got = tokens(policy, policy.prompt_ids([{"role": "user", "content": content}], [[3, 4]]))
+        assert got[len(SYSTEM) + 5 :][: len(expected)] == expected, content
+    asked = tokens(policy, policy.prompt_ids([{"role": "user", "content": "two\n<|audio|>"}], [[3, 4]]))
+    assert asked[len(SYSTEM) + 5 :][: len(expected) + 1] == ["<|im_start|>", "user", "\n", "two", "\n", *speech_turn]
+
+
+def test_the_default_chat_template_adds_nothing_to_a_bare_audio_turn():
+    """Tiny-world templates keep their layout: speech_only_user_prefix is empty unless a config sets it."""
+    from wavalign.policy.prompting import ChatTemplate, render_prompt
+
+    def render(template: ChatTemplate) -> list[int]:
+        return render_prompt(
+            template, [{"role": "user", "content": "<|audio|>"}], [[7]], lambda t: [ord(c) for c in t], lambda c: [-1]
+        )
+
+    assert render(ChatTemplate()) == [ord(c) for c in "<|user|> "] + [-1] + [ord(" ")] + [
+        ord(c) for c in "<|assistant|>"
+    ]
+    assert render(ChatTemplate(speech_only_user_prefix="\n")) == (
+        [ord(c) for c in "<|user|> \n"] + [-1] + [ord(" ")] + [ord(c) for c in "<|assistant|>"]
+    )
+
+
 def test_reply_stream_and_masks(quirky):
     policy = vita_policy(quirky)
     a = [f"<|audio_{i}|>" for i in range(40)]

@@ -24,12 +24,18 @@ class ChatTemplate:
         speech_system: The system message put first when a conversation with speech in it has none (VITA-Audio's
             speech-to-speech prompts always start with one; its inference script and the WavAlign trainer add it);
             None adds nothing.
+        speech_only_user_prefix: Text put before the content of a user message that is the audio placeholder alone.
+            VITA-Audio's inference script (tools/inference_sts.py, run_infer) sends the user turn as
+            message + "\\n<|audio|>", which for speech-to-speech (no message) is "\\n<|audio|>": "\\n" here makes
+            data holding a bare "<|audio|>" render as upstream's; content holding the newline already is left as it
+            is. Empty adds nothing.
     """
 
     turn: str = "<|{role}|> {content} "
     generation_prefix: str = "<|assistant|>"
     bos: str = ""
     speech_system: str | None = None
+    speech_only_user_prefix: str = ""
 
     def __post_init__(self) -> None:
         if "{content}" not in self.turn:
@@ -47,6 +53,13 @@ def render_prompt(
     has_speech = any(AUDIO_PLACEHOLDER in m["content"] for m in messages)
     if template.speech_system and has_speech and (not messages or messages[0]["role"] != "system"):
         messages = [{"role": "system", "content": template.speech_system}, *messages]
+    if template.speech_only_user_prefix:
+        messages = [
+            {**m, "content": template.speech_only_user_prefix + m["content"]}
+            if m["role"] == "user" and m["content"] == AUDIO_PLACEHOLDER
+            else m
+            for m in messages
+        ]
     text = template.bos + "".join(template.turn.format(role=m["role"], content=m["content"]) for m in messages)
     text += template.generation_prefix
     pieces = text.split(AUDIO_PLACEHOLDER)
