@@ -262,14 +262,16 @@ def test_the_whisper_encoder_loads_with_the_dtype_keyword_of_the_installed_trans
     from transformers import WhisperModel
 
     from wavalign.policy.kimi_whisper import WhisperFeatures
+    from wavalign.policy.sources import dtype_keyword
 
     seen: list[dict] = []
     load = WhisperModel.from_pretrained.__func__
+    installed = dtype_keyword(transformers.__version__)  # the real load takes the installed version's keyword
 
     def recording(cls, path, **kwargs):
         seen.append(dict(kwargs))
         dtype = kwargs.pop("torch_dtype", None) or kwargs.pop("dtype")
-        return load(cls, path, dtype=dtype, **kwargs)
+        return load(cls, path, **{installed: dtype}, **kwargs)
 
     monkeypatch.setattr(transformers, "__version__", version)
     monkeypatch.setattr(WhisperModel, "from_pretrained", classmethod(recording))

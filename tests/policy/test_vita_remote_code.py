@@ -148,7 +148,7 @@ def rig_endoftext(policy, prompt: list[int], step: int) -> int:
             ids = torch.cat([ids, model(input_ids=ids).logits[:, -1:].argmax(-1)], dim=1)
         greedy = ids[0, len(prompt) :].tolist()
         assert greedy[step] not in greedy[:step]
-        head = model.get_output_embeddings().weight
+        head = (model.get_output_embeddings() or model.lm_head).weight  # None in 4.48.3's remote-code class
         endoftext = policy.tokenizer.convert_tokens_to_ids("<|endoftext|>")
         head[endoftext] = head[greedy[step]] * 1.001
     return greedy[step]

@@ -10,6 +10,7 @@ is kept between rollouts (shape buckets), so compilation happens once per bucket
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Sequence
 
 import torch
@@ -17,6 +18,8 @@ from torch import Tensor
 from transformers import StaticCache
 
 from wavalign.policy.base import SamplingConfig
+
+_EAGER_STATIC_CACHE = "max_batch_size" in inspect.signature(StaticCache.__init__).parameters
 
 
 def still_running(done: Tensor, lockstep: bool = False) -> bool:
@@ -122,7 +125,9 @@ class StaticCacheSampler:
                 if hasattr(self.model.config, "get_text_config")
                 else self.model.config
             )
-            self.caches[key] = StaticCache(config=config, max_cache_len=length)
+            # transformers before 4.5x allocates the cache up front (rows, dtype, device); newer ones lazily
+            eager = {"max_batch_size": rows, "dtype": dtype, "device": device} if _EAGER_STATIC_CACHE else {}
+            self.caches[key] = StaticCache(config=config, max_cache_len=length, **eager)
         cache = self.caches[key]
         cache.reset()
         return cache

@@ -11,6 +11,7 @@ transformers' own, and the same module serves a tiny random model and the real c
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -25,6 +26,23 @@ from transformers.utils import logging as hf_logging
 
 # transformers renamed the cache argument (past_key_values -> cache); pass whichever this version takes
 _CACHE_KW = "cache" if "cache" in inspect.signature(Qwen2Model.forward).parameters else "past_key_values"
+# transformers before masking_utils (4.48.3, VITA-Audio's pin) builds the 4D mask itself; see _legacy_4d_mask
+_LEGACY_MASKS = importlib.util.find_spec("transformers.masking_utils") is None
+
+
+def _legacy_4d_mask(attention_mask: Tensor, steps: int, dtype: torch.dtype) -> Tensor:
+    """The (rows, 1, steps, keys) additive causal mask of a 2D padding mask (keys = cached + new steps), as
+    transformers 4.48's Qwen2Model builds it, except that a query row with no visible key (a left-padding step) sees
+    every key instead of none. 4.48 leaves such rows at finfo(dtype).min everywhere; in float64 that is -inf once its
+    eager attention takes the softmax in float32, the padded rows turn NaN, and 0 * NaN spreads them into the real
+    rows' attention. A padded row's output is read by nothing, so the real rows keep their exact values."""
+    keys = attention_mask.shape[-1]
+    query = torch.arange(keys - steps, keys, device=attention_mask.device)
+    key = torch.arange(keys, device=attention_mask.device)
+    allowed = (key[None, :] <= query[:, None])[None] & attention_mask[:, None, :].bool()
+    allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
+    blocked = torch.full((), torch.finfo(dtype).min, dtype=dtype, device=attention_mask.device)
+    return torch.where(allowed, torch.zeros((), dtype=dtype, device=attention_mask.device), blocked).unsqueeze(1)
 
 
 def _config_with(config: Qwen2Config, **changes) -> Qwen2Config:
@@ -32,7 +50,11 @@ def _config_with(config: Qwen2Config, **changes) -> Qwen2Config:
     values.update(changes)
     values.pop("layer_types", None)  # re-derived from num_hidden_layers
     out = Qwen2Config(**values)
-    out._attn_implementation = config._attn_implementation
+    implementation = config._attn_implementation
+    if _LEGACY_MASKS and getattr(config, "_attn_implementation_internal", "") is None:
+        # unset: 4.48's Qwen2Model(config) takes eager (softmax in float32 even for a float64 model), 5.x takes sdpa
+        implementation = "sdpa"
+    out._attn_implementation = implementation
     return out
 
 
@@ -143,6 +165,8 @@ class ParallelLM(nn.Module):
         stack: Qwen2Model, x: Tensor, attention_mask: Tensor, position_ids: Tensor, cache: DynamicCache | None
     ) -> Tensor:
         kwargs = {_CACHE_KW: cache} if cache is not None else {}
+        if _LEGACY_MASKS and attention_mask.dim() == 2 and stack.config._attn_implementation != "flash_attention_2":
+            attention_mask = _legacy_4d_mask(attention_mask, x.shape[1], x.dtype)
         out = stack(
             inputs_embeds=x,
             attention_mask=attention_mask,
