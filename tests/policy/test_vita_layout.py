@@ -77,15 +77,20 @@ def test_a_bare_audio_user_turn_gets_the_inference_scripts_newline(quirky):
     message + "\\n<|audio|>" (message "" for speech-to-speech), <|audio|> then replaced by
     <|begin_of_audio|><|audio_N|>...<|end_of_audio|>, and the chat template wraps it as
     "<|im_start|>user\\n" + content + "<|im_end|>\\n". Data holding the bare placeholder and data holding
-    upstream's "\\n<|audio|>" both give that turn; a message before the audio keeps its own layout."""
+    upstream's "\\n<|audio|>" both give that turn; a message before the audio gets message + "\\n<|audio|>" too,
+    whether the data wrote "two\\n<|audio|>" or "two <|audio|>"."""
     policy = vita_policy(quirky)
     speech_turn = ["<|begin_of_audio|>", "<|audio_3|>", "<|audio_4|>", "<|end_of_audio|>", "<|im_end|>", "\n"]
     expected = ["<|im_start|>", "user", "\n", "\n", *speech_turn]
     for content in ("<|audio|>", "\n<|audio|>"):
         got = tokens(policy, policy.prompt_ids([{"role": "user", "content": content}], [[3, 4]]))
         assert got[len(SYSTEM) + 5 :][: len(expected)] == expected, content
-    asked = tokens(policy, policy.prompt_ids([{"role": "user", "content": "two\n<|audio|>"}], [[3, 4]]))
-    assert asked[len(SYSTEM) + 5 :][: len(expected) + 1] == ["<|im_start|>", "user", "\n", "two", "\n", *speech_turn]
+    for content in ("two\n<|audio|>", "two <|audio|>", "two<|audio|>"):
+        asked = tokens(policy, policy.prompt_ids([{"role": "user", "content": content}], [[3, 4]]))
+        want = ["<|im_start|>", "user", "\n", "two", "\n", *speech_turn]
+        assert asked[len(SYSTEM) + 5 :][: len(expected) + 1] == want, content
+    middle = tokens(policy, policy.prompt_ids([{"role": "user", "content": "<|audio|> two"}], [[3, 4]]))
+    assert middle[len(SYSTEM) + 5 :][:4] == ["<|im_start|>", "user", "\n", "<|begin_of_audio|>"]  # not at the end
 
 
 def test_the_default_chat_template_adds_nothing_to_a_bare_audio_turn():

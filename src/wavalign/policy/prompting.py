@@ -24,11 +24,11 @@ class ChatTemplate:
         speech_system: The system message put first when a conversation with speech in it has none (VITA-Audio's
             speech-to-speech prompts always start with one; its inference script and the WavAlign trainer add it);
             None adds nothing.
-        speech_only_user_prefix: Text put before the content of a user message that is the audio placeholder alone.
-            VITA-Audio's inference script (tools/inference_sts.py, run_infer) sends the user turn as
-            message + "\\n<|audio|>", which for speech-to-speech (no message) is "\\n<|audio|>": "\\n" here makes
-            data holding a bare "<|audio|>" render as upstream's; content holding the newline already is left as it
-            is. Empty adds nothing.
+        speech_only_user_prefix: Text put right before the audio placeholder that ends a user message. VITA-Audio's
+            inference script (tools/inference_sts.py, run_infer) sends the user turn as message + "\\n<|audio|>"
+            ("\\n<|audio|>" for speech-to-speech): with "\\n" here, data holding a bare "<|audio|>" or
+            "question <|audio|>" (spaces before the placeholder dropped) renders as upstream's; content holding the
+            newline already is left as it is. Empty adds nothing.
     """
 
     turn: str = "<|{role}|> {content} "
@@ -40,6 +40,15 @@ class ChatTemplate:
     def __post_init__(self) -> None:
         if "{content}" not in self.turn:
             raise ValueError(f"chat template turn {self.turn!r} must contain {{content}}")
+
+
+def _before_audio(content: str, prefix: str) -> str:
+    """content with `prefix` right before a placeholder that ends it (spaces before the placeholder dropped), unless
+    the prefix is there already; content that does not end with the placeholder is left as the data writes it."""
+    if not content.endswith(AUDIO_PLACEHOLDER):
+        return content
+    before = content[: -len(AUDIO_PLACEHOLDER)].rstrip(" ")
+    return content if before.endswith(prefix) else before + prefix + AUDIO_PLACEHOLDER
 
 
 def render_prompt(
@@ -55,8 +64,8 @@ def render_prompt(
         messages = [{"role": "system", "content": template.speech_system}, *messages]
     if template.speech_only_user_prefix:
         messages = [
-            {**m, "content": template.speech_only_user_prefix + m["content"]}
-            if m["role"] == "user" and m["content"] == AUDIO_PLACEHOLDER
+            {**m, "content": _before_audio(m["content"], template.speech_only_user_prefix)}
+            if m["role"] == "user"
             else m
             for m in messages
         ]
