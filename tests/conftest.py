@@ -10,6 +10,16 @@ from wavalign.policy.tiny import TinyQwen2
 
 ROOT = Path(__file__).resolve().parent.parent
 DEBUG_VOCAB = ROOT / "configs" / "data" / "debug_vocab.txt"
+# a two-step `fit` of a debug config with nothing but the training: no validation, progress bar or callbacks, short
+# replies (overlay tests: the hybrid rules, the worked examples of docs/extending.md)
+QUICK_FIT = [
+    "--trainer.max_steps=2",
+    "--trainer.log_every_n_steps=1",
+    "--trainer.limit_val_batches=0",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.callbacks=[]",
+    "--model.sampling.max_new_tokens=8",
+]
 
 
 def tiny_policy(lora: LoraSettings | None = None, seed: int = 0, num_speech_tokens: int = 64) -> InterleavedPolicy:

@@ -8,19 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import scalars
+from conftest import QUICK_FIT, scalars
 from doc_blocks import named_blocks
 
 from wavalign.cli import main
-
-QUICK = [
-    "--trainer.max_steps=2",
-    "--trainer.log_every_n_steps=1",
-    "--trainer.limit_val_batches=0",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.callbacks=[]",
-    "--model.sampling.max_new_tokens=8",
-]
 
 
 @pytest.fixture
@@ -45,7 +36,7 @@ def fit(root: Path, overlay: Path, out: Path, monkeypatch) -> tuple[object, dict
             "configs/debug_interleaved.yaml",
             "--config",
             str(overlay),
-            *QUICK,
+            *QUICK_FIT,
             "--trainer.logger.init_args.save_dir",
             str(out),
             "--trainer.logger.init_args.name",

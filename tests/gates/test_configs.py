@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import scalars
+from conftest import QUICK_FIT, scalars
 
 from wavalign.cli import main
 
@@ -22,14 +22,6 @@ RULES = {
 EXTRA = {
     "relift": ["--gate.rule.init_args.sft_batch_size=1", "--gate.rule.init_args.success_threshold=6.0"]
 }  # SFT at once
-QUICK = [
-    "--trainer.max_steps=2",
-    "--trainer.log_every_n_steps=1",
-    "--trainer.limit_val_batches=0",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.callbacks=[]",
-    "--model.sampling.max_new_tokens=8",
-]
 
 
 @pytest.mark.parametrize("ablation", sorted(RULES))
@@ -42,7 +34,7 @@ def test_the_debug_config_trains_with_each_rule(root: Path, tmp_path: Path, monk
             "configs/debug_interleaved.yaml",
             "--config",
             f"configs/ablations/{ablation}.yaml",
-            *QUICK,
+            *QUICK_FIT,
             *EXTRA.get(ablation, []),
             "--trainer.logger.init_args.save_dir",
             str(tmp_path),
@@ -84,7 +76,7 @@ def test_the_world_rl_stage_trains_with_each_rule(world_dir: Path, monkeypatch, 
             "configs/tiny.yaml",
             "--config",
             f"configs/ablations/{ablation}.yaml",
-            *QUICK,
+            *QUICK_FIT,
             *EXTRA.get(ablation, []),
             "--world.n_train=16",
             "--world.n_val=4",
