@@ -71,6 +71,17 @@ def test_rows_are_the_ablation_files_plus_other_gate_rules(at_root: Path, tmp_pa
         discover_rows(settings, ["nope"])
 
 
+def test_a_rules_step_schedule_follows_the_ablations_length(at_root: Path, tmp_path: Path) -> None:
+    """chord_mu.yaml decays mu over 200 steps (written for the default 200-step runs): a 400-step ablation gets a
+    generated copy decaying over 400, the default keeps the file itself."""
+    rows = {r.name: r for r in discover_rows(AblationSettings(work=str(tmp_path), steps=400))}
+    scaled = yaml.safe_load(Path(rows["chord_mu"].overlay).read_text())["gate"]["rule"]["init_args"]
+    assert scaled["mu_decay_steps"] == 400 and scaled["mu_peak"] == 0.9 and scaled["mu_warmup_steps"] == 0
+    assert rows["wavalign"].overlay == "configs/ablations/wavalign.yaml"  # no schedule: the file itself
+    default = {r.name: r for r in discover_rows(AblationSettings(work=str(tmp_path / "d")))}
+    assert default["chord_mu"].overlay == "configs/ablations/chord_mu.yaml"
+
+
 def test_generated_configs_share_world_warm_start_steps_and_evaluation(at_root: Path, tmp_path: Path) -> None:
     settings = AblationSettings(work=str(tmp_path / "w"), steps=50, sft_steps=70, eval_max_items=9)
     sft_path, rl_path = write_configs(settings)
@@ -165,6 +176,10 @@ def test_quick_ablation_writes_the_report_and_resumes(
     assert result["steps"] == 2 and {"eval/world_val/iq", "eval/world_heard/iq", "eval/eq"} <= set(result["metrics"])
     assert 0 < result["cpu_s"] and (work / "runs" / "wavalign" / "seed1.log").is_file()
     assert "--seed_everything=1 --data.init_args.seed=1" in result["command"]  # a seed is a replicate of order too
+    record = json.loads((out / "ablation_run.json").read_text())
+    assert record["rows"]["wavalign"]["per_seed"]["1"]["eval/world_val/iq"] == result["metrics"]["eval/world_val/iq"]
+    items = (work / "runs" / "wavalign" / "seed1" / "eval_items" / "step2.jsonl").read_text().splitlines()
+    assert len(items) == 8  # --quick: 4 validation + 4 heard items, each with its own result (paired comparisons)
     before = (work / "runs" / "wavalign" / "seed1" / "result.json").stat().st_mtime_ns
     analysis = json.loads((work / "runs" / "warm_start" / "seed0" / "analysis.json").read_text())
     assert (analysis["prompts"], analysis["group_size"]) == (2, 4)  # --quick: 2 validation prompts x G

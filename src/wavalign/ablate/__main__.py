@@ -9,9 +9,11 @@ command to resume: finished runs are not rerun. One thread by default (--threads
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(settings: AblationSettings, args: argparse.Namespace, argv: list[str] | None) -> int:
     from wavalign.ablate.plan import check_plan, discover_rows, write_configs
-    from wavalign.ablate.report import write_figure, write_report
+    from wavalign.ablate.report import summary_json, write_figure, write_report
     from wavalign.ablate.runner import (
         WARM_START,
         RunFailed,
@@ -171,7 +173,9 @@ def _run(settings: AblationSettings, args: argparse.Namespace, argv: list[str] |
     note = write_figure(results, args.out, warm)
     cli = "python -m wavalign.ablate " + " ".join(argv if argv is not None else sys.argv[1:])
     path = write_report(settings, warm, results, args.out, cli.strip(), note, analysis)
-    say(f"ablation: wrote {path} ({note})")
+    record = Path(args.out) / "ablation_run.json"
+    record.write_text(json.dumps(summary_json(settings, warm, results), indent=1, sort_keys=True) + "\n")
+    say(f"ablation: wrote {path} and {record} ({note})")
     return 0
 
 

@@ -38,6 +38,8 @@ TRAIN_MEAN = (
     "grad/norm_text",
     "grad/norm_speech",
     "grad/cos_text_speech",
+    "rollout/len_text",
+    "rollout/len_speech",
 )
 
 
@@ -53,7 +55,11 @@ def read_metrics(run_dir: str | Path) -> dict[str, float]:
             out[tag] = float(max(series[tag])[1])  # the latest step's value
     for tag in TRAIN_MEAN:
         if series.get(tag):
-            out[f"{tag}:mean"] = sum(v for _, v in series[tag]) / len(series[tag])
+            values = [v for _, v in series[tag]]
+            out[f"{tag}:mean"] = sum(values) / len(values)
+            if tag == "gate/lambda":  # how much the gate moves over the logged steps (0: a fixed gate in effect)
+                mean = out[f"{tag}:mean"]
+                out[f"{tag}:sd"] = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
     return out
 
 
