@@ -60,6 +60,12 @@ COMMANDS: tuple[Command, ...] = (
         ("probe-heard",),
     ),
     Command(
+        "world calibrate",
+        "a checkpoint's success histogram on the training prompts and its share of equal-reward groups",
+        "wavalign.world.__main__",
+        ("calibrate",),
+    ),
+    Command(
         "ablate",
         "the ablation study: every configs/ablations row x seeds -> results/ablation.md",
         "wavalign.ablate.__main__",
