@@ -13,6 +13,7 @@ import importlib
 import sys
 from typing import Sequence
 
+from wavalign.judges.http import JudgeConfigError
 from wavalign.listening.session import DEFAULT_CRITERIA, build_session
 
 TOOLS = {
@@ -52,9 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.add_argument("command", choices=list(TOOLS), help="; ".join(f"{k}: {h}" for k, (_, h) in TOOLS.items()))
         parser.parse_args(argv[:1])  # prints the usage and exits
         return 2
-    if argv[0] == "build":
-        return build_main(argv[1:])
-    return int(importlib.import_module(TOOLS[argv[0]][0]).main(argv[1:]) or 0)
+    try:
+        if argv[0] == "build":
+            return build_main(argv[1:])
+        return int(importlib.import_module(TOOLS[argv[0]][0]).main(argv[1:]) or 0)
+    except (ValueError, OSError, JudgeConfigError) as e:  # bad input: the message names the file, line or field
+        print(f"wavalign listening {argv[0]}: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
