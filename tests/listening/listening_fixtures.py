@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -58,3 +66,51 @@ SECRETS = ("zzalpha", "zzbeta")  # no served byte may contain these
 def built(tmp: Path, **kwargs) -> Session:
     alpha, beta = two_runs(tmp / "runs")
     return build_session(tmp / "session", [alpha, beta], **kwargs)
+
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@contextmanager
+def serving(session_dir: Path, *extra: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`python -m wavalign.listening serve SESSION_DIR --port 0` as a real process; yields (process, base URL)."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wavalign.listening", "serve", str(session_dir), "--port", "0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        line = proc.stdout.readline()  # the server prints its URL once it listens
+        found = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert found, f"the server did not start: {line}{proc.stdout.read() if proc.poll() is not None else ''}"
+        yield proc, found.group(0)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=10)
+        proc.stdout.close()
+
+
+def post_vote(url: str, rater: str, trial: str, choices: dict[str, str]) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url + "/api/vote",
+        data=json.dumps({"rater": rater, "trial": trial, "choices": choices}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
