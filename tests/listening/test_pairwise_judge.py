@@ -37,30 +37,42 @@ def scripted(body: dict) -> list[str]:
     reply shown first (pure position bias)."""
     first, _ = transcripts(body)
     better = "1" if first in ALPHA_TEXTS else "2"
-    return [f"<justification>ok</justification><helpfulness>{better}</helpfulness><naturalness>tie</naturalness><overall>1</overall>"]
+    return [
+        f"<justification>ok</justification><helpfulness>{better}</helpfulness><naturalness>tie</naturalness><overall>1</overall>"
+    ]
 
 
 def test_parse_and_combine() -> None:
     criteria = ["helpfulness", "overall"]
-    assert parse_verdict("<helpfulness>2</helpfulness> <overall> TIE </overall><helpfulness>1</helpfulness>", criteria) == {
+    assert parse_verdict(
+        "<helpfulness>2</helpfulness> <overall> TIE </overall><helpfulness>1</helpfulness>", criteria
+    ) == {
         "helpfulness": "1",
         "overall": "tie",
     }
     assert parse_verdict("<helpfulness>1</helpfulness>", criteria) is None
     assert to_sides({"helpfulness": "1", "overall": "2"}, "ba") == {"helpfulness": "b", "overall": "a"}
-    assert combine({"x": "a", "y": "a", "z": "tie"}, {"x": "a", "y": "b", "z": "b"}) == {"x": "a", "y": "tie", "z": "tie"}
+    assert combine({"x": "a", "y": "a", "z": "tie"}, {"x": "a", "y": "b", "z": "b"}) == {
+        "x": "a",
+        "y": "tie",
+        "z": "tie",
+    }
     assert "<helpfulness>1</helpfulness><overall>1</overall>" in system_prompt(criteria)
 
 
 def test_both_orders_asked_and_mapped_to_sides(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     session = built(tmp_path)
     with chat_server(scripted) as server:
-        code = main(["judge", str(session.root), "--base_url", server.url, "--model", "gpt-x", "--api_key_env", KEY_ENV])
+        code = main(
+            ["judge", str(session.root), "--base_url", server.url, "--model", "gpt-x", "--api_key_env", KEY_ENV]
+        )
         requests = list(server.requests)
     assert code == 0 and "3 trials judged" in capsys.readouterr().out
     assert len(requests) == 6 and all(r["model"] == "gpt-x" for r in requests)
     shown = sorted(transcripts(r) for r in requests)
-    assert shown == sorted([("two", "three"), ("three", "two"), ("four", "five"), ("five", "four"), ("red", "blue"), ("blue", "red")])
+    assert shown == sorted(
+        [("two", "three"), ("three", "two"), ("four", "five"), ("five", "four"), ("red", "blue"), ("blue", "red")]
+    )
     for body in requests:  # each reply's audio is sent, in the order shown
         audio = [p["input_audio"]["data"] for p in body["messages"][-1]["content"] if p["type"] == "input_audio"]
         first, _ = transcripts(body)
@@ -94,7 +106,16 @@ def test_failed_trials_are_reported_and_a_rerun_resumes(tmp_path: Path, capsys: 
         assert len(server.requests) == 2  # only the failed trial, in both orders
     assert len(read_votes(session.root / "judge_votes.jsonl", session)) == 3
     assert main([*args, "--base_url", "http://127.0.0.1:9/v1", "--api_key_env", KEY_ENV, "--limit", "0"]) == 0
-    del_env = ["judge", str(session.root), "--model", "m", "--base_url", "http://127.0.0.1:9/v1", "--api_key_env", "WAVALIGN_NO_SUCH_KEY"]
+    del_env = [
+        "judge",
+        str(session.root),
+        "--model",
+        "m",
+        "--base_url",
+        "http://127.0.0.1:9/v1",
+        "--api_key_env",
+        "WAVALIGN_NO_SUCH_KEY",
+    ]
     assert main(del_env) == 1 and "'WAVALIGN_NO_SUCH_KEY' (api_key_env) is not set" in capsys.readouterr().err
 
 

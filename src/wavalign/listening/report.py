@@ -198,7 +198,7 @@ def figure(session: Session, rows: list[Row], path: Path) -> Path | None:
             left = [x + w for x, w in zip(left, widths)]
         ax.errorbar(
             [100 * r.rate("win") for r in panel],
-            range(len(panel)),
+            [y - 0.3 for y in range(len(panel))],  # under the bar's labels
             xerr=[
                 [100 * (r.rate("win") - r.intervals["win"][0]) for r in panel],
                 [100 * (r.intervals["win"][1] - r.rate("win")) for r in panel],
@@ -210,8 +210,9 @@ def figure(session: Session, rows: list[Row], path: Path) -> Path | None:
         ax.set_xlim(0, 100)
         ax.set_title(f"{names[pair[0]]} vs {names[pair[1]]} ({raters})", fontsize=10)
     axes[-1, 0].set_xlabel("% of votes (win: first system preferred; bar: 95 % interval of the win rate)")
-    axes[0, 0].legend(loc="lower right", fontsize=8, ncol=3)
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", fontsize=8, ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
