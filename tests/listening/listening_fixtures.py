@@ -72,11 +72,12 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 @contextmanager
-def serving(session_dir: Path, *extra: str) -> Iterator[tuple[subprocess.Popen, str]]:
-    """`python -m wavalign.listening serve SESSION_DIR --port 0` as a real process; yields (process, base URL)."""
+def serving(session_dir: Path, *extra: str, port: int = 0) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`python -m wavalign.listening serve SESSION_DIR --port PORT` as a real process (0: a free port); yields
+    (process, base URL)."""
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wavalign.listening", "serve", str(session_dir), "--port", "0", *extra],
+        [sys.executable, "-m", "wavalign.listening", "serve", str(session_dir), "--port", str(port), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
