@@ -29,7 +29,7 @@ if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
 fi
 
 # espeak-ng: the embedded world's TTS; g++: torch.compile's CPU backend (the compiled rollout decoder);
-# chromium + chromium-driver: the headless browser that tests the listening-test page (tests/listening/test_browser.py).
+# chromium + chromium-driver: the headless browser that tests the listening-test page (tests/listening/test_page.py).
 missing=""
 command -v espeak-ng >/dev/null 2>&1 || missing="$missing espeak-ng"
 command -v g++ >/dev/null 2>&1 || missing="$missing g++"

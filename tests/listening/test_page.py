@@ -29,12 +29,16 @@ CHOICES = [  # what the rater clicks on each trial, in the order the page shows 
 
 @pytest.fixture
 def browser():
+    chromium, driver_exe = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver_exe, (
+        "no chromium / chromedriver on PATH: run scripts/setup.sh (Debian: chromium, chromium-driver)"
+    )
     options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    options.binary_location = chromium
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--mute-audio"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    service = Service(shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    service = Service(driver_exe)
     driver = webdriver.Chrome(options=options, service=service)
     driver.execute_cdp_cmd("Network.enable", {})
     try:
