@@ -82,6 +82,13 @@ def test_bad_build_input_is_named(tmp_path: Path, capsys: pytest.CaptureFixture)
         build_session(tmp_path / "s", [alpha, beta], criteria=["overall", "Nice one"])
     with pytest.raises(ValueError, match=r"zzalphamodel/replies.jsonl: prompt 0 has no reply #1"):
         build_session(tmp_path / "s", [alpha, beta], reply_index=1)
+    (beta / "audio/00001_0.wav").unlink()
+    with pytest.raises(
+        FileNotFoundError, match=r"zzbetamodel/audio/00001_0.wav \(prompt 1 of .*replies.jsonl\) does not exist"
+    ):
+        build_session(tmp_path / "s", [alpha, beta])
+    assert not (tmp_path / "s").exists()
+    alpha, beta = two_runs(tmp_path / "again")
     assert main(["build", str(tmp_path / "s"), str(alpha), str(beta)]) == 0
     assert "3 trials, 2 systems" in capsys.readouterr().out
     assert main(["build", str(tmp_path / "s"), str(alpha), str(beta)]) == 1  # would orphan the votes

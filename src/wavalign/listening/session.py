@@ -13,6 +13,7 @@ import re
 import shutil
 import uuid
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from itertools import combinations
 from pathlib import Path
 from typing import Any, Sequence
@@ -59,16 +60,15 @@ class Session:
     def audio_dir(self) -> Path:
         return self.root / "audio"
 
-    def trial(self, trial_id: str) -> Trial:
-        return self._by_id()[trial_id]
-
+    @cached_property
     def _by_id(self) -> dict[str, Trial]:
-        if not hasattr(self, "_index"):
-            self._index = {t.id: t for t in self.trials}
-        return self._index
+        return {t.id: t for t in self.trials}
+
+    def trial(self, trial_id: str) -> Trial:
+        return self._by_id[trial_id]
 
     def has_trial(self, trial_id: str) -> bool:
-        return trial_id in self._by_id()
+        return trial_id in self._by_id
 
     def save(self) -> Path:
         data = {k: v for k, v in asdict(self).items() if k != "root"}
@@ -156,6 +156,11 @@ def build_session(
         short = [pid for pid in prompt_ids if len(rows[pid]["replies"]) <= reply_index]
         if short:
             raise ValueError(f"{d}/replies.jsonl: prompt {short[0]} has no reply #{reply_index} (--reply_index)")
+    for d, (_, rows) in zip(dirs, loaded):  # every WAV first, so that a missing one leaves no half-built session
+        for pid in prompt_ids:
+            audio = rows[pid]["replies"][reply_index].get("audio")
+            if audio and not (d / audio).is_file():
+                raise FileNotFoundError(f"{d / audio} (prompt {pid} of {d}/replies.jsonl) does not exist")
     rng = random.Random(seed)
     (root / "audio").mkdir(parents=True, exist_ok=True)
 
