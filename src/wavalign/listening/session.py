@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import secrets
 import shutil
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -165,12 +166,11 @@ def build_session(
     (root / "audio").mkdir(parents=True, exist_ok=True)
 
     def opaque_copy(source: Path | None) -> str | None:
-        """Copy `source` under a random name that says nothing of where it came from."""
+        """Copy `source` under a random name that says nothing of where it came from (not from the seed either:
+        the seed is no secret)."""
         if source is None:
             return None
-        if not source.is_file():
-            raise FileNotFoundError(f"{source} (named in a replies.jsonl) does not exist")
-        name = f"{rng.getrandbits(64):016x}{source.suffix.lower()}"
+        name = f"{secrets.token_hex(8)}{source.suffix.lower()}"
         shutil.copyfile(source, root / "audio" / name)
         return name
 
