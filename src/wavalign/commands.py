@@ -76,6 +76,30 @@ COMMANDS: tuple[Command, ...] = (
         "wavalign.predict.listening_page",
     ),
     Command(
+        "listening build",
+        "a blind pairwise listening test from two or more `predict` folders (docs/listening.md)",
+        "wavalign.listening.__main__",
+        ("build",),
+    ),
+    Command(
+        "listening serve",
+        "serve a listening test on 127.0.0.1; every vote is on disk when acknowledged",
+        "wavalign.listening.__main__",
+        ("serve",),
+    ),
+    Command(
+        "listening judge",
+        "an HTTP judge votes in a listening test, both orders of each pair",
+        "wavalign.listening.__main__",
+        ("judge",),
+    ),
+    Command(
+        "listening report",
+        "a listening test's win / tie / loss rates with intervals, sign test and agreement",
+        "wavalign.listening.__main__",
+        ("report",),
+    ),
+    Command(
         "export-benchmark",
         "benchmark parquet files (VoiceBench, VStyle) -> JSONL + WAV files",
         "wavalign.benchmarks.export",
@@ -120,8 +144,9 @@ def find(argv: Sequence[str]) -> Command | None:
             and (best is None or len(words) > len(best.name.split()))
         ):
             best = c
-    if best is None and argv and argv[0] == "world":  # `wavalign world --help` and the like: the world tool itself
-        best = Command("world", "", "wavalign.world.__main__")
+    groups = {"world": "wavalign.world.__main__", "listening": "wavalign.listening.__main__"}
+    if best is None and argv and argv[0] in groups:  # `wavalign world --help` and the like: the group's tool itself
+        best = Command(argv[0], "", groups[argv[0]])
     return best
 
 
