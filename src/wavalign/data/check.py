@@ -134,10 +134,13 @@ def check_file(
 
 
 def check_files(paths: Iterable[str | Path], **kwargs: Any) -> DataReport:
-    """check_file over several files into one report; a file named twice (val and test alike) is read once."""
+    """Several sources (JSONL, parquet, a saved dataset, hub:NAME: `data.sources`) into one report, each checked
+    row by row in constant memory (`data.scan`); a source named twice (val and test alike) is read once."""
+    from wavalign.data.scan import check_source  # it builds on this module's checks
+
     report = DataReport()
-    for p in dict.fromkeys(map(Path, paths)):
-        check_file(p, report=report, **kwargs)
+    for p in dict.fromkeys(map(str, paths)):
+        check_source(p, report=report, **kwargs)
     return report
 
 
@@ -157,7 +160,12 @@ def _policy_settings(config: str | None) -> tuple[int | None, int | None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wavalign check-data", description=__doc__.splitlines()[0])
-    parser.add_argument("files", nargs="+", help="JSONL files in the reference or plain schema")
+    parser.add_argument(
+        "files",
+        nargs="+",
+        help="datasets in the reference or plain schema: JSONL files, parquet files or globs, save_to_disk folders, "
+        "hub:NAME[:CONFIG[:SPLIT]]",
+    )
     parser.add_argument("--config", help="a training config: speech codes are checked against its policy's vocabulary")
     parser.add_argument("--no-audio", action="store_true", help="read only the audio files' headers, not every sample")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
