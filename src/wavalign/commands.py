@@ -35,7 +35,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("predict", "spoken replies of a checkpoint: replies.jsonl, WAVs and a listening page", LIGHTNING),
     Command(
         "check-data",
-        "check JSONL datasets (schema, audio files, speech codes) before a long run",
+        "check datasets (JSONL, parquet, saved or Hub; schema, audio files, speech codes) before a long run",
         "wavalign.data.check",
     ),
     Command(
@@ -68,6 +68,11 @@ COMMANDS: tuple[Command, ...] = (
         "listening-page",
         "one HTML page over several `predict` folders, side by side",
         "wavalign.predict.listening_page",
+    ),
+    Command(
+        "score",
+        "official VoiceBench / VStyle figures for a replies file made elsewhere (no policy)",
+        "wavalign.benchmarks.score",
     ),
     Command(
         "export-benchmark",
