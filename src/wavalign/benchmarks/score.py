@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from wavalign.benchmarks.base import BenchmarkError
-from wavalign.judges.http import JudgeConfigError
 from wavalign.benchmarks.replies_file import ScoredReply, read_voicebench_replies, read_vstyle_replies
 from wavalign.benchmarks.tally import LLM_SUBSETS, OfficialTally
 from wavalign.benchmarks.voicebench import OPEN_SUBSETS
 from wavalign.benchmarks.voicebench_rules import RULE_SUBSETS, VoiceBenchRules
+from wavalign.judges.http import JudgeConfigError
 
 
 class _Replay:
