@@ -39,6 +39,11 @@ COMMANDS: tuple[Command, ...] = (
         "wavalign.data.check",
     ),
     Command(
+        "convert",
+        "a public speech-dialogue set (VoiceAssistant-400K, UltraChat-SLAM-Omni, ...) -> the reference schema",
+        "wavalign.data.convert.cli",
+    ),
+    Command(
         "world prepare",
         "build (or reuse, cached) the embedded spoken-dialogue world",
         "wavalign.world.__main__",

@@ -314,3 +314,46 @@ class LazyExamples(Sequence[DialogueExample]):
             if problem is not None:
                 raise SchemaError(problem)
             yield parse_row(row, self.source.base, where, self.need_target)
+
+
+def iter_raw(spec: str | Path) -> Iterator[tuple[str, Path, dict[str, Any]]]:
+    """(where, base folder, row) for every row of a source in its own layout, streamed once in order, nothing
+    cached: what the converters read. Audio columns stay undecoded ({"bytes", "path"}); a JSONL line that is not a
+    JSON object raises SchemaError naming it."""
+    spec = str(spec)
+    path = Path(spec)
+    if spec.startswith(HUB_PREFIX) or path.is_dir():
+        _quiet_datasets()
+        if spec.startswith(HUB_PREFIX):
+            from datasets import load_dataset
+
+            name, config, split = (spec[len(HUB_PREFIX) :].split(":") + ["", ""])[:3]
+            data, base = load_dataset(name, config or None, split=split or "train", streaming=True), Path(name)
+        else:
+            data, base = _saved(path).dataset, path
+        from datasets import Audio
+
+        for key in [k for k, f in (data.features or {}).items() if isinstance(f, Audio)]:
+            data = data.cast_column(key, Audio(decode=False))
+        base = base.resolve() if base.is_dir() else Path.cwd()
+        for i, row in enumerate(data):
+            yield f"{spec}:row {i}", base, row
+        return
+    if spec.endswith(".parquet") or glob.has_magic(spec):
+        import pyarrow.parquet as pq
+
+        files = sorted(glob.glob(spec)) if glob.has_magic(spec) else [spec]
+        if not files or not all(Path(f).is_file() for f in files):
+            raise FileNotFoundError(f"{spec}: no parquet file {'matches' if glob.has_magic(spec) else 'there'}")
+        for f in files:
+            i = 0
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=64):
+                for row in batch.to_pylist():
+                    yield f"{f}:row {i}", Path(f).resolve().parent, row
+                    i += 1
+        return
+    source = JsonlSource(path)
+    for _, where, row, problem in source.scan():
+        if problem is not None:
+            raise SchemaError(problem)
+        yield where, source.base, row
