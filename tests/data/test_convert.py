@@ -46,7 +46,7 @@ def voiceassistant(tmp_path):
     rows = [
         {"split_name": "identity", "index": str(i), "round": "0", "question": f"What is {i} plus {i}?",
          "question_audio": audio_cell(i, 200 + 20 * i), "answer": f"It is {2 * i}.",
-         "answer_snac": "# 12 4095 77 # 8 9 10 11"}
+         "answer_snac": "# 1 2 3 4 5 6 7 # 8 9 10 11 12 13 4095"}  # frames of 7 codes
         for i in range(3)
     ]
     return [str(write_parquet(tmp_path / "train-00000-of-00001.parquet", rows))]
@@ -147,7 +147,7 @@ def test_codes_of_another_tokenizer_are_refused_with_what_to_do(tmp_path, capsys
     assert "A policy whose speech tokenizer is not snac cannot use them" in capsys.readouterr().out
     assert convert_main([*inputs, "--layout", "voiceassistant_400k", "--out", str(tmp_path / "k"),
                          "--speech-codes", "snac"]) == 0
-    assert load_jsonl(tmp_path / "k" / "data.jsonl")[0].target_speech == [12, 4095, 77, 8, 9, 10, 11]
+    assert load_jsonl(tmp_path / "k" / "data.jsonl")[0].target_speech == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 4095]
     # and a policy with a 64-code vocabulary is told at check-data, naming the row
     (tmp_path / "cfg.yaml").write_text("model: {policy: {init_args: {num_speech_tokens: 64}}}\n", encoding="utf-8")
     assert check_data([str(tmp_path / "k" / "data.jsonl"), "--no-audio", "--config", str(tmp_path / "cfg.yaml")]) == 1

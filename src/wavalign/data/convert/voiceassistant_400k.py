@@ -2,7 +2,8 @@
 
 Columns, from the dataset card's `dataset_info` (huggingface.co/datasets/gpt-omni/VoiceAssistant-400K README.md):
 split_name, index, round (strings), question (text), question_audio (Audio), answer (text), answer_snac (string:
-the reply's SNAC codes). The reply has no audio, only SNAC codes: kept as sft_target_codes with --speech-codes snac,
+the reply's SNAC codes, '#'-separated frames of 7 space-separated codes, as third-party readers of the set split it;
+kept as one flat list in frame order). The reply has no audio, only SNAC codes: kept as sft_target_codes with --speech-codes snac,
 else refused (common.Writer) unless --text-only-target.
 """
 
