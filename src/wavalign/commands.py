@@ -35,8 +35,13 @@ COMMANDS: tuple[Command, ...] = (
     Command("predict", "spoken replies of a checkpoint: replies.jsonl, WAVs and a listening page", LIGHTNING),
     Command(
         "check-data",
-        "check JSONL datasets (schema, audio files, speech codes) before a long run",
+        "check datasets (JSONL, parquet, saved or Hub; schema, audio files, speech codes) before a long run",
         "wavalign.data.check",
+    ),
+    Command(
+        "convert",
+        "a public speech-dialogue set (VoiceAssistant-400K, UltraChat-SLAM-Omni, ...) -> the reference schema",
+        "wavalign.data.convert.cli",
     ),
     Command(
         "world prepare",
@@ -98,6 +103,11 @@ COMMANDS: tuple[Command, ...] = (
         "a listening test's win / tie / loss rates with intervals, sign test and agreement",
         "wavalign.listening.__main__",
         ("report",),
+    ),
+    Command(
+        "score",
+        "official VoiceBench / VStyle figures for a replies file made elsewhere (no policy)",
+        "wavalign.benchmarks.score",
     ),
     Command(
         "export-benchmark",
