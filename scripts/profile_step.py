@@ -133,7 +133,7 @@ class StepWindows:
 
 def table(clock: Clock, context: str, wall: float, per: int, unit: str) -> str:
     rows = sorted(((k[1], v) for k, v in clock.total.items() if k[0] == context), key=lambda kv: -kv[1])
-    lines = [f"| phase | {unit} (s) | share | calls per {unit.split()[0]} |", "|---|---|---|---|"]
+    lines = [f"| phase | s per {unit} | share | calls per {unit} |", "|---|---|---|---|"]
     for phase, seconds in rows:
         lines.append(
             f"| {phase} | {seconds / per:.4f} | {seconds / wall:.1%} | {clock.calls[(context, phase)] / per:.1f} |"
@@ -181,7 +181,7 @@ def main() -> None:
     total = time.perf_counter() - start
     print(f"\nconfigs: {' + '.join(configs)}; {torch.get_num_threads()} thread(s); whole fit {total:.1f} s")
     print(f"\nOne RL step (the mean over {windows.steps} steps after {args.warmup} warm-up)\n")
-    print(table(clock, "step", windows.wall, windows.steps, "per step"))
+    print(table(clock, "step", windows.wall, windows.steps, "step"))
     if args.eval:
         wall = sum(v for k, v in clock.total.items() if k[0] == "eval")
         print("\nOne evaluation pass\n")
