@@ -100,6 +100,10 @@ def test_generated_configs_share_world_warm_start_steps_and_evaluation(at_root: 
         assert (
             bench["init_args"]["eq_judge"]["init_args"]["profiles_file"] == f"{settings.world_dir}/style_profiles.json"
         )
+        assert bench["init_args"]["save_items"] is True  # per-item results for paired comparisons
+    assert rl["model"]["judge"] == {"class_path": "wavalign.world.graded_judge.GradedAnswerJudge"}  # graded reward
+    kept = AblationSettings(work=str(tmp_path / "k"), reward="config")
+    assert yaml.safe_load(Path(write_configs(kept)[1]).read_text())["model"]["judge"]["init_args"] == {"match": "final"}
 
 
 def test_plan_records_the_world_as_it_did_before_world_settings() -> None:

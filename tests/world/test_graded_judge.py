@@ -69,3 +69,7 @@ def test_kinds_and_closeness():
     assert numeric_closeness(["nine"], ["seven"], 4.0) == 0.5
     assert numeric_closeness(["blue"], ["seven"], 4.0) == 0.0
     assert numeric_closeness(["one", "five", "three"], ["one", "two", "three"], 4.0) == pytest.approx(2 / 3)
+
+
+def test_the_judge_closes_like_any_judge():
+    GradedAnswerJudge().close()  # the module calls close() at the end of fit; a credit must not shadow it

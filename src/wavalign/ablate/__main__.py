@@ -72,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     parser.add_argument(
+        "--reward",
+        choices=("graded", "config"),
+        default="graded",
+        help="the RL reward: the world's graded 1-5 judge (default; docs/testbed.md) or the base config's own judge",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=2,
@@ -116,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         if value is not None:
             setattr(settings.world, key, value)
-    settings.extra_gates, settings.threads = args.gate, args.threads
+    settings.extra_gates, settings.threads, settings.reward = args.gate, args.threads, args.reward
     if args.jobs < 1 or args.threads < 1:
         parser.error(f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}")
     import signal

@@ -56,6 +56,9 @@ class AblationSettings:
     batch_size: int | None = None  # examples per step of both stages; None = the base configs' own
     extra_gates: list[str] = field(default_factory=list)  # user gate rules (class paths), one extra row each
     threads: int = 1  # torch threads per run
+    # The RL reward: "graded" (wavalign.world.graded_judge.GradedAnswerJudge, 1-5 with partial credit, so groups have
+    # spread and the gate's terms vary: docs/testbed.md) or "config" (the base config's own judge).
+    reward: str = "graded"
     analysis_prompts: int = 50  # validation prompts x G warm-start samples for the judge figures (ablate/analysis.py)
     # A seed is a replicate: it sets the rollout sampling (`seed_everything`) and the training data order
     # (`data.init_args.seed`). Work directories made before the data order followed the seed lack this key and are refused.
@@ -273,6 +276,10 @@ def write_configs(settings: AblationSettings) -> tuple[str, str]:
         },
     ]
     rl["model"]["init_checkpoint"] = settings.warm_start
+    if settings.reward == "graded":
+        rl["model"]["judge"] = {"class_path": "wavalign.world.graded_judge.GradedAnswerJudge"}
+    elif settings.reward != "config":
+        raise ValueError(f"ablation: reward must be 'graded' or 'config', got {settings.reward!r}")
     rl["warm_start_config"] = str(work / "sft.yaml")
     sched = rl["model"].get("scheduler", {}).get("init_args", {})
     for key in ("total_steps", "T_max"):

@@ -74,7 +74,8 @@ class GradedAnswerJudge(Judge):
                 f"GradedAnswerJudge: restate + kind + close = {restate + kind + close:g} exceeds "
                 f"{MAX_SCORE - MIN_SCORE:g}, so a wrong answer could score 5; lower the credits"
             )
-        self.restate, self.kind, self.close, self.spread = restate, kind, close, spread
+        # credits in score points (not self.close: Judge.close() is the judge's shutdown hook)
+        self.credits, self.spread = (restate, kind, close), spread
         self.fallback_score = float(fallback_score)
 
     def score(self, requests: Sequence[JudgeRequest]) -> list[JudgeScore]:
@@ -91,7 +92,8 @@ class GradedAnswerJudge(Judge):
         restate = restated_share(words(req.question), before)
         kind = float(len(answer) == len(ref) and all(same_kind(a, r) for a, r in zip(answer, ref)))
         close = numeric_closeness(answer, ref, self.spread) if kind else 0.0
-        total = MIN_SCORE + self.restate * restate + self.kind * kind + self.close * close
+        restate_w, kind_w, close_w = self.credits
+        total = MIN_SCORE + restate_w * restate + kind_w * kind + close_w * close
         return JudgeScore(total, parts={"correct": 0.0, "restate": restate, "kind": kind, "close": close})
 
 
