@@ -72,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     parser.add_argument(
+        "--plan",
+        choices=("paper", "hybrid"),
+        default="paper",
+        help="the paper's rows (default) or the other papers' hybrid rules, each with sft_only and wavalign",
+    )
+    parser.add_argument(
         "--reward",
         choices=("graded", "config"),
         default="graded",
@@ -123,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None:
             setattr(settings.world, key, value)
     settings.extra_gates, settings.threads, settings.reward = args.gate, args.threads, args.reward
+    settings.plan = args.plan
     if args.jobs < 1 or args.threads < 1:
         parser.error(f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}")
     import signal

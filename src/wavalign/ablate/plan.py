@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from wavalign.ablate.row_sets import MATCHED, MATCHED_SOURCE, in_plan, matched_overlay
 from wavalign.world.settings import WorldSettings
 
 QUICK_WORLD = WorldSettings(n_train=16, n_val=4, n_test=2, n_heard=4, teacher_wrong_answer=0.3, teacher_wrong_style=0.2)
@@ -55,6 +56,7 @@ class AblationSettings:
     max_new_tokens: int | None = None  # None = the base configs' own
     batch_size: int | None = None  # examples per step of both stages; None = the base configs' own
     extra_gates: list[str] = field(default_factory=list)  # user gate rules (class paths), one extra row each
+    plan: str = "paper"  # which rows: "paper" or "hybrid" (wavalign.ablate.row_sets)
     threads: int = 1  # torch threads per run
     # The RL reward: "graded" (wavalign.world.graded_judge.GradedAnswerJudge, 1-5 with partial credit, so groups have
     # spread and the gate's terms vary: docs/testbed.md) or "config" (the base config's own judge).
@@ -69,7 +71,9 @@ class AblationSettings:
         from wavalign.world.teacher import HEARD_VOICES
 
         out = {
-            k: v for k, v in dataclasses.asdict(self).items() if k not in ("work", "seeds", "extra_gates", "threads")
+            k: v
+            for k, v in dataclasses.asdict(self).items()
+            if k not in ("work", "seeds", "extra_gates", "threads", "plan")
         }
         out["world"] = world_fingerprint(self.world)
         if self.world.n_heard:  # the heard split's recordings are code, not settings: a change is another plan
@@ -91,6 +95,7 @@ class Row:
     overlay: str  # the YAML file layered on the RL base config
     gate: str  # the gate rule's class path
     po_tokens: str
+    after: str | None = None  # a row whose first-seed run this one needs first (its overlay is written from it)
 
 
 def _read_yaml(path: str | Path) -> dict[str, Any]:
@@ -150,6 +155,7 @@ def discover_rows(settings: AblationSettings, only: list[str] | None = None) -> 
         rows.append(Row(path.stem, overlay, rule["class_path"], po))
     covered = {(_same_rule(r.gate), r.po_tokens) for r in rows}
     gen = Path(settings.work) / "rows"
+    user_rows = set()
     for gate in [*library_gates(), *settings.extra_gates]:
         if (_same_rule(gate), "text") in covered:
             continue
@@ -162,11 +168,21 @@ def discover_rows(settings: AblationSettings, only: list[str] | None = None) -> 
             + yaml.safe_dump({"model": {"po_tokens": "text"}, "gate": {"rule": {"class_path": gate}}})
         )
         rows.append(Row(name, str(overlay), gate, "text"))
+        if gate in settings.extra_gates:
+            user_rows.add(name)
+    if any(r.name == MATCHED_SOURCE for r in rows):
+        overlay = str(matched_overlay(settings.work))
+        rows.append(Row(MATCHED, overlay, "wavalign.gates.FixedGate", "text", after=MATCHED_SOURCE))
+    rows = [r for r in rows if in_plan(r.name, settings.plan, user_rows)]
     if only:
         unknown = sorted(set(only) - {r.name for r in rows})
         if unknown:
             raise ValueError(f"ablation: unknown rows {unknown}; known: {[r.name for r in rows]}")
         rows = [r for r in rows if r.name in only]
+        names = {r.name for r in rows}
+        for r in rows:
+            if r.after and r.after not in names:
+                raise ValueError(f"ablation: row {r.name} needs row {r.after} (its λ is measured there); add it")
     if not rows:
         raise ValueError(f"ablation: no rows (no YAML in {settings.rows_dir} sets gate.rule)")
     return rows
