@@ -30,8 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         help="per family: accuracy, restatement rate, comparison answer kinds of a "
         "checkpoint's sampled replies (further --key=value arguments go to the training config)",
     )
-    diag.add_argument("--checkpoint", required=True, help="a checkpoint of the config's policy (e.g. last.ckpt)")
-    diag.add_argument("--config", default="configs/tiny.yaml", help="the training config that built the checkpoint")
+    _checkpoint_options(diag)
     diag.add_argument(
         "--split",
         default="val",
@@ -45,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         help="a checkpoint's accuracy on training questions recorded in candidate "
         "voices, rates and pitches (how the heard split's voices were chosen)",
     )
-    probe.add_argument("--checkpoint", required=True, help="a checkpoint of the config's policy (e.g. last.ckpt)")
-    probe.add_argument("--config", default="configs/tiny.yaml", help="the training config that built the checkpoint")
+    _checkpoint_options(probe)
     probe.add_argument("--n", type=int, default=60, help="training questions per candidate recording")
     probe.add_argument("--samples", type=int, default=2, help="sampled replies per item")
     probe.add_argument("--out", default=None, help="where the candidate recordings go (default <world>/heard_probe)")
@@ -55,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         help="per-prompt success histogram of a checkpoint on the training prompts, and the share of groups with "
         "equal rewards (docs/testbed.md; further --key=value arguments go to the training config)",
     )
-    cal.add_argument("--checkpoint", required=True, help="a checkpoint of the config's policy (e.g. last.ckpt)")
-    cal.add_argument("--config", default="configs/tiny.yaml", help="the training config that built the checkpoint")
+    _checkpoint_options(cal)
     cal.add_argument("--n", type=int, default=200, help="training prompts (the first N of the training file)")
     cal.add_argument("--samples", type=int, default=8, help="replies per prompt (training sampling)")
     cal.add_argument("--json", default=None, help="also write the figures to this JSON file")
@@ -84,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _checkpoint_options(sub: argparse.ArgumentParser) -> None:
+    """--checkpoint and --config, for the commands that read a trained policy."""
+    sub.add_argument("--checkpoint", required=True, help="a checkpoint of the config's policy (e.g. last.ckpt)")
+    sub.add_argument("--config", default="configs/tiny.yaml", help="the training config that built the checkpoint")
 
 
 def _load(args: argparse.Namespace, overrides: list[str]) -> Loaded | None:
