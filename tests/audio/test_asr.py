@@ -110,3 +110,31 @@ def test_word_error_rate() -> None:
     assert word_error_rate("", "") == 0.0 and word_error_rate("  ", "") == 0.0
     assert word_error_rate("", "hello") == 1.0
     assert word_error_rate("one", "one two three") == pytest.approx(2.0)  # insertions can push WER past 1
+
+
+def test_the_one_word_cmn_pass_gives_the_keyphrase_pass_cmn(asr: TaskASR, clips: dict) -> None:
+    """The CMN pass's search does not change the CMN it measures: the grammar pass used now and the keyphrase pass
+    it replaced (7x slower) end every utterance at the same CMN, in a run of utterances on one decoder."""
+    from wavalign.audio.asr import _CMN_SEARCH
+
+    asr.transcribe(clips["fit"][0], 22050)  # builds the decoder
+    dec = asr._decoder
+    dec.add_keyphrase("keyphrase-cmn", asr._dict_lines[0].split()[0].split("(")[0])
+    pcms = []
+    for wav in clips["fit"] + clips["held"]:
+        x = np.interp(np.arange(0, len(wav), 22050 / 16000), np.arange(len(wav)), wav).astype(np.float32)
+        pcms.append((np.clip(0.5 * x / np.abs(x).max(), -1, 1) * 32767).astype(np.int16).tobytes())
+
+    def cmns(search: str) -> list[str]:
+        out = []
+        for pcm in pcms:
+            dec.set_cmn(asr._initial_cmn)
+            dec.activate_search(search)
+            dec.start_utt()
+            dec.process_raw(pcm)
+            dec.end_utt()
+            out.append(dec.get_cmn(update=True))
+        return out
+
+    cmns(_CMN_SEARCH)  # both runs start from the same decoder state
+    assert cmns("keyphrase-cmn") == cmns(_CMN_SEARCH)
