@@ -1,5 +1,5 @@
-"""Rollout time of the world policy with transformers' `generate` vs the compiled static-cache decoder, alternating
-on the same prompts (docs/performance.md records what it measured and why the world keeps `generate`).
+"""Rollout time of the world policy with transformers' `generate` vs the static-cache decoder, plain and compiled,
+alternating on the same prompts (docs/performance.md records what it measured and why the world keeps `generate`).
 
     python scripts/compare_decoders.py [--config .cache/ablate/rl.yaml] [--checkpoint ...] [--reps 6]
 """
@@ -31,7 +31,7 @@ def main() -> None:
     loaded = load_checkpoint(args.config, args.checkpoint, [])
     module, policy = loaded.module, loaded.module.policy
     examples = load_jsonl(Path(loaded.world.dir) / "train.codes.jsonl")[: 4 * args.reps]
-    times: dict[str, list[float]] = {"generate": [], "compiled": []}
+    times: dict[str, list[float]] = {"generate": [], "static": [], "compiled": []}
     for rep in range(args.reps):
         prompts = module.prompts(examples[4 * rep : 4 * rep + 4])
         for decoder in times:
