@@ -52,6 +52,7 @@ class BenchmarkItem:
     subset: str | None = None
     row_id: str | None = None
     instructions: tuple[tuple[str, dict[str, Any]], ...] = field(default=(), compare=False)
+    audio_codes: tuple[int, ...] | None = None  # the question audio pre-tokenized by the policy's codec, if given
 
     def __post_init__(self) -> None:
         if self.answer_type not in ANSWER_TYPES:
@@ -65,6 +66,7 @@ class BenchmarkItem:
             messages=messages,
             target_text="",
             audios=[self.audio] if self.audio is not None else [],
+            prompt_speech=None if self.audio_codes is None else [list(self.audio_codes)],
             question_text=self.question,
             reference_answer=self.references[0] if self.references else None,
             style=self.style,

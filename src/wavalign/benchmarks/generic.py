@@ -8,7 +8,9 @@ question (required): the question as text. audio (optional): the spoken question
 answer | answers (optional, not both): acceptable answers; without them the item is open-ended.
 answer_type (optional): "text" (default: every word of an answer appears in the reply), "final" (the reply ends
 with an answer) or "choice". category, style (optional); a style becomes the system
-message "style: <style>", the embedded world's convention for requesting a speaking style.
+message "style: <style>", the embedded world's convention for requesting a speaking style. audio_codes (optional,
+with audio): the audio already tokenized by the policy's codec, as the training schema's audio_codes (the world's
+files carry them, so an evaluation does not encode the same questions again in every run).
 
 `GenericSuite` scores such a file for the pooled IQ: rule-checked against the references, or by its `iq_judge`.
 """
@@ -52,6 +54,12 @@ def load_generic(path: str | Path, name: str, max_items: int | None = None) -> l
         if answer_type not in ANSWER_TYPES:
             raise BenchmarkError(f"{where}: field 'answer_type' must be one of {ANSWER_TYPES}, got {answer_type!r}")
         style = opt_str(row, "style", where)
+        codes = row.get("audio_codes")
+        if codes is not None:
+            if row.get("audio") is None:
+                raise BenchmarkError(f"{where}: field 'audio_codes' needs the field 'audio' it tokenizes")
+            if not isinstance(codes, list) or not all(isinstance(c, int) and c >= 0 for c in codes):
+                raise BenchmarkError(f"{where}: field 'audio_codes' must be a list of non-negative integer codes")
         items.append(
             BenchmarkItem(
                 question=need_str(row, "question", where),
@@ -63,6 +71,7 @@ def load_generic(path: str | Path, name: str, max_items: int | None = None) -> l
                 system_prompt=f"style: {style}" if style else None,
                 answer_type=answer_type,
                 source=where,
+                audio_codes=None if codes is None else tuple(codes),
             )
         )
     return take(items, max_items, path)

@@ -39,7 +39,7 @@ from wavalign.benchmarks.metrics import EQ, IQ, SpeechTextWER
 from wavalign.benchmarks.suite import Chunk, Suite, Tally
 from wavalign.callbacks.eval_items import ItemLog
 from wavalign.judges.base import Judge, JudgeRequest
-from wavalign.policy.base import Reply
+from wavalign.policy.base import Reply, speech_token_count
 from wavalign.runtime.progress import ProgressLines
 from wavalign.step.scoring import build_requests
 
@@ -59,6 +59,17 @@ class _Scores:
     wer: SpeechTextWER
     eq_unreliable: int = 0
     eq_total: int = 0
+
+
+def check_item_codes(items: dict[str, list[BenchmarkItem]], tokens: int | None) -> None:
+    """Pre-tokenized question audio must hold codes the policy reads (else a rollout fails mid-evaluation)."""
+    if tokens is None:
+        return
+    for suite_items in items.values():
+        for it in suite_items:
+            bad = [c for c in it.audio_codes or () if c >= tokens]
+            if bad:
+                raise ValueError(f"{it.source}: audio_codes: code {bad[0]} outside the policy's {tokens} speech tokens")
 
 
 class BenchmarkCallback(pl.Callback):
@@ -140,6 +151,7 @@ class BenchmarkCallback(pl.Callback):
                         "a suite's items must have benchmark=<its name>"
                     )
                 self.items[s.name] = items
+        check_item_codes(self.items, speech_token_count(getattr(pl_module, "policy", None)))
         if self.asr is None and self.asr_sentences_file is not None:
             from wavalign.audio.asr import TaskASR
 

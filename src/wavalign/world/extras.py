@@ -64,9 +64,11 @@ def _write_sft_subset(root: Path) -> None:
 def _write_benchmarks(root: Path) -> None:
     """{split}.bench.jsonl: each split as a generic spoken-QA benchmark (wavalign.benchmarks.generic), so
     BenchmarkCallback measures IQ (answer accuracy) on the spoken questions exactly as on external benchmarks.
-    answer_type 'final': world replies restate the question and end with the answer, so only the end counts."""
+    answer_type 'final': world replies restate the question and end with the answer, so only the end counts.
+    audio_codes: the question's codes from {split}.codes.jsonl (the world codec's), so an evaluation does not
+    encode the same files again in every run."""
     for split in world_splits(root):
-        rows = [json.loads(line) for line in (root / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+        rows = [json.loads(line) for line in (root / f"{split}.codes.jsonl").read_text(encoding="utf-8").splitlines()]
         bench = [
             {
                 "question": r["question_text"],
@@ -75,6 +77,7 @@ def _write_benchmarks(root: Path) -> None:
                 "answer_type": "final",
                 "style": r["style"],
                 "category": r["family"],
+                "audio_codes": r["audio_codes"][0],
             }
             for r in rows
         ]
