@@ -5,7 +5,8 @@ the same max new tokens, temperature and top-p, float32, beta = 0 (no reference)
 exact-answer reward. Our step does more work than TRL's: at a fixed lambda = 0.5 it trains the policy-gradient
 loss on the rollouts and the SFT loss on the demonstrations. TRL's steps are timed by a TrainerCallback (step begin -> step end); inside that callback, after
 each TRL step, one of our steps runs and is timed (rollout -> judge -> forward -> backward -> clip -> AdamW step).
-Also prints our step's breakdown, the FLOP floor of the step, and (with --rss) peak RSS with a LoRA-disabled
+Our rollouts decode on one CPU thread (`--sample-threads`, model.sampling.threads), TRL's on torch's setting (a
+user of TRL could set it too; ours is a documented config key). Also prints our step's breakdown, the FLOP floor of the step, and (with --rss) peak RSS with a LoRA-disabled
 reference vs no reference, each in a fresh process.
 
     pip install -e .[bench]
@@ -82,7 +83,9 @@ def make_module(args: argparse.Namespace, decoder: str, lora: bool = False, beta
         make_policy(args, decoder, lora),
         AnswerJudge(),
         group_size=args.group,
-        sampling=SamplingConfig(temperature=0.9, top_p=0.9, max_new_tokens=args.new_tokens),
+        sampling=SamplingConfig(
+            temperature=0.9, top_p=0.9, max_new_tokens=args.new_tokens, threads=getattr(args, "sample_threads", None)
+        ),
         beta=beta,
     )
     # A fixed mid-training mix: both terms train every step (the dynamic gate would read lambda = 0 off the random
@@ -237,6 +240,12 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=4)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--decoder", default="compiled", choices=["generate", "static", "compiled"])
+    ap.add_argument(
+        "--sample-threads",
+        type=int,
+        default=1,
+        help="our rollouts' CPU threads (model.sampling.threads; default 1: a tiny model decodes faster on one)",
+    )
     ap.add_argument("--rss", action="store_true", help="also measure peak RSS with vs without the reference")
     ap.add_argument("--rss-child", choices=["ref", "noref"], help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -253,7 +262,8 @@ def main() -> None:
     trl_med, our_med = statistics.median(timer.times[w:]), statistics.median(our_times[w:])
     print(
         f"shape: {args.prompts} prompts x {args.group} samples x {args.new_tokens} new tokens, 4-layer 128-wide Qwen2, "
-        f"float32, {torch.get_num_threads()} threads; {len(our_times) - w} steps each after {w} warm-up, A B A B"
+        f"float32, {torch.get_num_threads()} threads (our rollouts: {args.sample_threads}); {len(our_times) - w} steps "
+        f"each after {w} warm-up, A B A B"
     )
     print(f"TRL GRPOTrainer step median: {trl_med:.3f} s")
     print(f"WavAlign step median ({args.decoder} decoder): {our_med:.3f} s")

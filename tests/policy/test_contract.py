@@ -294,6 +294,25 @@ def test_greedy_rollout_rows_continue_their_own_prompt(policy: SpeechPolicy, pro
         assert reply(both, 2 * i) == reply(both, 2 * i + 1) == alone, f"greedy rows of prompt {i}"
 
 
+def test_rollouts_sample_with_the_configured_threads(policy: SpeechPolicy, prompts: list[Any]):
+    """sampling.threads holds while the model decodes (seen from inside its forward) and is restored after."""
+    import dataclasses
+
+    seen: list[int] = []
+    hook = policy.model.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        policy.rollout(prompts[:1], 1, dataclasses.replace(GREEDY, max_new_tokens=3, threads=1))
+        after = torch.get_num_threads()
+    finally:
+        hook.remove()
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {1} and after == 2
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        SamplingConfig(threads=0)
+
+
 def test_rollout_masks_and_decode(policy: SpeechPolicy, rollouts: SequenceBatch):
     assert_mask_algebra(rollouts)
     replies = policy.decode(rollouts)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy
+from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy, sampling_threads
 from wavalign.policy.decoding import StaticCacheSampler
 from wavalign.policy.forward import completion_logits, gather_logprobs, train_mode_without_dropout
 from wavalign.policy.generation import checkpoint_stop_ids, rollout_generation_config
@@ -209,7 +209,8 @@ class InterleavedPolicy(SpeechPolicy):
         was_training = self.model.training
         self.model.eval()
         try:
-            completion = self._sample(ids, attn, sampling)
+            with sampling_threads(sampling):
+                completion = self._sample(ids, attn, sampling)
         finally:
             self.model.train(was_training)
         if completion.shape[1] == 0:

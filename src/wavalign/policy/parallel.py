@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from wavalign.policy.base import PromptFeatures, Reply, SamplingConfig, SequenceBatch, SpeechPolicy
+from wavalign.policy.base import PromptFeatures, Reply, SamplingConfig, SequenceBatch, SpeechPolicy, sampling_threads
 from wavalign.policy.decoding import sample_next, still_running
 from wavalign.policy.forward import token_entropy
 from wavalign.policy.lora import LoraSettings, apply_lora
@@ -295,7 +295,8 @@ class ParallelPolicy(SpeechPolicy):
         was_training = self.model.training
         self.model.eval()
         try:
-            completion, _ = self.generate(ids, mask, sampling, features)
+            with sampling_threads(sampling):
+                completion, _ = self.generate(ids, mask, sampling, features)
         finally:
             self.model.train(was_training)
         return SequenceBatch(ids, mask, completion, self.layout.masks(completion), features)
