@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         help="default 0 1: fits 2 hours on 2 cores (docs/ablation.md); add 2 for a third",
     )
     parser.add_argument("--steps", type=int, default=None, help="RL steps per run (default 200; quick: 2)")
-    parser.add_argument("--sft-steps", type=int, default=None, help="warm-start SFT steps (default 800; quick: 4)")
+    parser.add_argument("--sft-steps", type=int, default=None, help="warm-start SFT steps (default 1000; quick: 4)")
     parser.add_argument("--rows", nargs="+", default=None, help="only these rows (file stems, e.g. wavalign sft_only)")
     parser.add_argument("--gate", action="append", default=[], help="an extra gate rule class path, one row each")
     parser.add_argument(
