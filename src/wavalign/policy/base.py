@@ -60,8 +60,8 @@ class SamplingConfig:
         audio: Settings that replace temperature, top_k and top_p for the audio stream of a parallel-stream policy;
             None uses the shared ones.
         threads: CPU threads while sampling (None: torch's own setting), restored afterwards. Decoding a small model
-            one token at a time gives a second thread too little work to pay for its synchronisation: on 2 cores,
-            1 thread decoded the bench's rollout 6x faster on a busy machine (docs/performance.md).
+            one token at a time gives a second thread little work: on a busy 2-core machine 1 thread decoded the
+            bench's rollout 6x faster than 2, on a quieter one as fast (docs/performance.md).
     """
 
     temperature: float = 0.9
