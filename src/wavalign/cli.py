@@ -29,6 +29,8 @@ from wavalign.callbacks.run_summary import RunSummary
 from wavalign.callbacks.step_progress import StepProgressBar
 from wavalign.commands import dispatch
 from wavalign.data.datamodule import WavAlignDataModule
+from wavalign.data.row_checker import RowChecker, provide_row_checker
+from wavalign.data.row_limits import rows_problems
 from wavalign.module import WavAlignModule
 from wavalign.predict.replies import check_checkpoint_fits
 from wavalign.runtime.quiet import silence_known_noise
@@ -173,10 +175,36 @@ def load_checkpoint(config: str, checkpoint: str, overrides: Sequence[str] = ())
     return Loaded(cli.model.eval(), cli.config.get("world"))
 
 
+def build_row_checker(config: str) -> RowChecker:
+    """`check-data --config`: the module and data module `config` builds (no weights loaded, no warm start), and a
+    function giving the start-up problems `fit` would find in rows under them (wavalign.data.row_limits)."""
+    argv, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        cli = WavAlignCLI(
+            WavAlignModule,
+            WavAlignDataModule,
+            subclass_mode_data=True,
+            run=False,
+            args=[
+                "--config",
+                config,
+                "--model.init_checkpoint=null",
+                "--trainer.logger=false",
+                "--warm_start_config=null",
+            ],
+        )
+    finally:
+        sys.argv = argv
+    model, limit = cli.model, getattr(cli.datamodule, "max_tokens", None)
+    max_new = max(model.sampling.max_new_tokens, model.eval_sampling.max_new_tokens)
+    return lambda rows: rows_problems(rows, model.policy, model.speech, limit, max_new)
+
+
 def main(args: list[str] | None = None) -> WavAlignCLI | None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     silence_known_noise()  # Lightning's cloud-service tips and a deprecation inside Lightning (wavalign.runtime.quiet)
     provide_loader(load_checkpoint)  # for `world diagnose`, `world probe-heard` and the ablation's analysis
+    provide_row_checker(build_row_checker)  # for `check-data --config`
     argv = sys.argv[1:] if args is None else args
     code = dispatch(argv)  # `--help` lists every command; the package's tools (check-data, world, ablate, ...) run here
     if code is not None:

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from wavalign.audio.codec import SpeechCodec
 from wavalign.callbacks.gating import GateCallback
-from wavalign.data.check import check_speech_codes
+from wavalign.data.row_limits import check_rows, row_prompt, row_reply
 from wavalign.data.schema import DialogueExample
 from wavalign.data.speech import SpeechTokenCache
 from wavalign.gates.base import TokenInputs
@@ -27,7 +27,6 @@ from wavalign.policy.base import (
     SequenceBatch,
     SpeechPolicy,
     check_codec_fits,
-    speech_token_count,
 )
 from wavalign.predict.replies import PromptReplies, predict_replies
 from wavalign.runtime.distributed import GlobalGroups, gather_groups, load_per_rank, process_slot, save_per_rank
@@ -136,7 +135,8 @@ class WavAlignModule(pl.LightningModule):
             )
         if stage != "predict" and self.preference.needs_reference:
             self.policy.setup_reference()
-        check_speech_codes(speech_token_count(self.policy), getattr(self._trainer, "datamodule", None))
+        datamodule = getattr(self._trainer, "datamodule", None)  # every row must fit before step 1 (row_limits)
+        check_rows(self.policy, self.speech, datamodule, [self.sampling, self.eval_sampling])
 
     def configure_model(self) -> None:
         """Sharded strategies wrap the policy here (FSDP2 under ModelParallelStrategy: wavalign.runtime.sharding)."""
@@ -179,10 +179,10 @@ class WavAlignModule(pl.LightningModule):
 
     # ---- tokens --------------------------------------------------------------------------------------------------
     def prompts(self, examples: Sequence[DialogueExample]) -> list[list[int]]:
-        return [self.policy.example_prompt(ex.messages, self.speech.prompt_speech(ex), ex.audios) for ex in examples]
+        return [row_prompt(self.policy, self.speech, ex) for ex in examples]  # errors name the row
 
     def demonstrations(self, examples: Sequence[DialogueExample], prompts: list[list[int]]) -> SequenceBatch:
-        replies = [self.policy.reply_ids(ex.target_text, self.speech.target_speech(ex)) for ex in examples]
+        replies = [row_reply(self.policy, self.speech, ex) for ex in examples]
         return self.policy.make_batch(prompts, replies)
 
     def sample_and_score(
