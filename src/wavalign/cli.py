@@ -22,6 +22,7 @@ from typing import Sequence
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
+from wavalign.callbacks.divergence import DivergenceGuard
 from wavalign.callbacks.gating import GateCallback
 from wavalign.callbacks.guards import RunGuards
 from wavalign.callbacks.predict_writer import ReplyWriter
@@ -61,6 +62,8 @@ class WavAlignCLI(LightningCLI):
         parser.add_lightning_class_args(GateCallback, "gate")
         # Judge-outage and non-finite guards are on for every run; `--guards.max_failed_judge_steps N` tunes them.
         parser.add_lightning_class_args(RunGuards, "guards")
+        # Diverging weights, NaN/inf sampling probabilities and loss spikes (`--divergence.max_param_abs 1e3`).
+        parser.add_lightning_class_args(DivergenceGuard, "divergence")
         parser.add_lightning_class_args(ReplyWriter, "listen")  # acts in `predict` only
         # What the run achieved and where its outputs are, printed and written at the end of fit / validate / test.
         parser.add_lightning_class_args(RunSummary, "summary")

@@ -15,6 +15,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
 from wavalign.audio.codec import SpeechCodec
+from wavalign.callbacks.divergence import sampling_guard
 from wavalign.callbacks.gating import GateCallback
 from wavalign.data.row_limits import check_rows, row_prompt, row_reply
 from wavalign.data.schema import DialogueExample
@@ -188,7 +189,7 @@ class WavAlignModule(pl.LightningModule):
     def sample_and_score(
         self, examples: Sequence[DialogueExample], prompts: list[list[int]], group_size: int, sampling: SamplingConfig
     ) -> tuple[SequenceBatch, list[Reply], ScoredGroups]:
-        with self.timed("rollout"):
+        with self.timed("rollout"), sampling_guard(self.global_step):  # NaN/inf probabilities: Diverged
             rollouts = self.policy.rollout(prompts, group_size, sampling)
             replies = self.policy.decode(rollouts)
         with self.timed("judge"):
