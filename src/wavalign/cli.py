@@ -36,6 +36,7 @@ from wavalign.module import WavAlignModule
 from wavalign.predict.replies import check_checkpoint_fits
 from wavalign.runtime.quiet import silence_known_noise
 from wavalign.runtime.resume import add_interrupt_checkpoint, find_last_checkpoint
+from wavalign.runtime.run_config import RunConfigRecord, check_resume, flat_config
 from wavalign.runtime.warm_start import ensure_checkpoint
 from wavalign.world.loader import Loaded
 from wavalign.world.loader import provide as provide_loader
@@ -74,6 +75,12 @@ class WavAlignCLI(LightningCLI):
         parser.add_argument("--world", type=WorldSettings | None, default=None, help="prepare the embedded world first")
         parser.add_argument(
             "--warm_start_config", type=str | None, default=None, help="config that makes model.init_checkpoint"
+        )
+        parser.add_argument(
+            "--resume_changes",
+            type=str | None,
+            default=None,
+            help="comma-separated config keys a --ckpt_path resume may change (wavalign.runtime.run_config)",
         )
 
     def instantiate_trainer(self, **kwargs):
@@ -126,14 +133,20 @@ class WavAlignCLI(LightningCLI):
     def before_fit(self) -> None:
         self._tell_summary()
         add_interrupt_checkpoint(self.trainer)
+        cfg = self.config[self.subcommand]
+        flat = flat_config(cfg.as_dict())
+        self.trainer.callbacks.append(RunConfigRecord(flat))  # every checkpoint says which settings made it
         kwargs = self.config_init[self.subcommand]
         if kwargs.get("ckpt_path") == "last":
             path = find_last_checkpoint(self.trainer)
             if path is None:
                 print("resume: --ckpt_path last, but this run has no checkpoint yet: starting from step 0", flush=True)
-            else:
-                print(f"resume: continuing from {path}", flush=True)
             kwargs["ckpt_path"] = None if path is None else str(path)
+        if kwargs.get("ckpt_path"):  # refuses (naming the keys) a checkpoint of a run with other settings
+            accepted = [k.strip() for k in (cfg.get("resume_changes") or "").split(",") if k.strip()]
+            for warning in check_resume(kwargs["ckpt_path"], flat, accepted):
+                print(f"resume: warning: {warning}", flush=True)
+            print(f"resume: continuing from {kwargs['ckpt_path']}", flush=True)
 
     def before_predict(self) -> None:
         # Nothing is logged in predict: everything goes to listen.output_dir, and no empty logger version (with its
