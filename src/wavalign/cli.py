@@ -21,6 +21,7 @@ from typing import Sequence
 
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from wavalign.callbacks.divergence import DivergenceGuard
 from wavalign.callbacks.gating import GateCallback
@@ -41,6 +42,8 @@ from wavalign.runtime.warm_start import ensure_checkpoint
 from wavalign.world.loader import Loaded
 from wavalign.world.loader import provide as provide_loader
 from wavalign.world.settings import WorldSettings
+
+SIGTERM_STATUS = 143  # the shell's status for a process ended by SIGTERM: preempted, not finished (Ctrl-C gives 1)
 
 
 def python_name() -> str:
@@ -225,10 +228,14 @@ def main(args: list[str] | None = None) -> WavAlignCLI | None:
     code = dispatch(argv)  # `--help` lists every command; the package's tools (check-data, world, ablate, ...) run here
     if code is not None:
         raise SystemExit(code)
-    return WavAlignCLI(
-        WavAlignModule,
-        WavAlignDataModule,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        args=args,
-    )
+    try:
+        return WavAlignCLI(
+            WavAlignModule,
+            WavAlignDataModule,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            args=args,
+        )
+    except SIGTERMException:  # a SystemExit with no code (status 0): a scheduler would take the run as finished
+        print(f"stopped by SIGTERM: exit status {SIGTERM_STATUS} (128 + SIGTERM)", file=sys.stderr, flush=True)
+        raise SystemExit(SIGTERM_STATUS) from None
