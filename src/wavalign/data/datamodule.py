@@ -33,8 +33,8 @@ class RepeatBatchSampler(Sampler[list[int]]):
     Under several processes every rank draws the same epoch order and cuts it into global batches of
     batch_size x world_size prompts; rank r takes the r-th slice of each. So no prompt is seen twice in an epoch
     across ranks, a prompt's group stays whole on one rank, and the ranks' batches joined in rank order are exactly
-    the batches of a one-process run with batch_size x world_size (what makes the gathered gate statistics equal to
-    that run's). Lightning cannot shard a custom batch sampler itself, hence `trainer.use_distributed_sampler: false`
+    the batches of a one-process run with batch_size x world_size (the same prompts; the sampled replies differ,
+    each rank drawing from its own stream). Lightning cannot shard a custom batch sampler itself, hence `trainer.use_distributed_sampler: false`
     (the CLI's default)."""
 
     def __init__(
