@@ -35,6 +35,7 @@ from wavalign.data.row_checker import RowChecker, provide_row_checker
 from wavalign.data.row_limits import rows_problems
 from wavalign.module import WavAlignModule
 from wavalign.predict.replies import check_checkpoint_fits
+from wavalign.runtime.empty_run import DropEmptyRun
 from wavalign.runtime.quiet import silence_known_noise
 from wavalign.runtime.resume import add_interrupt_checkpoint, find_last_checkpoint
 from wavalign.runtime.run_config import RunConfigRecord, check_resume, flat_config
@@ -136,6 +137,7 @@ class WavAlignCLI(LightningCLI):
     def before_fit(self) -> None:
         self._tell_summary()
         add_interrupt_checkpoint(self.trainer)
+        self.trainer.callbacks.append(DropEmptyRun())  # a run failing before step 1 leaves no empty version folder
         cfg = self.config[self.subcommand]
         flat = flat_config(cfg.as_dict())
         self.trainer.callbacks.append(RunConfigRecord(flat))  # every checkpoint says which settings made it

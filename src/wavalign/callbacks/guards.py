@@ -93,6 +93,9 @@ class RunGuards(pl.Callback):
             else:
                 self.failed_judge_steps = 0
         pl_module.log("judge/consecutive_failed_steps", float(self.failed_judge_steps), batch_size=1)
+        retried = getattr(getattr(pl_module, "judge", None), "total_retried", None)  # HttpJudge counts its retries
+        if retried is not None:
+            pl_module.log("judge/retried_attempts", float(retried), batch_size=1)
         if fresh and self.failed_judge_steps >= self.max_failed_judge_steps:
             for logger in trainer.loggers:  # Lightning would flush this step's metrics only after the hook returns
                 logger.log_metrics(

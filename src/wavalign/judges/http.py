@@ -165,6 +165,10 @@ class HttpJudge(Judge):
         self.last_unreliable = 0
         self.total_unreliable = 0
         self.total_scored = 0
+        # Failed attempts that were retried (whether the retry then scored or not): an outage that the retries
+        # absorb is otherwise invisible. Logged per batch, and as judge/retried_attempts by RunGuards.
+        self.last_retried = 0
+        self.total_retried = 0
         self._api_key()  # fail at construction, before a policy is loaded, rather than at the first reward
 
     def __repr__(self) -> str:
@@ -194,7 +198,10 @@ class HttpJudge(Judge):
         contents = [self._user_content(r) for r in requests]
         jobs = [(content, m) for content in contents for m in modes]
         with ThreadPoolExecutor(min(self.max_concurrency, len(jobs)), thread_name_prefix="http-judge") as pool:
-            outcomes = list(pool.map(lambda job: self._call(job[0], job[1], key), jobs))
+            called = list(pool.map(lambda job: self._call(job[0], job[1], key), jobs))
+        outcomes = [(score, error) for score, error, _ in called]
+        self.last_retried = sum(retries for _, _, retries in called)
+        self.total_retried += self.last_retried
 
         scores: list[JudgeScore] = []
         errors: Counter[str] = Counter()
@@ -217,6 +224,10 @@ class HttpJudge(Judge):
         self.last_unreliable = sum(not s.reliable for s in scores)
         self.total_unreliable += self.last_unreliable
         self.total_scored += len(scores)
+        if self.last_retried and not errors:
+            logger.warning(
+                "%r: %d failed attempt(s) retried; all %d calls then scored", self, self.last_retried, len(jobs)
+            )
         for message, count in errors.most_common(3):  # one line per distinct failure, not one per request
             level = logging.ERROR if message.startswith("not retried") else logging.WARNING
             logger.log(
@@ -242,9 +253,9 @@ class HttpJudge(Judge):
             content.append({"type": "input_audio", "input_audio": {"data": data, "format": "wav"}})
         return content
 
-    def _call(self, content: list[dict[str, Any]], mode: str, key: str | None) -> tuple[float | None, str | None]:
-        """One judged reply with retries -> (score, None) or (None, why it failed). Never raises: a failure here
-        must cost one unreliable reward, not the run."""
+    def _call(self, content: list[dict[str, Any]], mode: str, key: str | None) -> tuple[float | None, str | None, int]:
+        """One judged reply with retries -> (score, None, retries) or (None, why it failed, retries). Never raises:
+        a failure here must cost one unreliable reward, not the run."""
         payload = {
             "model": self.model,
             "temperature": self.temperature,
@@ -262,7 +273,11 @@ class HttpJudge(Judge):
             except urllib.error.HTTPError as e:
                 error = f"HTTP {e.code} {e.reason} from {self.url}: {_snippet(e)}"
                 if e.code != 429 and not 500 <= e.code < 600:
-                    return None, _redact(f"not retried: {error} (check base_url, model and ${self.api_key_env})", key)
+                    return (
+                        None,
+                        _redact(f"not retried: {error} (check base_url, model and ${self.api_key_env})", key),
+                        attempt,
+                    )
                 retry_after = _retry_after(e.headers.get("Retry-After") if e.headers else None)
                 continue
             except (OSError, http.client.HTTPException, ValueError) as e:  # connection, timeout, malformed JSON
@@ -270,16 +285,16 @@ class HttpJudge(Judge):
                 continue
             except Exception as e:  # noqa: BLE001 - the contract is one score per request, whatever happens
                 logger.exception("%r: unexpected error while judging", self)
-                return None, _redact(f"{type(e).__name__}: {e}", key)
+                return None, _redact(f"{type(e).__name__}: {e}", key), attempt
             score = parse_score(reply)
             if score is not None:
                 if logger.isEnabledFor(logging.DEBUG):
                     why = _JUSTIFICATION.search(reply)
                     logger.debug("%s score %.2f: %s", mode, score, (why.group(1).strip() if why else reply)[:500])
-                return score, None
+                return score, None, attempt
             error = f"no <score> tag in the reply: {reply[:200]!r}"
             logger.debug("%r attempt %d: %s", self, attempt + 1, _redact(error, key))
-        return None, _redact(f"after {self.max_retries + 1} attempts: {error}", key)
+        return None, _redact(f"after {self.max_retries + 1} attempts: {error}", key), self.max_retries
 
     def _post(self, body: bytes, key: str | None) -> str:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}

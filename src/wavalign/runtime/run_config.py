@@ -75,9 +75,15 @@ def differing_keys(saved: Mapping[str, str], now: Mapping[str, str], accepted: S
 
 
 def read_saved_config(path: str | Path) -> dict[str, str] | None:
-    """The config a checkpoint records, reading no weights (memory-mapped); None for checkpoints from before."""
+    """The config a checkpoint records, reading no weights (memory-mapped; a sharded checkpoint's folder: its meta.pt,
+    where everything but the weights is); None for checkpoints from before, or a folder without meta.pt."""
     import torch
 
+    path = Path(path)
+    if path.is_dir():
+        path = path / "meta.pt"
+        if not path.is_file():
+            return None
     checkpoint = torch.load(str(path), map_location="cpu", mmap=True, weights_only=False)
     return checkpoint.get(CONFIG_KEY)
 
