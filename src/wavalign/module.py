@@ -122,6 +122,7 @@ class WavAlignModule(pl.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.gate: GateCallback | None = None  # the gate's planner, attached by GateCallback.setup
         self.last_entry: RolloutEntry | None = None  # for callbacks (audio logging, gradient geometry)
+        self.last_scored: ScoredGroups | None = None  # the last judged batch, training or evaluation
         self.sample_when_sft_only = sample_when_sft_only
         self.log_entropy = log_entropy
         self.timings: dict[str, float] = {}  # seconds per phase of the last step, logged as time/<phase>
@@ -194,6 +195,7 @@ class WavAlignModule(pl.LightningModule):
             replies = self.policy.decode(rollouts)
         with self.timed("judge"):
             scored = score_groups(self.judge, build_requests(examples, replies, group_size, self.codec), group_size)
+        self.last_scored = scored  # for RunGuards, which also watches the judge during the sanity validation
         return rollouts, replies, scored
 
     # ---- training ------------------------------------------------------------------------------------------------
