@@ -145,3 +145,10 @@ def test_the_median_rule_by_hand():
     assert not guard.is_spike(9.9) and guard.is_spike(10.5)
     guard.recent.pop()
     assert not guard.is_spike(1e9)  # fewer than spike_window steps seen: nothing is a spike yet
+
+
+def test_a_nan_loss_is_left_to_run_guards_and_joins_no_median():
+    guard = DivergenceGuard(loss_spike=10.0, spike_window=2)
+    guard._loss = float("nan")
+    guard.on_before_optimizer_step(None, None, torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1))
+    assert list(guard.recent) == [] and guard.spike_skips == 0

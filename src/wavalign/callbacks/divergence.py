@@ -22,6 +22,7 @@ stop at the same step. The CLI adds this callback as the `divergence` key (`--di
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
 from contextlib import contextmanager
@@ -105,13 +106,13 @@ class DivergenceGuard(pl.Callback):
 
     def is_spike(self, loss: float) -> bool:
         """|loss| beyond loss_spike x the median |loss| of the last spike_window kept steps (at least SPIKE_FLOOR)."""
-        if self.loss_spike is None or len(self.recent) < self.spike_window or loss != loss:  # NaN: RunGuards' case
+        if self.loss_spike is None or len(self.recent) < self.spike_window or not math.isfinite(loss):
             return False
         return abs(loss) > self.loss_spike * max(statistics.median(self.recent), SPIKE_FLOOR)
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:
         loss, self._loss = self._loss, None
-        if loss is None:
+        if loss is None or not math.isfinite(loss):  # a NaN/inf loss is RunGuards' to skip; it joins no median
             return
         if not self.is_spike(loss):
             self.spikes_in_a_row = 0
