@@ -12,6 +12,7 @@ Two optional top-level keys make one command do everything in the embedded world
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import sys
@@ -200,6 +201,12 @@ def build_row_checker(config: str) -> RowChecker:
     """`check-data --config`: the module and data module `config` builds (no weights loaded, no warm start), and a
     function giving the start-up problems `fit` would find in rows under them (wavalign.data.row_limits)."""
     argv, sys.argv = sys.argv, sys.argv[:1]
+    chatty = [
+        logging.getLogger(n) for n in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed")
+    ]
+    levels = [log.level for log in chatty]
+    for log in chatty:  # "GPU available", "Seed set to": a Trainer's start-up lines, noise in a data report
+        log.setLevel(logging.WARNING)
     try:
         cli = WavAlignCLI(
             WavAlignModule,
@@ -216,6 +223,8 @@ def build_row_checker(config: str) -> RowChecker:
         )
     finally:
         sys.argv = argv
+        for log, level in zip(chatty, levels):
+            log.setLevel(level)
     model, limit = cli.model, getattr(cli.datamodule, "max_tokens", None)
     max_new = max(model.sampling.max_new_tokens, model.eval_sampling.max_new_tokens)
     return lambda rows: rows_problems(rows, model.policy, model.speech, limit, max_new)
