@@ -24,9 +24,9 @@ from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from wavalign.callbacks.divergence import DivergenceGuard
+from wavalign.callbacks.divergence import Diverged, DivergenceGuard
 from wavalign.callbacks.gating import GateCallback
-from wavalign.callbacks.guards import RunGuards
+from wavalign.callbacks.guards import JudgeOutage, NonFiniteTraining, RunGuards
 from wavalign.callbacks.predict_writer import ReplyWriter
 from wavalign.callbacks.run_summary import RunSummary
 from wavalign.callbacks.step_progress import StepProgressBar
@@ -34,12 +34,13 @@ from wavalign.commands import dispatch
 from wavalign.data.datamodule import WavAlignDataModule
 from wavalign.data.row_checker import RowChecker, provide_row_checker
 from wavalign.data.row_limits import rows_problems
+from wavalign.data.schema import SchemaError
 from wavalign.module import WavAlignModule
 from wavalign.predict.replies import check_checkpoint_fits
 from wavalign.runtime.empty_run import DropEmptyRun
 from wavalign.runtime.quiet import silence_known_noise
 from wavalign.runtime.resume import add_interrupt_checkpoint, find_last_checkpoint
-from wavalign.runtime.run_config import RunConfigRecord, check_resume, flat_config
+from wavalign.runtime.run_config import ConfigMismatch, RunConfigRecord, check_resume, flat_config
 from wavalign.runtime.warm_start import ensure_checkpoint
 from wavalign.world.loader import Loaded
 from wavalign.world.loader import provide as provide_loader
@@ -250,3 +251,18 @@ def main(args: list[str] | None = None) -> WavAlignCLI | None:
     except SIGTERMException:  # a SystemExit with no code (status 0): a scheduler would take the run as finished
         print(f"stopped by SIGTERM: exit status {SIGTERM_STATUS} (128 + SIGTERM)", file=sys.stderr, flush=True)
         raise SystemExit(SIGTERM_STATUS) from None
+
+
+# A run stopped on purpose, with a message that says what and where: bad data, a refused resume, a guard.
+STOPPED_ON_PURPOSE = (SchemaError, ConfigMismatch, Diverged, JudgeOutage, NonFiniteTraining)
+
+
+def command_line() -> None:
+    """`wavalign ...` and `python -m wavalign ...`: main(), with a run stopped on purpose reported as its message
+    alone (exit status 1); a traceback through Lightning's loops would only bury it. In-process callers of main()
+    still get the exception."""
+    try:
+        main()
+    except STOPPED_ON_PURPOSE as e:
+        print(f"{type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
