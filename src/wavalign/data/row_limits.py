@@ -56,6 +56,14 @@ def model_context(policy: Any) -> int | None:
     return int(n) if isinstance(n, int) and n > 0 else None
 
 
+def prompt_length(policy: Any, messages: Any, speech: Any) -> int:
+    """A prompt's length in the policy's steps. A policy that also reads the raw audio (Kimi-Audio's Whisper
+    features) lays it out with build_prompt, without computing the features: only its length is needed here."""
+    if hasattr(policy, "build_prompt"):
+        return len(policy.build_prompt(messages, speech).ids)
+    return len(policy.prompt_ids(messages, speech))
+
+
 def row_problems(
     ex: DialogueExample, policy: Any, speech: Any, max_tokens: int | None, max_new_tokens: int
 ) -> list[str]:
@@ -69,9 +77,15 @@ def row_problems(
     if codes:
         return codes
     try:
-        with naming_row(ex):  # prompt_ids: the length alone (a Whisper-reading policy's features are not needed)
-            prompt = len(policy.prompt_ids(ex.messages, speech.prompt_speech(ex)))
+        with naming_row(ex):
+            prompt_speech = speech.prompt_speech(ex)
+            prompt = prompt_length(policy, ex.messages, prompt_speech)
             reply = len(policy.reply_ids(ex.target_text, speech.target_speech(ex)))
+            if getattr(policy, "features_encoder", None) is not None and len(ex.audios) != len(prompt_speech):
+                raise ValueError(
+                    f"the policy reads the raw prompt audio (Whisper features) but the row has {len(ex.audios)} "
+                    f"audio files for {len(prompt_speech)} speech segments"
+                )
     except RowError as e:
         return [str(e)]
     out = []
