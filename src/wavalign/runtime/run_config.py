@@ -6,7 +6,7 @@ Why: `--ckpt_path last` finds the newest checkpoint under the logger's name, wha
 finished run with other hyperparameters (`--model.beta 0.05 --seed_everything 1`) used to print "done", exit 0 and
 write a config.yaml claiming settings no step was trained with. Keys meant to change between a run and its resume:
 the step limit, the device count (the per-process state checks it where it matters), logging, progress display,
-evaluation frequency, the guards, the run summary and listening page, and the warm start (its weights are replaced by
+evaluation frequency and batch size, the files `fit` does not train or validate on, the guards, the run summary and listening page, and the warm start (its weights are replaced by
 the checkpoint's). `trainer.callbacks` changes are allowed with a warning (checkpoint intervals and benchmarks are
 meant to change; a callback that alters training is the user's call). `--resume_changes KEY,KEY` accepts more.
 """
@@ -44,6 +44,10 @@ MEANT_TO_CHANGE = (
     "trainer.check_val_every_n_epoch",
     "trainer.limit_val_batches",
     "trainer.num_sanity_val_steps",
+    "data.init_args.eval_batch_size",
+    "data.init_args.check_audio",
+    "data.init_args.test_file",
+    "data.init_args.predict_file",
 )
 WARN_ONLY = ("trainer.callbacks",)
 
