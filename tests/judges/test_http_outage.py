@@ -118,6 +118,8 @@ def test_fit_survives_a_judge_outage_and_never_stores_the_key(outage_server, tmp
     lam_raw = dict(logs["gate/lambda_raw"])
     assert lam_raw[1] == lam_raw[2] == 0.0  # all-unreliable groups are uninformative: the gate falls back to SFT
     assert len(logs["loss/total"]) == 3
+    # retried attempts, cumulative: none while healthy, then each of a step's 8 calls retried once (max_retries=1)
+    assert dict(logs["judge/retried_attempts"]) == {0: 0.0, 1: 8.0, 2: 16.0}
 
     stored = [p for p in Path(runs).rglob("*") if p.is_file()]
     assert any(p.suffix == ".ckpt" for p in stored) and any(p.name == "hparams.yaml" for p in stored)
