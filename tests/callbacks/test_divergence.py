@@ -152,3 +152,17 @@ def test_a_nan_loss_is_left_to_run_guards_and_joins_no_median():
     guard._loss = float("nan")
     guard.on_before_optimizer_step(None, None, torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1))
     assert list(guard.recent) == [] and guard.spike_skips == 0
+
+
+def test_non_finite_logits_are_refused_before_sampling():
+    """NaN or +inf logits, or a row with nothing finite, raise before multinomial (which on CUDA would be a
+    device-side assert); -inf alone (a masked token) is fine. Through sampling_guard it is Diverged."""
+    from wavalign.policy.finite_logits import NonFiniteLogits, check_finite_logits
+
+    inf = float("inf")
+    check_finite_logits(torch.tensor([[0.0, -inf, 1.0], [2.0, 0.5, -inf]]))
+    for bad in ([[0.0, float("nan"), 1.0]], [[0.0, inf, 1.0]], [[0.0, 1.0, 2.0], [-inf, -inf, -inf]]):
+        with pytest.raises(NonFiniteLogits):
+            check_finite_logits(torch.tensor(bad))
+    with pytest.raises(Diverged, match="at step 3"), sampling_guard(3):
+        check_finite_logits(torch.tensor([[float("nan")]]))

@@ -9,8 +9,10 @@ weights on the way out made `--ckpt_path last` crash at once. So, every step:
   `max_param_abs` stops the run with `Diverged`, before any checkpoint callback of that step runs (Lightning runs
   checkpoint callbacks last) and without the interrupt checkpoint (wavalign.runtime.resume skips it for Diverged).
   The newest checkpoint on disk then predates the divergence, and is what `--ckpt_path last` resumes.
-- Sampling: a rollout whose probabilities are NaN/inf (the weights are finite but the logits overflow) raises
-  `Diverged` naming the step instead of torch's bare sampling error (`sampling_guard`, around every rollout).
+- Sampling: a rollout whose logits are NaN/inf (the weights are finite but the logits overflow) raises `Diverged`
+  naming the step instead of torch's bare sampling error (`sampling_guard`, around every rollout; the policies
+  check the logits before sampling, wavalign.policy.finite_logits, since on CUDA multinomial's failure is a
+  device-side assert after which nothing can run).
 - Loss spikes: once `spike_window` steps are seen, a step whose |loss| exceeds `loss_spike` times the median |loss|
   of the last `spike_window` kept steps (at least SPIKE_FLOOR) has its gradients dropped, like a NaN step; counted
   in `guard/spike_skips`. `max_spike_steps` spikes in a row stop the run: either it diverges, or the loss moved to a
@@ -32,6 +34,7 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
+from wavalign.policy.finite_logits import NonFiniteLogits
 from wavalign.runtime.resume import UnsaveableState
 
 # Losses are per-token negative log-likelihoods and clipped ratios: below one nat, ratios of |loss| are noise (a PO
@@ -50,7 +53,7 @@ def sampling_guard(step: int | None = None) -> Iterator[None]:
     try:
         yield
     except RuntimeError as e:
-        if SAMPLING_ERROR not in str(e):
+        if not isinstance(e, NonFiniteLogits) and SAMPLING_ERROR not in str(e):
             raise
         at = "" if step is None else f" at step {step}"
         raise Diverged(
