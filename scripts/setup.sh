@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One set-up for a fresh machine: Debian/Ubuntu packages (espeak-ng, g++, python3-venv when missing), then a project
-# virtual environment .venv with the CPU torch and the package (editable, with the test and plot extras).
+# One set-up for a fresh machine: Debian/Ubuntu packages (espeak-ng, g++, chromium, python3-venv when missing), then a
+# project virtual environment .venv with the CPU torch and the package (editable, with the test and plot extras).
 #
 # Why a venv of our own: a stock Debian 12/13 or Ubuntu 24.04 system Python refuses `pip install` (PEP 668,
 # externally-managed-environment). .venv is made from the `python3` first on PATH, so inside an active venv or conda
@@ -28,10 +28,13 @@ if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
   exit 1
 fi
 
-# espeak-ng: the embedded world's TTS; g++: torch.compile's CPU backend (the compiled rollout decoder).
+# espeak-ng: the embedded world's TTS; g++: torch.compile's CPU backend (the compiled rollout decoder);
+# chromium + chromium-driver: the headless browser that tests the listening-test page (tests/listening/test_page.py).
 missing=""
 command -v espeak-ng >/dev/null 2>&1 || missing="$missing espeak-ng"
 command -v g++ >/dev/null 2>&1 || missing="$missing g++"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v chromedriver >/dev/null 2>&1 || missing="$missing chromium-driver"
 if [ ! -x "$VENV/bin/python" ] && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   # Debian and Ubuntu ship venv's pip bootstrap (ensurepip) in a package of its own.
   ver="$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"

@@ -11,14 +11,20 @@ from pathlib import Path
 DOC = Path(__file__).resolve().parent.parent / "docs" / "extending.md"
 
 
-def named_blocks() -> dict[str, str]:
-    """{file name: text} of every python or yaml block of the doc that starts with a `# <file name>` line."""
+def named_blocks(doc: Path = DOC) -> dict[str, str]:
+    """{file name: text} of every python or yaml block of a doc (docs/extending.md unless given) that starts with a
+    `# <file name>` line."""
     out = {}
-    for body in re.findall(r"```(?:python|yaml)\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S):
+    for body in re.findall(r"```(?:python|yaml)\n(.*?)```", doc.read_text(encoding="utf-8"), flags=re.S):
         first = body.splitlines()[0]
         if re.fullmatch(r"# [\w.]+\.(py|yaml)", first):
             out[first[2:]] = body
     return out
+
+
+def bash_blocks(doc: Path) -> list[str]:
+    """Every bash block of a doc, in order: the commands a reader runs."""
+    return re.findall(r"```bash\n(.*?)```", doc.read_text(encoding="utf-8"), flags=re.S)
 
 
 def doc_module(name: str) -> types.ModuleType:

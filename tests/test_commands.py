@@ -71,7 +71,7 @@ def test_tools_run_under_their_listed_names(capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["check-data", str(bad)])
     assert e.value.code == 1 and "bad.jsonl" in capsys.readouterr().out
-    for name in ("listening-page", "export-benchmark", "ablate", "world prepare"):
+    for name in ("listening-page", "export-benchmark", "ablate", "world prepare", "listening build", "listening judge"):
         with pytest.raises(SystemExit) as e:  # argparse's own --help: the tool's options, exit 0
             main([*name.split(), "--help"])
         assert e.value.code == 0 and "usage:" in capsys.readouterr().out, name
@@ -80,4 +80,6 @@ def test_tools_run_under_their_listed_names(capsys, tmp_path):
 def test_find_prefers_the_longest_name_and_leaves_trainer_commands():
     assert find(["world", "diagnose", "--checkpoint", "x"]).forward == ("diagnose",)
     assert find(["world", "--help"]).target == "wavalign.world.__main__"
+    assert find(["listening", "report", "S"]).forward == ("report",)
+    assert find(["listening", "--help"]).target == "wavalign.listening.__main__"
     assert find(["fit", "--config", "c.yaml"]) is None and find(["nonsense"]) is None

@@ -1,9 +1,13 @@
+import lightning.pytorch as pl
 import pytest
 import torch
-from conftest import tiny_policy
+from conftest import ROOT, scalars, tiny_policy
+from lightning.pytorch.loggers import TensorBoardLogger
 from wiring_toys import KeyedJudge, hand_rewards
 
+import wavalign.module as module_file
 from wavalign.callbacks.gating import GateCallback
+from wavalign.data.datamodule import WavAlignDataModule
 from wavalign.data.schema import DialogueExample
 from wavalign.gates import FixedGate
 from wavalign.module import WavAlignModule
@@ -137,3 +141,33 @@ def test_the_module_names_no_gate_rule_and_no_rule_flag():
     names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names}
     assert not attributes & flags and not (names | imported) & rules, (attributes & flags, (names | imported) & rules)
+
+
+def test_entropy_is_computed_only_on_the_steps_lightning_logs(tmp_path, monkeypatch):
+    """log_every_n_steps=2 over 4 steps: the training forward asks for entropies on steps 2 and 4 only, and the
+    TensorBoard events still hold policy/entropy_text at exactly those steps."""
+    asked: list[bool] = []
+    original = module_file.step_logprobs
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs["with_entropy"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module_file, "step_logprobs", spy)
+    torch.manual_seed(0)
+    module = make_module(lam=0.5)
+    data = WavAlignDataModule(str(ROOT / "configs/data/debug_train.jsonl"), batch_size=2)
+    trainer = pl.Trainer(
+        max_steps=4,
+        log_every_n_steps=2,
+        logger=TensorBoardLogger(str(tmp_path), name="entropy", version=0),
+        callbacks=[GateCallback(FixedGate(0.5))],
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, data)
+    assert asked == [False, True, False, True]
+    logged = scalars(tmp_path / "entropy")
+    assert [step for step, _ in logged["policy/entropy_text"]] == [1, 3]  # Lightning's 0-based global steps

@@ -35,8 +35,13 @@ COMMANDS: tuple[Command, ...] = (
     Command("predict", "spoken replies of a checkpoint: replies.jsonl, WAVs and a listening page", LIGHTNING),
     Command(
         "check-data",
-        "check JSONL datasets (schema, audio files, speech codes) before a long run",
+        "check datasets (JSONL, parquet, saved or Hub; schema, audio files, speech codes) before a long run",
         "wavalign.data.check",
+    ),
+    Command(
+        "convert",
+        "a public speech-dialogue set (VoiceAssistant-400K, UltraChat-SLAM-Omni, ...) -> the reference schema",
+        "wavalign.data.convert.cli",
     ),
     Command(
         "world prepare",
@@ -60,6 +65,12 @@ COMMANDS: tuple[Command, ...] = (
         ("probe-heard",),
     ),
     Command(
+        "world calibrate",
+        "a checkpoint's success histogram on the training prompts and its share of equal-reward groups",
+        "wavalign.world.__main__",
+        ("calibrate",),
+    ),
+    Command(
         "ablate",
         "the ablation study: every configs/ablations row x seeds -> results/ablation.md",
         "wavalign.ablate.__main__",
@@ -68,6 +79,35 @@ COMMANDS: tuple[Command, ...] = (
         "listening-page",
         "one HTML page over several `predict` folders, side by side",
         "wavalign.predict.listening_page",
+    ),
+    Command(
+        "listening build",
+        "a blind pairwise listening test from two or more `predict` folders (docs/listening.md)",
+        "wavalign.listening.__main__",
+        ("build",),
+    ),
+    Command(
+        "listening serve",
+        "serve a listening test on 127.0.0.1; every vote is on disk when acknowledged",
+        "wavalign.listening.__main__",
+        ("serve",),
+    ),
+    Command(
+        "listening judge",
+        "an HTTP judge votes in a listening test, both orders of each pair",
+        "wavalign.listening.__main__",
+        ("judge",),
+    ),
+    Command(
+        "listening report",
+        "a listening test's win / tie / loss rates with intervals, sign test and agreement",
+        "wavalign.listening.__main__",
+        ("report",),
+    ),
+    Command(
+        "score",
+        "official VoiceBench / VStyle figures for a replies file made elsewhere (no policy)",
+        "wavalign.benchmarks.score",
     ),
     Command(
         "export-benchmark",
@@ -114,8 +154,9 @@ def find(argv: Sequence[str]) -> Command | None:
             and (best is None or len(words) > len(best.name.split()))
         ):
             best = c
-    if best is None and argv and argv[0] == "world":  # `wavalign world --help` and the like: the world tool itself
-        best = Command("world", "", "wavalign.world.__main__")
+    groups = {"world": "wavalign.world.__main__", "listening": "wavalign.listening.__main__"}
+    if best is None and argv and argv[0] in groups:  # `wavalign world --help` and the like: the group's tool itself
+        best = Command(argv[0], "", groups[argv[0]])
     return best
 
 

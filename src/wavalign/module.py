@@ -74,7 +74,7 @@ class WavAlignModule(pl.LightningModule):
         sample_when_sft_only: with a gate fixed at lambda = 0, still sample and judge rollouts so rewards are logged;
             off for pure SFT warm starts, where a step is one teacher-forced forward.
         log_entropy: log policy/entropy_text and policy/entropy_speech from the training forward (costs a softmax
-            over the vocabulary per token).
+            over the vocabulary per token, so it is computed only on the steps Lightning writes logs for).
     """
 
     def __init__(
@@ -247,7 +247,7 @@ class WavAlignModule(pl.LightningModule):
                 train_po=plan.train_po,
                 train_sft=plan.train_sft,
                 joint=self.preference.objective == "grpo",
-                with_entropy=self.log_entropy or plan.with_entropy,
+                with_entropy=self.logs_entropy_now() or plan.with_entropy,
             )
             demo_mask = None if demo is None else demo.masks.completion
             inputs = TokenInputs(
@@ -278,11 +278,20 @@ class WavAlignModule(pl.LightningModule):
             {"loss/total": loss, "loss/po": po, "loss/sft": sft, "gate/lambda": plan.lam}, batch_size=bs, prog_bar=True
         )
         self.log_dict(
-            modality_logs(entry.rollouts.masks, fwd.entropy if self.log_entropy else None, fwd.logp, entry.ref_logp),
+            modality_logs(
+                entry.rollouts.masks, fwd.entropy if self.logs_entropy_now() else None, fwd.logp, entry.ref_logp
+            ),
             batch_size=bs,
         )
         self.log_dict({f"time/{k}": v for k, v in self.timings.items()}, batch_size=bs)
         return loss
+
+    def logs_entropy_now(self) -> bool:
+        """Whether this step's entropies reach a logger: Lightning writes a step's logs only every
+        `log_every_n_steps`, and the entropy costs a pass over the vocabulary that nothing else reads. Without a
+        trainer (a step run by hand) every step counts as logged."""
+        trainer = self._trainer
+        return self.log_entropy and (trainer is None or trainer._logger_connector.should_update_logs)
 
     def reference_logprobs(self, batch: SequenceBatch) -> Tensor:
         """The frozen reference's token log-probs (the base model with the adapter off, or its copy)."""

@@ -33,22 +33,35 @@ def at_root(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_rows_are_the_ablation_files_plus_other_gate_rules(at_root: Path, tmp_path: Path) -> None:
     settings = AblationSettings(work=str(tmp_path), extra_gates=["my_gates.WarmupGate"])
     rows = {r.name: r for r in discover_rows(settings)}
-    # world_split_judge.yaml changes the judge, not the gate: not a row; the hybrid rules' files (hpt, chord_*) are
+    # the paper plan (default): its rows, the matched fixed λ and the user's rule; world_split_judge.yaml changes the
+    # judge, not the gate: not a row
     assert set(rows) == {
         "full_token",
         "sft_only",
         "text_fixed_0.5",
+        "text_fixed_matched",
         "wavalign",
         "wavalign_no_ema",
         "RLOnly_text",
         "WarmupGate_text",
+    }
+    assert rows["text_fixed_matched"].after == "wavalign" and rows["wavalign"].after is None
+    hybrid = {r.name for r in discover_rows(replace(settings, plan="hybrid"))}
+    assert hybrid == {
+        "sft_only",
+        "wavalign",
         "hpt",
         "chord_mu",
         "chord_phi",
         "srft",
         "luffy",
         "relift",
+        "WarmupGate_text",
     }
+    with pytest.raises(ValueError, match="needs row wavalign"):
+        discover_rows(settings, ["text_fixed_matched"])
+    with pytest.raises(ValueError, match="plan must be one of"):
+        discover_rows(replace(settings, plan="nope"))
     assert library_gates() == [
         f"wavalign.gates.{n}"
         for n in (
@@ -71,6 +84,17 @@ def test_rows_are_the_ablation_files_plus_other_gate_rules(at_root: Path, tmp_pa
         discover_rows(settings, ["nope"])
 
 
+def test_a_rules_step_schedule_follows_the_ablations_length(at_root: Path, tmp_path: Path) -> None:
+    """chord_mu.yaml decays mu over 200 steps (written for the default 200-step runs): a 400-step ablation gets a
+    generated copy decaying over 400, the default keeps the file itself."""
+    rows = {r.name: r for r in discover_rows(AblationSettings(work=str(tmp_path), steps=400, plan="hybrid"))}
+    scaled = yaml.safe_load(Path(rows["chord_mu"].overlay).read_text())["gate"]["rule"]["init_args"]
+    assert scaled["mu_decay_steps"] == 400 and scaled["mu_peak"] == 0.9 and scaled["mu_warmup_steps"] == 0
+    assert rows["wavalign"].overlay == "configs/ablations/wavalign.yaml"  # no schedule: the file itself
+    default = {r.name: r for r in discover_rows(AblationSettings(work=str(tmp_path / "d"), plan="hybrid"))}
+    assert default["chord_mu"].overlay == "configs/ablations/chord_mu.yaml"
+
+
 def test_generated_configs_share_world_warm_start_steps_and_evaluation(at_root: Path, tmp_path: Path) -> None:
     settings = AblationSettings(work=str(tmp_path / "w"), steps=50, sft_steps=70, eval_max_items=9)
     sft_path, rl_path = write_configs(settings)
@@ -89,6 +113,10 @@ def test_generated_configs_share_world_warm_start_steps_and_evaluation(at_root: 
         assert (
             bench["init_args"]["eq_judge"]["init_args"]["profiles_file"] == f"{settings.world_dir}/style_profiles.json"
         )
+        assert bench["init_args"]["save_items"] is True  # per-item results for paired comparisons
+    assert rl["model"]["judge"] == {"class_path": "wavalign.world.graded_judge.GradedAnswerJudge"}  # graded reward
+    kept = AblationSettings(work=str(tmp_path / "k"), reward="config")
+    assert yaml.safe_load(Path(write_configs(kept)[1]).read_text())["model"]["judge"]["init_args"] == {"match": "final"}
 
 
 def test_plan_records_the_world_as_it_did_before_world_settings() -> None:
@@ -165,6 +193,10 @@ def test_quick_ablation_writes_the_report_and_resumes(
     assert result["steps"] == 2 and {"eval/world_val/iq", "eval/world_heard/iq", "eval/eq"} <= set(result["metrics"])
     assert 0 < result["cpu_s"] and (work / "runs" / "wavalign" / "seed1.log").is_file()
     assert "--seed_everything=1 --data.init_args.seed=1" in result["command"]  # a seed is a replicate of order too
+    record = json.loads((out / "ablation_run.json").read_text())
+    assert record["rows"]["wavalign"]["per_seed"]["1"]["eval/world_val/iq"] == result["metrics"]["eval/world_val/iq"]
+    items = (work / "runs" / "wavalign" / "seed1" / "eval_items" / "step2.jsonl").read_text().splitlines()
+    assert len(items) == 8  # --quick: 4 validation + 4 heard items, each with its own result (paired comparisons)
     before = (work / "runs" / "wavalign" / "seed1" / "result.json").stat().st_mtime_ns
     analysis = json.loads((work / "runs" / "warm_start" / "seed0" / "analysis.json").read_text())
     assert (analysis["prompts"], analysis["group_size"]) == (2, 4)  # --quick: 2 validation prompts x G
@@ -179,6 +211,16 @@ def test_quick_ablation_writes_the_report_and_resumes(
     assert (work / "runs" / "wavalign" / "seed1" / "result.json").stat().st_mtime_ns == before
     (out / "ablation.md").unlink()
     assert main([*args, "--report-only"]) == 0 and "| wavalign | 2 |" in (out / "ablation.md").read_text()
+    # the matched row: a fixed λ equal to wavalign's mean λ on the first seed, run after it (here: from its cached runs)
+    assert main([*args[:2], "wavalign", "text_fixed_matched", *args[3:]]) == 0
+    overlay = yaml.safe_load((work / "rows" / "text_fixed_matched.yaml").read_text())
+    wavalign0 = json.loads((work / "runs" / "wavalign" / "seed0" / "result.json").read_text())
+    assert overlay["gate"]["rule"] == {
+        "class_path": "wavalign.gates.FixedGate",
+        "init_args": {"lam": round(wavalign0["metrics"]["gate/lambda:mean"], 4)},
+    }
+    matched = json.loads((work / "runs" / "text_fixed_matched" / "seed1" / "result.json").read_text())
+    assert "text_fixed_matched.yaml" in matched["command"]
     assert main([*args, "--steps", "3"]) == 2  # another plan in the same work directory is refused
     assert "another plan" in capsys.readouterr().err
     assert main(["--quick", "--report-only", "--work", str(tmp_path / "empty"), "--out", str(out)]) == 2

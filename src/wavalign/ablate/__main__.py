@@ -9,9 +9,11 @@ command to resume: finished runs are not rerun. One thread by default (--threads
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -70,6 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     parser.add_argument(
+        "--plan",
+        choices=("paper", "hybrid"),
+        default="paper",
+        help="the paper's rows (default) or the other papers' hybrid rules, each with sft_only and wavalign",
+    )
+    parser.add_argument(
+        "--reward",
+        choices=("graded", "config"),
+        default="graded",
+        help="the RL reward: the world's graded 1-5 judge (default; docs/testbed.md) or the base config's own judge",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=2,
@@ -114,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     ):
         if value is not None:
             setattr(settings.world, key, value)
-    settings.extra_gates, settings.threads = args.gate, args.threads
+    settings.extra_gates, settings.threads, settings.reward = args.gate, args.threads, args.reward
+    settings.plan = args.plan
     if args.jobs < 1 or args.threads < 1:
         parser.error(f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}")
     import signal
@@ -130,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(settings: AblationSettings, args: argparse.Namespace, argv: list[str] | None) -> int:
     from wavalign.ablate.plan import check_plan, discover_rows, write_configs
-    from wavalign.ablate.report import write_figure, write_report
+    from wavalign.ablate.report import summary_json, write_figure, write_report
     from wavalign.ablate.runner import (
         WARM_START,
         RunFailed,
@@ -171,7 +186,9 @@ def _run(settings: AblationSettings, args: argparse.Namespace, argv: list[str] |
     note = write_figure(results, args.out, warm)
     cli = "python -m wavalign.ablate " + " ".join(argv if argv is not None else sys.argv[1:])
     path = write_report(settings, warm, results, args.out, cli.strip(), note, analysis)
-    say(f"ablation: wrote {path} ({note})")
+    record = Path(args.out) / "ablation_run.json"
+    record.write_text(json.dumps(summary_json(settings, warm, results), indent=1, sort_keys=True) + "\n")
+    say(f"ablation: wrote {path} and {record} ({note})")
     return 0
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from wavalign.ablate.row_sets import MATCHED, MATCHED_SOURCE, in_plan, matched_overlay
 from wavalign.world.settings import WorldSettings
 
 QUICK_WORLD = WorldSettings(n_train=16, n_val=4, n_test=2, n_heard=4, teacher_wrong_answer=0.3, teacher_wrong_style=0.2)
@@ -55,7 +56,11 @@ class AblationSettings:
     max_new_tokens: int | None = None  # None = the base configs' own
     batch_size: int | None = None  # examples per step of both stages; None = the base configs' own
     extra_gates: list[str] = field(default_factory=list)  # user gate rules (class paths), one extra row each
+    plan: str = "paper"  # which rows: "paper" or "hybrid" (wavalign.ablate.row_sets)
     threads: int = 1  # torch threads per run
+    # The RL reward: "graded" (wavalign.world.graded_judge.GradedAnswerJudge, 1-5 with partial credit, so groups have
+    # spread and the gate's terms vary: docs/testbed.md) or "config" (the base config's own judge).
+    reward: str = "graded"
     analysis_prompts: int = 50  # validation prompts x G warm-start samples for the judge figures (ablate/analysis.py)
     # A seed is a replicate: it sets the rollout sampling (`seed_everything`) and the training data order
     # (`data.init_args.seed`). Work directories made before the data order followed the seed lack this key and are refused.
@@ -66,7 +71,9 @@ class AblationSettings:
         from wavalign.world.teacher import HEARD_VOICES
 
         out = {
-            k: v for k, v in dataclasses.asdict(self).items() if k not in ("work", "seeds", "extra_gates", "threads")
+            k: v
+            for k, v in dataclasses.asdict(self).items()
+            if k not in ("work", "seeds", "extra_gates", "threads", "plan")
         }
         out["world"] = world_fingerprint(self.world)
         if self.world.n_heard:  # the heard split's recordings are code, not settings: a change is another plan
@@ -88,6 +95,7 @@ class Row:
     overlay: str  # the YAML file layered on the RL base config
     gate: str  # the gate rule's class path
     po_tokens: str
+    after: str | None = None  # a row whose first-seed run this one needs first (its overlay is written from it)
 
 
 def _read_yaml(path: str | Path) -> dict[str, Any]:
@@ -143,9 +151,11 @@ def discover_rows(settings: AblationSettings, only: list[str] | None = None) -> 
         if not rule:
             continue
         po = (data.get("model") or {}).get("po_tokens", "text")
-        rows.append(Row(path.stem, str(path), rule["class_path"], po))
+        overlay = _scaled_schedule(path, data, settings)
+        rows.append(Row(path.stem, overlay, rule["class_path"], po))
     covered = {(_same_rule(r.gate), r.po_tokens) for r in rows}
     gen = Path(settings.work) / "rows"
+    user_rows = set()
     for gate in [*library_gates(), *settings.extra_gates]:
         if (_same_rule(gate), "text") in covered:
             continue
@@ -158,14 +168,45 @@ def discover_rows(settings: AblationSettings, only: list[str] | None = None) -> 
             + yaml.safe_dump({"model": {"po_tokens": "text"}, "gate": {"rule": {"class_path": gate}}})
         )
         rows.append(Row(name, str(overlay), gate, "text"))
+        if gate in settings.extra_gates:
+            user_rows.add(name)
+    if any(r.name == MATCHED_SOURCE for r in rows):
+        overlay = str(matched_overlay(settings.work))
+        rows.append(Row(MATCHED, overlay, "wavalign.gates.FixedGate", "text", after=MATCHED_SOURCE))
+    rows = [r for r in rows if in_plan(r.name, settings.plan, user_rows)]
     if only:
         unknown = sorted(set(only) - {r.name for r in rows})
         if unknown:
             raise ValueError(f"ablation: unknown rows {unknown}; known: {[r.name for r in rows]}")
         rows = [r for r in rows if r.name in only]
+        names = {r.name for r in rows}
+        for r in rows:
+            if r.after and r.after not in names:
+                raise ValueError(f"ablation: row {r.name} needs row {r.after} (its λ is measured there); add it")
     if not rows:
         raise ValueError(f"ablation: no rows (no YAML in {settings.rows_dir} sets gate.rule)")
     return rows
+
+
+ROW_FILE_STEPS = 200  # the run length the row files' step schedules are written for (AblationSettings.steps)
+
+
+def _scaled_schedule(path: Path, data: dict[str, Any], settings: AblationSettings) -> str:
+    """The row's overlay, or, when its rule has a step schedule (init args named *_steps, e.g. CHORD's mu decay) and
+    the ablation runs another length, a generated copy with the schedule scaled to settings.steps: a decay written
+    for 200 steps would otherwise end early in a longer run and never end in a shorter one."""
+    args = data["gate"]["rule"].get("init_args") or {}
+    timed = {k: v for k, v in args.items() if k.endswith("_steps") and isinstance(v, int) and v > 0}
+    if not timed or settings.steps == ROW_FILE_STEPS:
+        return str(path)
+    scaled = {k: max(1, round(v * settings.steps / ROW_FILE_STEPS)) for k, v in timed.items()}
+    data = {**data, "gate": {**data["gate"], "rule": {**data["gate"]["rule"], "init_args": {**args, **scaled}}}}
+    gen = Path(settings.work) / "rows"
+    gen.mkdir(parents=True, exist_ok=True)
+    out = gen / path.name
+    note = f"# generated by wavalign.ablate from {path}: {sorted(timed)} scaled to {settings.steps} steps\n"
+    out.write_text(note + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return str(out)
 
 
 def _rebase(obj: Any, work: str) -> Any:
@@ -200,7 +241,7 @@ def _benchmark(cfg: dict[str, Any], settings: AblationSettings) -> dict[str, Any
         }
         for split in splits
     ]
-    args.update(suites=suites, at_start=False, iq_samples=settings.iq_samples, by_category=False)
+    args.update(suites=suites, at_start=False, iq_samples=settings.iq_samples, by_category=False, save_items=True)
     return {"class_path": bench["class_path"], "init_args": args}
 
 
@@ -251,6 +292,10 @@ def write_configs(settings: AblationSettings) -> tuple[str, str]:
         },
     ]
     rl["model"]["init_checkpoint"] = settings.warm_start
+    if settings.reward == "graded":
+        rl["model"]["judge"] = {"class_path": "wavalign.world.graded_judge.GradedAnswerJudge"}
+    elif settings.reward != "config":
+        raise ValueError(f"ablation: reward must be 'graded' or 'config', got {settings.reward!r}")
     rl["warm_start_config"] = str(work / "sft.yaml")
     sched = rl["model"].get("scheduler", {}).get("init_args", {})
     for key in ("total_steps", "T_max"):

@@ -103,6 +103,7 @@ def write_report(
         lines.append(
             f"| {name} | {row['n']} | " + " | ".join(cells) + f" | {row['steps']:.0f} | {row['wall_s']:.0f} s | {cpu} |"
         )
+    lines += ["", *paired_lines(paired_summary(results))]
     lines += [
         "",
         f"Figure: `ablation_tradeoff.png` ({png_note}).",
@@ -113,8 +114,8 @@ def write_report(
         "`GradientGeometryCallback`; reward/std: mean within-group std of the reward).",
         "",
         "| row | grad norm text | grad norm speech | cos(text, speech) | reward mean | reward std in group | "
-        "groups with equal rewards |",
-        "|---|---|---|---|---|---|---|",
+        "groups with equal rewards | λ spread (SD over steps) | reply text tokens | reply speech tokens |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in agg.items():
         keys = (
@@ -124,6 +125,9 @@ def write_report(
             "reward/mean:mean",
             "reward/std:mean",
             "rollout/frac_zero_std:mean",
+            "gate/lambda:sd",
+            "rollout/len_text:mean",
+            "rollout/len_speech:mean",
         )
         lines.append(f"| {name} | " + " | ".join(_cell(row["stats"], k, 3) for k in keys) + " |")
     if analysis is not None:
@@ -171,7 +175,7 @@ def write_figure(results: list[dict[str, Any]], out_dir: str | Path, warm: dict[
         return "not drawn: matplotlib is not installed; `pip install -e .[plot]` adds it"
     agg = aggregate(results)
     fig, (ax, paper) = plt.subplots(1, 2, figsize=(11, 4.5))
-    colours = plt.get_cmap("tab10")
+    colours = plt.get_cmap("tab20")  # 20 colours and 4 markers: every row its own mark (12+ rows)
     for i, (name, row) in enumerate(agg.items()):
         s = row["stats"]
         if "eval/world_val/iq" not in s or "eval/eq" not in s:
@@ -182,14 +186,14 @@ def write_figure(results: list[dict[str, Any]], out_dir: str | Path, warm: dict[
             y,
             xerr=None if math.isnan(dx) else dx,
             yerr=None if math.isnan(dy) else dy,
-            fmt="o",
-            color=colours(i % 10),
+            fmt="osD^"[i // 20 % 4],
+            color=colours(i % 20),
             capsize=3,
             label=f"{name} (n={row['n']})",
         )
         if name in PAPER_POINTS:
             px, py = PAPER_POINTS[name]
-            paper.plot(px, py, "o", color=colours(i % 10), label=name)
+            paper.plot(px, py, "osD^"[i // 20 % 4], color=colours(i % 20), label=name)
     m = (warm or {}).get("metrics", {})
     if "eval/world_val/iq" in m and "eval/eq" in m:
         ax.plot(m["eval/world_val/iq"], m["eval/eq"], "kx", markersize=9, label="warm start (every row's start)")
@@ -208,3 +212,118 @@ def write_figure(results: list[dict[str, Any]], out_dir: str | Path, warm: dict[
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return "IQ vs EQ, one colour per row, the paper's points on the right panel for shape only"
+
+
+PAIRED_COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("eval/world_val/iq", "Δ IQ val", 1),
+    ("eval/world_heard/iq", "Δ IQ heard", 1),
+    ("eval/eq", "Δ EQ", 2),
+    ("eval/wer", "Δ WER", 3),
+)
+BASELINE = "sft_only"
+TARGET_MDE = 3.0  # IQ points: the testbed's promise (docs/ablation.md)
+
+
+def _by_seed(results: list[dict[str, Any]], row: str, key: str) -> dict[int, float]:
+    return {r["seed"]: r["metrics"][key] for r in results if r["row"] == row and key in r["metrics"]}
+
+
+def paired_summary(results: list[dict[str, Any]], base: str = BASELINE) -> dict[str, Any]:
+    """Per row (not the baseline): each PAIRED_COLUMNS metric's paired difference from `base` over shared seeds, and
+    the minimum detectable IQ (val) difference at 80 % power from the pooled spread of those differences."""
+    from wavalign.ablate.paired import min_detectable, paired, pooled_sd, seeds_needed
+
+    rows = [r for r in dict.fromkeys(x["row"] for x in results) if r != base]
+    out: dict[str, Any] = {"baseline": base, "rows": {}}
+    iq_diffs = []
+    for row in rows:
+        cells = {}
+        for key, _, _ in PAIRED_COLUMNS:
+            a, b = _by_seed(results, row, key), _by_seed(results, base, key)
+            if set(a) & set(b):
+                p = paired(a, b)
+                cells[key] = {"seeds": p.seeds, "diffs": p.diffs, "mean": p.mean, "half": p.half, "p": p.p}
+        if "eval/world_val/iq" in cells:
+            iq_diffs.append(cells["eval/world_val/iq"]["diffs"])
+        out["rows"][row] = cells
+    sd, df = pooled_sd(iq_diffs)
+    n = max((len(d) for d in iq_diffs), default=0)
+    out["iq_val_sd_of_differences"], out["sd_df"], out["seeds"] = sd, df, n
+    out["min_detectable_iq"] = min_detectable(sd, n)
+    out["seeds_for_target"] = seeds_needed(sd, TARGET_MDE) if df else None
+    return out
+
+
+def paired_lines(summary: dict[str, Any]) -> list[str]:
+    """The report's paired table: mean difference [95 % interval] (p) per row and metric."""
+    if not summary["rows"]:
+        return []
+    lines = [
+        f"## Paired differences from {summary['baseline']}",
+        "",
+        f"Each row minus `{summary['baseline']}`, seed by seed (same seed: same data order, rollout sampling and "
+        "evaluation items and samples); mean [95 % Student-t interval over seeds] (two-sided p of a one-sample "
+        "t-test). IQ in points (0-100).",
+        "",
+        "| row | " + " | ".join(c[1] for c in PAIRED_COLUMNS) + " |",
+        "|---" * (len(PAIRED_COLUMNS) + 1) + "|",
+    ]
+    for row, cells in summary["rows"].items():
+        out = []
+        for key, _, d in PAIRED_COLUMNS:
+            c = cells.get(key)
+            if c is None:
+                out.append("-")
+            elif math.isnan(c["half"]):
+                out.append(f"{c['mean']:+.{d}f} (1 seed)")
+            else:
+                lo, hi = c["mean"] - c["half"], c["mean"] + c["half"]
+                out.append(f"{c['mean']:+.{d}f} [{lo:+.{d}f}, {hi:+.{d}f}] (p {c['p']:.2f})")
+        lines.append(f"| {row} | " + " | ".join(out) + " |")
+    mde, sd, n = summary["min_detectable_iq"], summary["iq_val_sd_of_differences"], summary["seeds"]
+    need = summary["seeds_for_target"]
+    lines += [
+        "",
+        f"Minimum detectable IQ (val) difference at 80 % power, two-sided 5 %, with {n} seeds: "
+        + ("not estimable (needs 2 seeds)" if math.isnan(mde) else f"**{mde:.1f} points**")
+        + (
+            ""
+            if math.isnan(sd)
+            else f" (SD of the per-seed differences {sd:.2f}, pooled over rows, {summary['sd_df']} df; "
+            f"{need if need else 'over 100'} seeds would detect {TARGET_MDE:g} points)."
+        ),
+    ]
+    return lines
+
+
+def summary_json(settings: AblationSettings, warm: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The machine-readable record of an ablation: settings, per row the per-seed figures, the paired differences,
+    mean and spread of λ, the share of equal-reward groups, and the minimum detectable difference."""
+    keys = ("eval/world_val/iq", "eval/world_heard/iq", "eval/eq", "eval/wer")
+    extra = ("gate/lambda:mean", "gate/lambda:sd", "rollout/frac_zero_std:mean", "reward/std:mean")
+    rows: dict[str, Any] = {}
+    for r in results:
+        row = rows.setdefault(r["row"], {"per_seed": {}})
+        row["per_seed"][str(r["seed"])] = {k: r["metrics"].get(k) for k in (*keys, *extra)} | {"wall_s": r["wall_s"]}
+    paired = paired_summary(results)
+    for name, cells in paired["rows"].items():
+        rows[name]["paired_vs_" + paired["baseline"]] = cells
+    return _no_nan(
+        {
+            "settings": asdict(settings),
+            "warm_start": {k: warm.get("metrics", {}).get(k) for k in keys},
+            "rows": rows,
+            "min_detectable_iq_val": paired["min_detectable_iq"],
+            "iq_val_sd_of_differences": paired["iq_val_sd_of_differences"],
+            "seeds_for_min_detectable_3": paired["seeds_for_target"],
+        }
+    )
+
+
+def _no_nan(obj: Any) -> Any:
+    """NaN (one seed: no interval) as null, so the file is standard JSON."""
+    if isinstance(obj, dict):
+        return {k: _no_nan(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_no_nan(v) for v in obj]
+    return None if isinstance(obj, float) and math.isnan(obj) else obj

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from wavalign.ablate.plan import AblationSettings, Row
+from wavalign.ablate.row_sets import write_matched_overlay
 
 WARM_START = "warm_start"
 EVAL_LAST = (
@@ -38,6 +39,8 @@ TRAIN_MEAN = (
     "grad/norm_text",
     "grad/norm_speech",
     "grad/cos_text_speech",
+    "rollout/len_text",
+    "rollout/len_speech",
 )
 
 
@@ -53,7 +56,11 @@ def read_metrics(run_dir: str | Path) -> dict[str, float]:
             out[tag] = float(max(series[tag])[1])  # the latest step's value
     for tag in TRAIN_MEAN:
         if series.get(tag):
-            out[f"{tag}:mean"] = sum(v for _, v in series[tag]) / len(series[tag])
+            values = [v for _, v in series[tag]]
+            out[f"{tag}:mean"] = sum(values) / len(values)
+            if tag == "gate/lambda":  # how much the gate moves over the logged steps (0: a fixed gate in effect)
+                mean = out[f"{tag}:mean"]
+                out[f"{tag}:sd"] = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
     return out
 
 
@@ -226,16 +233,28 @@ def _drain(
     n: int,
     say: Callable[[str], None],
 ) -> None:
-    """Start queued runs while fewer than `jobs` run; collect each as it ends."""
+    """Start queued runs while fewer than `jobs` run; collect each as it ends. A row that needs another row's
+    first-seed run (`Row.after`) waits for it; the others go ahead of it."""
+    first = settings.seeds[0]
     while queue or running:
-        while queue and len(running) < jobs:
-            i, row, seed, where = queue.pop(0)
+        while len(running) < jobs:
+            ready = [q for q in queue if q[1].after is None or (q[1].after, first) in done]
+            if not ready:
+                if queue and not running:
+                    raise RunFailed(f"ablation: rows {[q[1].name for q in queue]} wait for runs that never finished")
+                break
+            queue.remove(ready[0])
+            i, row, seed, where = ready[0]
+            overlay = row.overlay
+            if row.after is not None:
+                lam = done[(row.after, first)]["metrics"]["gate/lambda:mean"]
+                overlay = write_matched_overlay(settings.work, lam, first)
             args = [
                 "fit",
                 "--config",
                 rl_yaml,
                 "--config",
-                row.overlay,
+                overlay,
                 f"--seed_everything={seed}",
                 *([f"--data.init_args.seed={seed}"] if settings.seed_sets_data_order else []),
                 f"--trainer.logger.init_args.name={row.name}",

@@ -37,6 +37,7 @@ import torch
 from wavalign.benchmarks.base import BenchmarkItem
 from wavalign.benchmarks.metrics import EQ, IQ, SpeechTextWER
 from wavalign.benchmarks.suite import Chunk, Suite, Tally
+from wavalign.callbacks.eval_items import ItemLog
 from wavalign.judges.base import Judge, JudgeRequest
 from wavalign.policy.base import Reply
 from wavalign.runtime.progress import ProgressLines
@@ -81,6 +82,8 @@ class BenchmarkCallback(pl.Callback):
             the curves, e.g. a warm start's IQ before RL.
         iq_samples: replies sampled per item for IQ (the suites average their correctness over them); EQ, WER and
             the official scorers read the first.
+        save_items: also write each evaluation's per-item results to <log_dir>/eval_items/step<N>.jsonl
+            (`callbacks.eval_items`), for paired comparisons of runs evaluated on the same items and seed.
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class BenchmarkCallback(pl.Callback):
         seed: int = 0,
         at_start: bool = False,
         iq_samples: int = 1,
+        save_items: bool = False,
     ) -> None:
         if not suites:
             raise ValueError("BenchmarkCallback needs at least one suite")
@@ -114,7 +118,8 @@ class BenchmarkCallback(pl.Callback):
         self.suites, self.every_n_steps, self.batch_size = suites, every_n_steps, batch_size
         self.eq_judge, self.wer, self.asr = eq_judge, wer, asr
         self.asr_sentences_file, self.by_category, self.seed = asr_sentences_file, by_category, seed
-        self.at_start, self.iq_samples = at_start, iq_samples
+        self.at_start, self.iq_samples, self.save_items = at_start, iq_samples, save_items
+        self.item_log: ItemLog | None = None  # the latest evaluation's per-item results (save_items)
         self.by_name = {s.name: s for s in suites}
         self.items: dict[str, list[BenchmarkItem]] = {}
         self.last: dict[str, float] = {}  # the latest evaluation's values, for inspection and tests
@@ -204,6 +209,7 @@ class BenchmarkCallback(pl.Callback):
         all_items = [it for s in self.suites for it in self.items[s.name]]
         scores = {k: self._new_scores(pl_module.device) for it in all_items for k in self.scopes(it)}
         tallies = self._new_tallies(all_items)
+        self.item_log = ItemLog() if self.save_items else None
         devices = [pl_module.device.index or 0] if pl_module.device.type == "cuda" else []
         mine = all_items[rank::world_size]
         quiet = trainer is not None and not trainer.is_global_zero  # one process reports progress
@@ -244,6 +250,8 @@ class BenchmarkCallback(pl.Callback):
             offset += len(vector)
             values.update(leaders[cls].report(tally))
         self.last = values
+        if self.item_log is not None and trainer is not None and trainer.log_dir is not None:
+            self.item_log.write(trainer.log_dir, trainer.global_step, rank, world_size)
         return values
 
     @staticmethod
@@ -278,6 +286,10 @@ class BenchmarkCallback(pl.Callback):
                     s.eq_unreliable += 1
                 if wer_pairs[i] is not None:
                     s.wer.update([wer_pairs[i][0]], [wer_pairs[i][1]])
+            if self.item_log is not None:
+                eq = eq_scores[i].score if eq_scores[i].reliable else None
+                heard = wer_pairs[i][1] if wer_pairs[i] is not None and self.wer == "speech_text" else None
+                self.item_log.add(item, correct[i], eq, replies[i].text, heard)
 
     def _suite_scores(
         self,

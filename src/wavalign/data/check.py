@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import numpy as np
+
 from wavalign.data.row_checker import row_checker
 from wavalign.data.schema import DialogueExample, SchemaError, parse_row, read_jsonl_rows
+from wavalign.data.sources import LazyExamples, open_source
 
 MIN_SECONDS, MAX_SECONDS = 0.05, 120.0
 # No spoken turn is longer: 120 s of speech is ~2,000 characters. A text beyond this is a data error (a whole
@@ -135,10 +139,51 @@ def check_file(
 
 
 def check_files(paths: Iterable[str | Path], **kwargs: Any) -> DataReport:
-    """check_file over several files into one report; a file named twice (val and test alike) is read once."""
+    """Several sources (JSONL, parquet, a saved dataset, hub:NAME: `data.sources`) into one report, each checked
+    row by row in constant memory (`check_source`); a source named twice (val and test alike) is read once."""
     report = DataReport()
-    for p in dict.fromkeys(map(Path, paths)):
-        check_file(p, report=report, **kwargs)
+    for p in dict.fromkeys(map(str, paths)):
+        check_source(p, report=report, **kwargs)
+    return report
+
+
+def check_source(
+    spec: str | Path,
+    decode_audio: bool = True,
+    num_speech_tokens: int | None = None,
+    sample_rate: int | None = None,
+    report: DataReport | None = None,
+    need_target: bool = True,
+) -> DataReport:
+    """Every row of one source (a JSONL file, parquet, a saved dataset, hub:NAME); problems are collected, never
+    raised. report.parsed[Path(spec)] becomes a LazyExamples over the rows that passed."""
+    report = report or DataReport()
+    try:
+        source = open_source(spec)
+    except (FileNotFoundError, SchemaError) as e:
+        report.problems.append(str(e))
+        return report
+    before, good, bad = len(report.problems), array("q"), 0  # 8 bytes a passing row
+    for i, where, row, problem in source.scan():
+        if problem is None:
+            try:
+                ex = parse_row(row, source.base, where, need_target)
+            except SchemaError as e:
+                problem = str(e)
+        if problem is not None:
+            report.problems.append(problem)
+            bad += 1
+            continue
+        good.append(i)
+        report.problems += example_problems(ex, num_speech_tokens)
+        files = [("audios", a) for a in ex.audios]
+        files += [("sft_target_audio", ex.target_audio)] if ex.target_audio is not None else []
+        for key, audio in files:
+            report.problems += _audio_problems(audio, where, key, decode_audio, sample_rate, report.notes)
+    indices = None if not bad else np.frombuffer(good, dtype=np.int64)
+    report.parsed[Path(spec)] = LazyExamples(source, indices, need_target)
+    if not good and len(report.problems) == before:
+        report.problems.append(f"{spec}: no examples")
     return report
 
 
@@ -158,7 +203,12 @@ def _policy_settings(config: str | None) -> tuple[int | None, int | None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wavalign check-data", description=__doc__.splitlines()[0])
-    parser.add_argument("files", nargs="+", help="JSONL files in the reference or plain schema")
+    parser.add_argument(
+        "files",
+        nargs="+",
+        help="datasets in the reference or plain schema: JSONL files, parquet files or globs, save_to_disk folders, "
+        "hub:NAME[:CONFIG[:SPLIT]]",
+    )
     parser.add_argument(
         "--config",
         help="a training config: its policy and codec are built and every row checked against them as `fit` does",
@@ -171,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     checker = row_checker(args.config) if args.config else None
     if checker is not None:  # fit's start-up checks, on the rows with no problem yet
         failed = {p.split(": ", 1)[0] for p in report.problems}
-        rows = [ex for exs in report.parsed.values() for ex in exs if ex.source not in failed]
+        rows = (ex for exs in report.parsed.values() for ex in exs if ex.source not in failed)  # row by row
         report.problems = list(dict.fromkeys(report.problems + checker(rows)))
     if args.json:
         print(json.dumps({"examples": report.examples, "problems": report.problems, "notes": report.notes}, indent=1))

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from wavalign.data.check import check_files
-from wavalign.data.schema import DialogueExample, SchemaError, load_jsonl
+from wavalign.data.schema import DialogueExample, SchemaError
+from wavalign.data.sources import LazyExamples, open_source
 
 
 class ExampleDataset(Dataset):
-    def __init__(self, examples: list[DialogueExample]) -> None:
+    def __init__(self, examples: Sequence[DialogueExample]) -> None:
         self.examples = examples
 
     def __len__(self) -> int:
@@ -87,15 +88,17 @@ def collate_examples(items: list[tuple[int, DialogueExample]]) -> dict:
 
 
 class WavAlignDataModule(pl.LightningDataModule):
-    """Prompt batches (lists of DialogueExample) from JSONL files in the reference or plain schema.
+    """Prompt batches (lists of DialogueExample) from datasets in the reference or plain schema: JSONL, parquet
+    files or globs, save_to_disk folders or hub:NAME[:CONFIG[:SPLIT]] (`data.sources`), read row by row.
 
     setup checks every line of every file first and reports all problems at once. Training prompts are sharded
     across processes by RepeatBatchSampler, while validation and test run the whole split on every process.
 
     Args:
-        train_file: JSONL file of training prompts with their demonstrations (reference or plain schema).
-        val_file: JSONL file of validation examples, run at each validation; None skips validation.
-        test_file: JSONL file of test examples for `wavalign test`; None when there is no test split.
+        train_file: Training prompts with their demonstrations (reference or plain schema): a JSONL file, parquet
+            file or glob, save_to_disk folder or hub:NAME[:CONFIG[:SPLIT]].
+        val_file: Validation examples (any source train_file takes), run at each validation; None skips validation.
+        test_file: Test examples for `wavalign test` (any source train_file takes); None when there is no test split.
         predict_file: The prompts `wavalign predict` answers (either schema; the demonstration may be left out),
             all of them, in file order; None when not predicting.
         batch_size: Prompts per process and step; the global batch is batch_size x processes, and each prompt gets
@@ -139,7 +142,7 @@ class WavAlignDataModule(pl.LightningDataModule):
         if max_tokens is not None and max_tokens < 1:
             raise ValueError(f"data.max_tokens must be >= 1 or null, got {max_tokens}")
         self.max_tokens = max_tokens  # read by the module's start-up row check (wavalign.data.row_limits)
-        self.splits: dict[str, list[DialogueExample]] = {}
+        self.splits: dict[str, Sequence[DialogueExample]] = {}  # parsed row by row when used (data.sources)
         self._resume_after = 0
 
     def setup(self, stage: str | None = None) -> None:
@@ -148,8 +151,11 @@ class WavAlignDataModule(pl.LightningDataModule):
                 raise ValueError(
                     "no prompts to predict: set data.predict_file (a JSONL file) in the config or on the command line"
                 )
-            if "predict" not in self.splits:
-                self.splits["predict"] = load_jsonl(self.predict_file, need_target=False)
+            if "predict" not in self.splits:  # a prompt set is small: parsed whole, so a bad row fails here
+                prompts = list(LazyExamples(open_source(self.predict_file), need_target=False))
+                if not prompts:
+                    raise SchemaError(f"{self.predict_file}: no examples")
+                self.splits["predict"] = prompts
             return
         todo = [
             (name, path)

@@ -6,12 +6,12 @@ loader (wavalign.world.loader), the entry point hands the builder down: wavalign
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Iterable
 
 from wavalign.data.schema import DialogueExample
 
 # (config path) -> a function listing the problems of rows under that config's policy, codec and data limits
-RowChecker = Callable[[Sequence[DialogueExample]], list[str]]
+RowChecker = Callable[[Iterable[DialogueExample]], list[str]]
 _builder: Callable[[str], RowChecker] | None = None
 
 

@@ -9,11 +9,12 @@ place of the importance ratio (the behaviour policy's probability taken as 1, as
 probabilities), with no clipping: loss -A f(p) per token. f's gradient p gamma / (p + gamma)^2 keeps learning from
 low-probability demonstration tokens that plain importance weighting would ignore. No SFT term: lambda = 1.
 
-Adaptations: upstream replaces one of its 8 rollouts by the demonstration (n = 8, n_prefix = 1); here it is an extra
-member (G rollouts + 1). Upstream's script also drops the std normalisation (grpo_use_std False), the on-policy clip
-and the token mean (loss_remove_clip, loss_remove_token_mean); those stay this project's settings (model.
-scale_rewards, model.epsilon, model.loss_type), so an ablation changes only the rule. The demonstration's tokens
-follow model.po_tokens as the rollouts' do (WavAlign: text tokens).
+Adaptations: upstream replaces one of its 8 rollouts by the demonstration (n = 8, n_prefix = 1) and drops the std
+normalisation (grpo_use_std False); configs/ablations/luffy.yaml follows both (model.group_size 3 rollouts + the
+demonstration, model.scale_rewards false). Without those settings the demonstration is an extra member (G + 1)
+under this project's std scaling. Upstream's other switches (loss_remove_clip, loss_remove_token_mean) stay this
+project's settings (model.epsilon, model.loss_type). The demonstration's tokens follow model.po_tokens as the
+rollouts' do (WavAlign: text tokens).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +25,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import soundfile as sf
@@ -38,6 +39,8 @@ PROMPT_NAMES = ("holistic", "semantic", "acoustic")
 # Integers or decimals, whitespace allowed; the last tag wins because models sometimes restate the format first.
 _SCORE_TAG = re.compile(r"<score>\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*</score>", re.IGNORECASE)
 _JUSTIFICATION = re.compile(r"<justification>(.*?)</justification>", re.IGNORECASE | re.DOTALL)
+T = TypeVar("T")
+_RETRY_COUNT_LOCK = threading.Lock()  # module-level: a judge must stay picklable
 _JITTER = random.Random()  # private, so seed_everything does not give every rank the same retry schedule
 
 
@@ -169,14 +172,15 @@ class HttpJudge(Judge):
         # absorb is otherwise invisible. Logged per batch, and as judge/retried_attempts by RunGuards.
         self.last_retried = 0
         self.total_retried = 0
-        self._api_key()  # fail at construction, before a policy is loaded, rather than at the first reward
+        self.api_key()  # fail at construction, before a policy is loaded, rather than at the first reward
 
     def __repr__(self) -> str:
         return (
             f"HttpJudge(url={self.url!r}, model={self.model!r}, mode={self.mode!r}, api_key_env={self.api_key_env!r})"
         )
 
-    def _api_key(self) -> str | None:
+    def api_key(self) -> str | None:
+        """The key, read from the environment now (never stored); None for a keyless server when allowed."""
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         if key:
             return key
@@ -193,15 +197,14 @@ class HttpJudge(Judge):
         requests = list(requests)
         if not requests:
             return []
-        key = self._api_key()  # read now, so a rotated key is picked up; passed down, never stored
+        key = self.api_key()  # read now, so a rotated key is picked up; passed down, never stored
         modes = ("semantic", "acoustic") if self.mode == "split" else (self.mode,)
         contents = [self._user_content(r) for r in requests]
         jobs = [(content, m) for content in contents for m in modes]
+        retried_before = self.total_retried
         with ThreadPoolExecutor(min(self.max_concurrency, len(jobs)), thread_name_prefix="http-judge") as pool:
-            called = list(pool.map(lambda job: self._call(job[0], job[1], key), jobs))
-        outcomes = [(score, error) for score, error, _ in called]
-        self.last_retried = sum(retries for _, _, retries in called)
-        self.total_retried += self.last_retried
+            outcomes = list(pool.map(lambda job: self._call(job[0], job[1], key), jobs))
+        self.last_retried = self.total_retried - retried_before
 
         scores: list[JudgeScore] = []
         errors: Counter[str] = Counter()
@@ -253,19 +256,32 @@ class HttpJudge(Judge):
             content.append({"type": "input_audio", "input_audio": {"data": data, "format": "wav"}})
         return content
 
-    def _call(self, content: list[dict[str, Any]], mode: str, key: str | None) -> tuple[float | None, str | None, int]:
-        """One judged reply with retries -> (score, None, retries) or (None, why it failed, retries). Never raises:
-        a failure here must cost one unreliable reward, not the run."""
+    def _call(self, content: list[dict[str, Any]], mode: str, key: str | None) -> tuple[float | None, str | None]:
+        """One judged reply with retries -> (score, None) or (None, why it failed). Never raises: a failure here
+        must cost one unreliable reward, not the run."""
+        score, error = self.ask(self.prompts[mode], content, parse_score, key)
+        if score is not None and logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s score %.2f", mode, score)
+        return score, error
+
+    def ask(
+        self, system: str, content: list[dict[str, Any]], parse: Callable[[str], T | None], key: str | None
+    ) -> tuple[T | None, str | None]:
+        """One chat call with this judge's retries -> (parse(reply), None) or (None, why it failed); a reply that
+        `parse` maps to None is retried like a failed call. Shared with other protocols over the same endpoint
+        (wavalign.listening.pairwise_judge), so they get the same transport, key handling and backoff."""
         payload = {
             "model": self.model,
             "temperature": self.temperature,
-            "messages": [{"role": "system", "content": self.prompts[mode]}, {"role": "user", "content": content}],
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": content}],
         }
         body = json.dumps(payload).encode("utf-8")
         error = "no attempt made"
         retry_after: float | None = None
         for attempt in range(self.max_retries + 1):
             if attempt:
+                with _RETRY_COUNT_LOCK:  # the calls of a batch run on a thread pool
+                    self.total_retried += 1
                 time.sleep(self._delay(attempt, retry_after))
                 retry_after = None
             try:
@@ -273,28 +289,24 @@ class HttpJudge(Judge):
             except urllib.error.HTTPError as e:
                 error = f"HTTP {e.code} {e.reason} from {self.url}: {_snippet(e)}"
                 if e.code != 429 and not 500 <= e.code < 600:
-                    return (
-                        None,
-                        _redact(f"not retried: {error} (check base_url, model and ${self.api_key_env})", key),
-                        attempt,
-                    )
+                    return None, _redact(f"not retried: {error} (check base_url, model and ${self.api_key_env})", key)
                 retry_after = _retry_after(e.headers.get("Retry-After") if e.headers else None)
                 continue
             except (OSError, http.client.HTTPException, ValueError) as e:  # connection, timeout, malformed JSON
                 error = f"{type(e).__name__}: {e}"
                 continue
-            except Exception as e:  # noqa: BLE001 - the contract is one score per request, whatever happens
+            except Exception as e:  # noqa: BLE001 - the contract is one answer per request, whatever happens
                 logger.exception("%r: unexpected error while judging", self)
-                return None, _redact(f"{type(e).__name__}: {e}", key), attempt
-            score = parse_score(reply)
-            if score is not None:
+                return None, _redact(f"{type(e).__name__}: {e}", key)
+            parsed = parse(reply)
+            if parsed is not None:
                 if logger.isEnabledFor(logging.DEBUG):
                     why = _JUSTIFICATION.search(reply)
-                    logger.debug("%s score %.2f: %s", mode, score, (why.group(1).strip() if why else reply)[:500])
-                return score, None, attempt
-            error = f"no <score> tag in the reply: {reply[:200]!r}"
+                    logger.debug("judge reply: %s", (why.group(1).strip() if why else reply)[:500])
+                return parsed, None
+            error = f"no answer in the expected format in the reply: {reply[:200]!r}"
             logger.debug("%r attempt %d: %s", self, attempt + 1, _redact(error, key))
-        return None, _redact(f"after {self.max_retries + 1} attempts: {error}", key), self.max_retries
+        return None, _redact(f"after {self.max_retries + 1} attempts: {error}", key)
 
     def _post(self, body: bytes, key: str | None) -> str:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}

@@ -30,8 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         help="per family: accuracy, restatement rate, comparison answer kinds of a "
         "checkpoint's sampled replies (further --key=value arguments go to the training config)",
     )
-    diag.add_argument("--checkpoint", required=True, help="a checkpoint of the config's policy (e.g. last.ckpt)")
-    diag.add_argument("--config", default="configs/tiny.yaml", help="the training config that built the checkpoint")
+    _checkpoint_options(diag)
     diag.add_argument(
         "--split",
         default="val",
@@ -45,15 +44,25 @@ def main(argv: list[str] | None = None) -> int:
         help="a checkpoint's accuracy on training questions recorded in candidate "
         "voices, rates and pitches (how the heard split's voices were chosen)",
     )
-    probe.add_argument("--checkpoint", required=True, help="a checkpoint of the config's policy (e.g. last.ckpt)")
-    probe.add_argument("--config", default="configs/tiny.yaml", help="the training config that built the checkpoint")
+    _checkpoint_options(probe)
     probe.add_argument("--n", type=int, default=60, help="training questions per candidate recording")
     probe.add_argument("--samples", type=int, default=2, help="sampled replies per item")
     probe.add_argument("--out", default=None, help="where the candidate recordings go (default <world>/heard_probe)")
+    cal = sub.add_parser(
+        "calibrate",
+        help="per-prompt success histogram of a checkpoint on the training prompts, and the share of groups with "
+        "equal rewards (docs/testbed.md; further --key=value arguments go to the training config)",
+    )
+    _checkpoint_options(cal)
+    cal.add_argument("--n", type=int, default=200, help="training prompts (the first N of the training file)")
+    cal.add_argument("--samples", type=int, default=8, help="replies per prompt (training sampling)")
+    cal.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args, overrides = parser.parse_known_args(argv)
-    if overrides and args.command not in ("diagnose", "probe-heard"):
+    if overrides and args.command not in ("diagnose", "probe-heard", "calibrate"):
         parser.error(f"unrecognized arguments: {' '.join(overrides)}")
 
+    if args.command == "calibrate":
+        return _calibrate(args, overrides)
     if args.command in ("diagnose", "probe-heard"):
         if args.samples < 1:
             parser.error(f"--samples must be at least 1, got {args.samples}")
@@ -72,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _checkpoint_options(sub: argparse.ArgumentParser) -> None:
+    """--checkpoint and --config, for the commands that read a trained policy."""
+    sub.add_argument("--checkpoint", required=True, help="a checkpoint of the config's policy (e.g. last.ckpt)")
+    sub.add_argument("--config", default="configs/tiny.yaml", help="the training config that built the checkpoint")
 
 
 def _load(args: argparse.Namespace, overrides: list[str]) -> Loaded | None:
@@ -114,6 +129,28 @@ def _probe_heard(args: argparse.Namespace, overrides: list[str]) -> int:
             f"{name:12s} {', '.join(map(str, spec)):>22s} {change:12.3f} {s['accuracy']:11.1f} {s['restated']:11.1f}",
             flush=True,
         )
+    return 0
+
+
+def _calibrate(args: argparse.Namespace, overrides: list[str]) -> int:
+    """Sample the checkpoint's replies to the config's first N training prompts, print the histogram."""
+    from pathlib import Path
+
+    from wavalign.data.schema import load_jsonl
+    from wavalign.world.calibration import format_report, probe
+
+    if args.n < 1 or args.samples < 1:
+        print(f"error: --n and --samples must be at least 1, got {args.n} and {args.samples}", file=sys.stderr)
+        return 2
+    loaded = _load(args, overrides)
+    if loaded is None:
+        return 2
+    train = Path(loaded.world.dir) / "train.codes.jsonl"
+    result = probe(loaded.module, load_jsonl(train)[: args.n], args.samples)
+    print(f"{args.checkpoint} on {train}")
+    print(format_report(result))
+    if args.json:
+        Path(args.json).write_text(result.to_json() + "\n", encoding="utf-8")
     return 0
 
 

@@ -1,0 +1,48 @@
+"""Rollout time of the world policy with transformers' `generate` vs the compiled static-cache decoder, alternating
+on the same prompts (docs/performance.md records what it measured and why the world keeps `generate`).
+
+    python scripts/compare_decoders.py [--config .cache/ablate/rl.yaml] [--checkpoint ...] [--reps 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+from wavalign.cli import load_checkpoint  # noqa: E402
+from wavalign.data.schema import load_jsonl  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=".cache/ablate/rl.yaml")
+    ap.add_argument("--checkpoint", default=".cache/ablate/checkpoints/warm_start/last.ckpt")
+    ap.add_argument("--reps", type=int, default=6, help="rollouts per decoder; the first (compilation) is left out")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    loaded = load_checkpoint(args.config, args.checkpoint, [])
+    module, policy = loaded.module, loaded.module.policy
+    examples = load_jsonl(Path(loaded.world.dir) / "train.codes.jsonl")[: 4 * args.reps]
+    times: dict[str, list[float]] = {"generate": [], "compiled": []}
+    for rep in range(args.reps):
+        prompts = module.prompts(examples[4 * rep : 4 * rep + 4])
+        for decoder in times:
+            policy.decoder = decoder
+            start = time.perf_counter()
+            out = policy.rollout(prompts, module.group_size, module.sampling)
+            times[decoder].append(time.perf_counter() - start)
+            print(f"{decoder} rollout {rep}: {times[decoder][-1]:.2f} s, {tuple(out.completion_ids.shape)}", flush=True)
+    for decoder, ts in times.items():
+        print(f"{decoder}: median {statistics.median(ts[1:]):.3f} s after the first ({ts[0]:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()
