@@ -132,5 +132,5 @@ def check_rows(policy: Any, speech: Any, datamodule: object, samplings: Sequence
     if not splits:
         return
     max_new = max((int(getattr(s, "max_new_tokens", 0) or 0) for s in samplings), default=0)
-    examples = [ex for rows in splits.values() for ex in rows]
+    examples = (ex for rows in splits.values() for ex in rows)  # row by row: a split may be a lazy source
     raise_row_problems(rows_problems(examples, policy, speech, getattr(datamodule, "max_tokens", None), max_new))
