@@ -218,7 +218,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tokens, rate = _policy_settings(args.config)
     report = check_files(args.files, decode_audio=not args.no_audio, num_speech_tokens=tokens, sample_rate=rate)
-    checker = row_checker(args.config) if args.config else None
+    checker = None
+    if args.config:
+        try:
+            checker = row_checker(args.config)
+        except (Exception, SystemExit) as e:  # a partial config (the policy's vocabulary alone) still checks codes
+            why = " ".join(str(e).split())[:300]
+            report.notes.append(
+                f"{args.config}: no module could be built from it ({type(e).__name__}: {why}); only the speech-code "
+                "and sample-rate checks used it, not fit's start-up checks (lengths, encodable audio)"
+            )
     if checker is not None:  # fit's start-up checks, on the rows with no problem yet
         failed = {p.split(": ", 1)[0] for p in report.problems}
         rows = (ex for exs in report.parsed.values() for ex in exs if ex.source not in failed)  # row by row
