@@ -30,3 +30,16 @@ class NanGradAt(pl.Callback):
         step = trainer.global_step - 1  # the optimiser step was taken (or skipped) and counted
         if step in self.before:
             self.after[step] = self._flat(pl_module)
+
+
+class LrAt(pl.Callback):
+    """Sets every parameter group's learning rate to `lr` before the update of step `step`: divergence at a known
+    point, after the run has saved good checkpoints."""
+
+    def __init__(self, step: int, lr: float) -> None:
+        self.step, self.lr = step, lr
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            for group in trainer.optimizers[0].param_groups:
+                group["lr"] = self.lr

@@ -38,6 +38,7 @@ CLI_CLASSES = [
     cli.WavAlignDataModule,
     cli.GateCallback,
     cli.RunGuards,
+    cli.DivergenceGuard,
     cli.ReplyWriter,
     cli.RunSummary,
     cli.WorldSettings,

@@ -82,7 +82,7 @@ LORA = {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}
 LORA_CKPT = {"lora": LORA, "gradient_checkpointing": True}
 STRATEGIES = {  # the overlay's arguments for 2 processes
     "ddp": ["--config", "configs/strategies/ddp.yaml"],
-    "fsdp": ["--config", "configs/strategies/fsdp.yaml", "--trainer.strategy.init_args.data_parallel_size=2"],
+    "fsdp": ["--config", "configs/strategies/fsdp.yaml"],  # data_parallel_size follows --trainer.devices
 }
 # docs/distributed.md's table, as each run checks it: (policy settings, what the ranks must report)
 MAIN_RUNS = {

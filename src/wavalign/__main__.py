@@ -1,4 +1,4 @@
-from wavalign.cli import main
+from wavalign.cli import command_line
 
 if __name__ == "__main__":
-    main()
+    command_line()

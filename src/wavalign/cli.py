@@ -12,6 +12,7 @@ Two optional top-level keys make one command do everything in the embedded world
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import sys
@@ -21,22 +22,31 @@ from typing import Sequence
 
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from wavalign.callbacks.divergence import Diverged, DivergenceGuard
 from wavalign.callbacks.gating import GateCallback
-from wavalign.callbacks.guards import RunGuards
+from wavalign.callbacks.guards import JudgeOutage, NonFiniteTraining, RunGuards
 from wavalign.callbacks.predict_writer import ReplyWriter
 from wavalign.callbacks.run_summary import RunSummary
 from wavalign.callbacks.step_progress import StepProgressBar
 from wavalign.commands import dispatch
 from wavalign.data.datamodule import WavAlignDataModule
+from wavalign.data.row_checker import RowChecker, provide_row_checker
+from wavalign.data.row_limits import rows_problems
+from wavalign.data.schema import SchemaError
 from wavalign.module import WavAlignModule
 from wavalign.predict.replies import check_checkpoint_fits
+from wavalign.runtime.empty_run import DropEmptyRun
 from wavalign.runtime.quiet import silence_known_noise
 from wavalign.runtime.resume import add_interrupt_checkpoint, find_last_checkpoint
+from wavalign.runtime.run_config import ConfigMismatch, RunConfigRecord, check_resume, flat_config
 from wavalign.runtime.warm_start import ensure_checkpoint
 from wavalign.world.loader import Loaded
 from wavalign.world.loader import provide as provide_loader
 from wavalign.world.settings import WorldSettings
+
+SIGTERM_STATUS = 143  # the shell's status for a process ended by SIGTERM: preempted, not finished (Ctrl-C gives 1)
 
 
 def python_name() -> str:
@@ -59,6 +69,8 @@ class WavAlignCLI(LightningCLI):
         parser.add_lightning_class_args(GateCallback, "gate")
         # Judge-outage and non-finite guards are on for every run; `--guards.max_failed_judge_steps N` tunes them.
         parser.add_lightning_class_args(RunGuards, "guards")
+        # Diverging weights, NaN/inf sampling probabilities and loss spikes (`--divergence.max_param_abs 1e3`).
+        parser.add_lightning_class_args(DivergenceGuard, "divergence")
         parser.add_lightning_class_args(ReplyWriter, "listen")  # acts in `predict` only
         # What the run achieved and where its outputs are, printed and written at the end of fit / validate / test.
         parser.add_lightning_class_args(RunSummary, "summary")
@@ -69,6 +81,12 @@ class WavAlignCLI(LightningCLI):
         parser.add_argument("--world", type=WorldSettings | None, default=None, help="prepare the embedded world first")
         parser.add_argument(
             "--warm_start_config", type=str | None, default=None, help="config that makes model.init_checkpoint"
+        )
+        parser.add_argument(
+            "--resume_changes",
+            type=str | None,
+            default=None,
+            help="comma-separated config keys a --ckpt_path resume may change (wavalign.runtime.run_config)",
         )
 
     def instantiate_trainer(self, **kwargs):
@@ -121,14 +139,21 @@ class WavAlignCLI(LightningCLI):
     def before_fit(self) -> None:
         self._tell_summary()
         add_interrupt_checkpoint(self.trainer)
+        self.trainer.callbacks.append(DropEmptyRun())  # a run failing before step 1 leaves no empty version folder
+        cfg = self.config[self.subcommand]
+        flat = flat_config(cfg.as_dict())
+        self.trainer.callbacks.append(RunConfigRecord(flat))  # every checkpoint says which settings made it
         kwargs = self.config_init[self.subcommand]
         if kwargs.get("ckpt_path") == "last":
             path = find_last_checkpoint(self.trainer)
             if path is None:
                 print("resume: --ckpt_path last, but this run has no checkpoint yet: starting from step 0", flush=True)
-            else:
-                print(f"resume: continuing from {path}", flush=True)
             kwargs["ckpt_path"] = None if path is None else str(path)
+        if kwargs.get("ckpt_path"):  # refuses (naming the keys) a checkpoint of a run with other settings
+            accepted = [k.strip() for k in (cfg.get("resume_changes") or "").split(",") if k.strip()]
+            for warning in check_resume(kwargs["ckpt_path"], flat, accepted):
+                print(f"resume: warning: {warning}", flush=True)
+            print(f"resume: continuing from {kwargs['ckpt_path']}", flush=True)
 
     def before_predict(self) -> None:
         # Nothing is logged in predict: everything goes to listen.output_dir, and no empty logger version (with its
@@ -173,18 +198,71 @@ def load_checkpoint(config: str, checkpoint: str, overrides: Sequence[str] = ())
     return Loaded(cli.model.eval(), cli.config.get("world"))
 
 
+def build_row_checker(config: str) -> RowChecker:
+    """`check-data --config`: the module and data module `config` builds (no weights loaded, no warm start), and a
+    function giving the start-up problems `fit` would find in rows under them (wavalign.data.row_limits)."""
+    argv, sys.argv = sys.argv, sys.argv[:1]
+    chatty = [
+        logging.getLogger(n) for n in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed")
+    ]
+    levels = [log.level for log in chatty]
+    for log in chatty:  # "GPU available", "Seed set to": a Trainer's start-up lines, noise in a data report
+        log.setLevel(logging.WARNING)
+    try:
+        cli = WavAlignCLI(
+            WavAlignModule,
+            WavAlignDataModule,
+            subclass_mode_data=True,
+            run=False,
+            args=[
+                "--config",
+                config,
+                "--model.init_checkpoint=null",
+                "--trainer.logger=false",
+                "--warm_start_config=null",
+            ],
+        )
+    finally:
+        sys.argv = argv
+        for log, level in zip(chatty, levels):
+            log.setLevel(level)
+    model, limit = cli.model, getattr(cli.datamodule, "max_tokens", None)
+    max_new = max(model.sampling.max_new_tokens, model.eval_sampling.max_new_tokens)
+    return lambda rows: rows_problems(rows, model.policy, model.speech, limit, max_new)
+
+
 def main(args: list[str] | None = None) -> WavAlignCLI | None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     silence_known_noise()  # Lightning's cloud-service tips and a deprecation inside Lightning (wavalign.runtime.quiet)
     provide_loader(load_checkpoint)  # for `world diagnose`, `world probe-heard` and the ablation's analysis
+    provide_row_checker(build_row_checker)  # for `check-data --config`
     argv = sys.argv[1:] if args is None else args
     code = dispatch(argv)  # `--help` lists every command; the package's tools (check-data, world, ablate, ...) run here
     if code is not None:
         raise SystemExit(code)
-    return WavAlignCLI(
-        WavAlignModule,
-        WavAlignDataModule,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        args=args,
-    )
+    try:
+        return WavAlignCLI(
+            WavAlignModule,
+            WavAlignDataModule,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            args=args,
+        )
+    except SIGTERMException:  # a SystemExit with no code (status 0): a scheduler would take the run as finished
+        print(f"stopped by SIGTERM: exit status {SIGTERM_STATUS} (128 + SIGTERM)", file=sys.stderr, flush=True)
+        raise SystemExit(SIGTERM_STATUS) from None
+
+
+# A run stopped on purpose, with a message that says what and where: bad data, a refused resume, a guard.
+STOPPED_ON_PURPOSE = (SchemaError, ConfigMismatch, Diverged, JudgeOutage, NonFiniteTraining)
+
+
+def command_line() -> None:
+    """`wavalign ...` and `python -m wavalign ...`: main(), with a run stopped on purpose reported as its message
+    alone (exit status 1); a traceback through Lightning's loops would only bury it. In-process callers of main()
+    still get the exception."""
+    try:
+        main()
+    except STOPPED_ON_PURPOSE as e:
+        print(f"{type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None

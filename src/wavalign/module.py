@@ -15,8 +15,9 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
 from wavalign.audio.codec import SpeechCodec
+from wavalign.callbacks.divergence import sampling_guard
 from wavalign.callbacks.gating import GateCallback
-from wavalign.data.check import check_speech_codes
+from wavalign.data.row_limits import check_rows, row_prompt, row_reply
 from wavalign.data.schema import DialogueExample
 from wavalign.data.speech import SpeechTokenCache
 from wavalign.gates.base import TokenInputs
@@ -27,7 +28,6 @@ from wavalign.policy.base import (
     SequenceBatch,
     SpeechPolicy,
     check_codec_fits,
-    speech_token_count,
 )
 from wavalign.predict.replies import PromptReplies, predict_replies
 from wavalign.runtime.distributed import GlobalGroups, gather_groups, load_per_rank, process_slot, save_per_rank
@@ -122,6 +122,7 @@ class WavAlignModule(pl.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.gate: GateCallback | None = None  # the gate's planner, attached by GateCallback.setup
         self.last_entry: RolloutEntry | None = None  # for callbacks (audio logging, gradient geometry)
+        self.last_scored: ScoredGroups | None = None  # the last judged batch, training or evaluation
         self.sample_when_sft_only = sample_when_sft_only
         self.log_entropy = log_entropy
         self.timings: dict[str, float] = {}  # seconds per phase of the last step, logged as time/<phase>
@@ -136,7 +137,8 @@ class WavAlignModule(pl.LightningModule):
             )
         if stage != "predict" and self.preference.needs_reference:
             self.policy.setup_reference()
-        check_speech_codes(speech_token_count(self.policy), getattr(self._trainer, "datamodule", None))
+        datamodule = getattr(self._trainer, "datamodule", None)  # every row must fit before step 1 (row_limits)
+        check_rows(self.policy, self.speech, datamodule, [self.sampling, self.eval_sampling])
 
     def configure_model(self) -> None:
         """Sharded strategies wrap the policy here (FSDP2 under ModelParallelStrategy: wavalign.runtime.sharding)."""
@@ -179,20 +181,21 @@ class WavAlignModule(pl.LightningModule):
 
     # ---- tokens --------------------------------------------------------------------------------------------------
     def prompts(self, examples: Sequence[DialogueExample]) -> list[list[int]]:
-        return [self.policy.example_prompt(ex.messages, self.speech.prompt_speech(ex), ex.audios) for ex in examples]
+        return [row_prompt(self.policy, self.speech, ex) for ex in examples]  # errors name the row
 
     def demonstrations(self, examples: Sequence[DialogueExample], prompts: list[list[int]]) -> SequenceBatch:
-        replies = [self.policy.reply_ids(ex.target_text, self.speech.target_speech(ex)) for ex in examples]
+        replies = [row_reply(self.policy, self.speech, ex) for ex in examples]
         return self.policy.make_batch(prompts, replies)
 
     def sample_and_score(
         self, examples: Sequence[DialogueExample], prompts: list[list[int]], group_size: int, sampling: SamplingConfig
     ) -> tuple[SequenceBatch, list[Reply], ScoredGroups]:
-        with self.timed("rollout"):
+        with self.timed("rollout"), sampling_guard(self.global_step):  # NaN/inf probabilities: Diverged
             rollouts = self.policy.rollout(prompts, group_size, sampling)
             replies = self.policy.decode(rollouts)
         with self.timed("judge"):
             scored = score_groups(self.judge, build_requests(examples, replies, group_size, self.codec), group_size)
+        self.last_scored = scored  # for RunGuards, which also watches the judge during the sanity validation
         return rollouts, replies, scored
 
     # ---- training ------------------------------------------------------------------------------------------------

@@ -13,7 +13,14 @@ import pytest
 from conftest import ROOT, scalars
 from torch.utils.tensorboard import SummaryWriter
 
-from wavalign.callbacks.run_summary import RunSummary, format_duration, read_event_series, render_text
+from wavalign.callbacks.run_summary import (
+    RunSummary,
+    format_duration,
+    read_event_series,
+    render_markdown,
+    render_text,
+    with_resumed_history,
+)
 from wavalign.cli import main
 
 CONFIG = "configs/debug_interleaved.yaml"
@@ -175,3 +182,38 @@ def test_bad_file_stem_is_refused():
     with pytest.raises(ValueError, match="summary.file_stem"):
         RunSummary(file_stem="a/b")
     assert math.isfinite(RunSummary().stage_seconds.get("x", 0.0))
+
+
+def test_a_resumed_run_shows_the_earlier_versions_first_evaluation_and_never_one_twice(tmp_path):
+    """version_0 evaluated at steps 0 and 9 and was interrupted; version_1 resumed from its checkpoint and evaluated
+    at step 19: first = version_0's step 0, last = version_1's step 19. Without the earlier version (or with one
+    evaluation in all), the table has one column, not the same figures twice."""
+    v0, v1 = tmp_path / "run" / "version_0", tmp_path / "run" / "version_1"
+    for folder, points in ((v0, [(0, 10.0), (9, 20.0)]), (v1, [(19, 30.0)])):
+        with SummaryWriter(str(folder)) as w:
+            for step, value in points:
+                w.add_scalar("eval/iq", value, step)
+    (v0 / "checkpoints").mkdir()
+    series, _ = read_event_series(v1)
+    merged = with_resumed_history(series, str(v0 / "checkpoints" / "on_exception.ckpt"), str(v1))
+    assert merged["eval/iq"] == [(0, 10.0), (9, 20.0), (19, 30.0)]
+    assert with_resumed_history(series, None, str(v1)) == series
+    report = {
+        "stage": "fit",
+        "split": "validation",
+        "global_step": 20,
+        "max_steps": 20,
+        "wall_seconds": 1.0,
+        "stage_seconds": {},
+        "checkpoints": [],
+        "log_dir": None,
+        "rollout_audio": {},
+        "files": [],
+        "configs": [],
+        "command": None,
+        "finished": "now",
+        "metrics": [{"label": "IQ", "name": "eval/iq", "last_step": 19, "last": 30.0}],
+    }
+    text = render_text(report)
+    assert "validation               step 19\n  IQ                       30.00\n" in text
+    assert "| validation | step 19 |\n|---|---|\n| IQ | 30.00 |" in render_markdown(report)

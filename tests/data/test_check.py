@@ -20,7 +20,7 @@ pytestmark = pytest.mark.fault
 
 def good(**over):
     row = {"messages": [{"role": "user", "content": "<|audio|>"}], "audios": ["q.wav"], "sft_target_text": "two",
-           "sft_target_audio": "a.wav"}
+           "sft_target_audio": "a.wav", "audio_codes": [[1, 2, 3]], "sft_target_codes": [4, 5]}  # the debug config has no codec
     row.update(over)
     return json.dumps(row)
 
@@ -39,7 +39,7 @@ def dataset(tmp_path):
         good(audios=["corrupt.wav"]),                                 # 4 corrupt WAV
         good(sft_target_text="  "),                                   # 5 empty text
         good(audio_codes=[[1, 2, 99]]),                               # 6 code outside 64 speech tokens
-        good(audios=["q.wav", "q.wav"]),                              # 7 two audios, one placeholder
+        good(audios=["q.wav", "q.wav"], audio_codes=[[1], [2]]),      # 7 two audios, one placeholder
         good(sft_target_audio="tiny.wav"),                            # 8 too short
         good(audios=["rate.wav"]),                                    # 9 other sample rate: a note only
         good(sft_target_audio="missing.wav"),                         # 10 no such file

@@ -162,10 +162,14 @@ def test_audio_is_sent_as_base64_wav(make_judge, server: _Server) -> None:
     assert len(server.requests[-1]["body"]["messages"][1]["content"]) == 1
 
 
-def test_flaky_and_rate_limited_calls_are_retried(make_judge, server: _Server) -> None:
-    out = make_judge("flaky").score([_req(0), _req(1)])
+def test_flaky_and_rate_limited_calls_are_retried(make_judge, server: _Server, caplog) -> None:
+    judge = make_judge("flaky")
+    with caplog.at_level(logging.WARNING, logger="wavalign.judges.http"):
+        out = judge.score([_req(0), _req(1)])
     assert [s.score for s in out] == [4.0, 4.0] and all(s.reliable for s in out)
     assert server.count("flaky") == 6  # 500, 500, ok per question
+    assert judge.last_retried == judge.total_retried == 4  # the retries that succeeded are counted and said
+    assert "4 failed attempt(s) retried; all 2 calls then scored" in caplog.text
     out = make_judge("ratelimit").score([_req(0)])
     assert out[0].score == 4.0 and server.count("ratelimit") == 2
 

@@ -118,6 +118,8 @@ def test_fit_survives_a_judge_outage_and_never_stores_the_key(outage_server, tmp
     lam_raw = dict(logs["gate/lambda_raw"])
     assert lam_raw[1] == lam_raw[2] == 0.0  # all-unreliable groups are uninformative: the gate falls back to SFT
     assert len(logs["loss/total"]) == 3
+    # retried attempts, cumulative: none while healthy, then each of a step's 8 calls retried once (max_retries=1)
+    assert dict(logs["judge/retried_attempts"]) == {0: 0.0, 1: 8.0, 2: 16.0}
 
     stored = [p for p in Path(runs).rglob("*") if p.is_file()]
     assert any(p.suffix == ".ckpt" for p in stored) and any(p.name == "hparams.yaml" for p in stored)
@@ -181,3 +183,49 @@ def test_a_lasting_outage_stops_the_run_with_a_checkpoint_and_how_to_resume(
         assert SECRET.encode() not in path.read_bytes(), f"API key leaked into {path}"
     out = capsys.readouterr()
     assert SECRET not in out.out + out.err + message
+
+
+def test_a_judge_down_from_the_start_stops_during_the_sanity_validation(tmp_path, root, monkeypatch):
+    """Nothing listens on the judge's port: each of the 2 sanity-validation batches (3 of the 6 validation prompts
+    each) gets no reliable score, which is 2 failed judge steps, the limit set here, so the run stops before step 1 (and leaves no version folder)."""
+    import socket
+    import time
+
+    from wavalign.callbacks.guards import JudgeOutage
+
+    with socket.socket() as s:  # a port that was free a moment ago: connections to it are refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.chdir(root)
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    judge = {
+        "class_path": "wavalign.judges.http.HttpJudge",
+        "init_args": {
+            "base_url": f"http://127.0.0.1:{port}/v1",
+            "model": "m",
+            "api_key_env": KEY_ENV,
+            "max_retries": 1,
+            "backoff_s": 0.01,
+            "max_backoff_s": 0.02,
+        },
+    }
+    started = time.monotonic()
+    with pytest.raises(JudgeOutage, match="every score of 2 batches of the sanity validation was unreliable"):
+        main(
+            [
+                "fit",
+                "--config",
+                "configs/debug_interleaved.yaml",
+                f"--model.judge={json.dumps(judge)}",
+                "--trainer.max_steps=8",
+                "--trainer.num_sanity_val_steps=2",
+                "--data.init_args.eval_batch_size=3",
+                "--guards.max_failed_judge_steps=2",
+                "--trainer.enable_progress_bar=false",
+                "--trainer.callbacks=[]",
+                "--trainer.logger.init_args.save_dir",
+                str(tmp_path / "runs"),
+            ]
+        )
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("version_*"))

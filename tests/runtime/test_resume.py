@@ -104,6 +104,7 @@ def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path, uninterrupted
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert "run the same command with --ckpt_path last" in out, err[-3000:]
+    assert proc.returncode == 143 and "stopped by SIGTERM: exit status 143" in err  # preempted, not finished
     interrupt = tmp_path / "runs" / "run" / "version_0" / "checkpoints" / "on_exception.ckpt"
     assert interrupt.is_file(), err[-3000:]
     import torch

@@ -5,7 +5,8 @@
   and how to resume; the interrupt checkpoint (wavalign.runtime.resume) is written on the way out.
   Under several processes the count is over every rank's scores (gathered for the gate), so all ranks stop at
   the same step instead of one rank stopping while the others wait for it.
-  `judge/consecutive_failed_steps` is logged every step.
+  `judge/consecutive_failed_steps` is logged every step. The sanity validation before step 1 counts too, one
+  failed batch for one failed step, so a judge that is down from the start costs no more than the guard allows.
 - Non-finite values: a step whose loss or any gradient is NaN/inf has its gradients dropped before the optimiser
   (and before clipping), so the weights and optimiser moments never see them and no checkpoint holds them; counted
   in `guard/skipped_steps`. `max_nonfinite_steps` in a row stop the run. Non-finite rewards never get this far: the
@@ -93,6 +94,9 @@ class RunGuards(pl.Callback):
             else:
                 self.failed_judge_steps = 0
         pl_module.log("judge/consecutive_failed_steps", float(self.failed_judge_steps), batch_size=1)
+        retried = getattr(getattr(pl_module, "judge", None), "total_retried", None)  # HttpJudge counts its retries
+        if retried is not None:
+            pl_module.log("judge/retried_attempts", float(retried), batch_size=1)
         if fresh and self.failed_judge_steps >= self.max_failed_judge_steps:
             for logger in trainer.loggers:  # Lightning would flush this step's metrics only after the hook returns
                 logger.log_metrics(
@@ -104,6 +108,31 @@ class RunGuards(pl.Callback):
                 f"consecutive steps (last error: {errors[-1] if errors else 'none given'}); stopped at step "
                 f"{trainer.global_step} instead of training on as pure SFT. Fix the judge, then run the same command "
                 "with --ckpt_path last"
+            )
+
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """The sanity validation before step 1 is judged too: a batch of it with no reliable score counts as a failed
+        judge step, so a judge that is down from the start stops the run there instead of after the sanity check's
+        retries plus max_failed_judge_steps training steps."""
+        scored = getattr(pl_module, "last_scored", None)
+        if not trainer.sanity_checking or scored is None or not scored.scores:
+            return
+        none_reliable = trainer.strategy.reduce_boolean_decision(not bool(scored.reliable.any()), all=True)
+        self.failed_judge_steps = self.failed_judge_steps + 1 if none_reliable else 0
+        if self.failed_judge_steps >= self.max_failed_judge_steps:
+            errors = [s.error for s in scored.scores if s.error]
+            raise JudgeOutage(
+                f"{getattr(pl_module, 'judge', None)!r}: every score of {self.failed_judge_steps} batches of the sanity "
+                f"validation was unreliable (last error: {errors[-1] if errors else 'none given'}); stopped before "
+                "step 1. Fix the judge, then run the same command"
             )
 
     # ---- checkpoint ----------------------------------------------------------------------------------------------

@@ -59,6 +59,23 @@ def read_event_series(log_dir: str | Path) -> tuple[dict[str, list[tuple[int, fl
     return scalars, audio
 
 
+def with_resumed_history(
+    series: dict[str, list[tuple[int, float]]], ckpt_path: str | None, log_dir: str | None
+) -> dict[str, list[tuple[int, float]]]:
+    """A resumed run logs to a new version: its series start at the resume. Prepend what the version that wrote the
+    resumed checkpoint logged (its `<version>/checkpoints/*.ckpt` folder), so "first" is that run's first evaluation;
+    a step logged in both keeps the resumed run's value."""
+    folder = Path(ckpt_path).parent if ckpt_path else None
+    if folder is None or folder.name != "checkpoints" or not log_dir or folder.parent == Path(log_dir):
+        return series
+    earlier, _ = read_event_series(folder.parent)
+    out = dict(series)
+    for tag, points in earlier.items():
+        now = dict(out.get(tag, []))
+        out[tag] = sorted({**dict(points), **now}.items())
+    return out
+
+
 class RunSummary(pl.Callback):
     """Prints what a run achieved and where its outputs are, and writes it as <log_dir>/<file_stem>.json and .md.
 
@@ -123,15 +140,19 @@ class RunSummary(pl.Callback):
         if tb is not None:
             tb.experiment.flush()  # the last evaluation's values may still sit in the writer's queue
         series, audio = read_event_series(log_dir) if log_dir and Path(log_dir).is_dir() else ({}, {})
+        if stage == "fit":
+            series = with_resumed_history(series, trainer.ckpt_path, log_dir)
         rows = []
         for label, name in self.metrics.items():
             row: dict[str, Any] = {"label": label, "name": name}
             if stage == "fit" and series.get(name):
                 (s0, v0), (s1, v1) = series[name][0], series[name][-1]
-                row.update(first_step=s0, first=v0, last_step=s1, last=v1)
+                row.update(last_step=s1, last=v1)
                 se = dict(series.get(f"{name}_se", []))
-                if s0 in se and s1 in se:
-                    row.update(first_se=se[s0], last_se=se[s1])
+                if s1 in se:
+                    row["last_se"] = se[s1]
+                if s0 != s1:  # one evaluation only (a resumed run's): shown once, not as both "first" and "last"
+                    row.update(first_step=s0, first=v0, **({"first_se": se[s0]} if s0 in se else {}))
             elif name in trainer.callback_metrics:  # validate / test, or a fit logged without TensorBoard
                 row.update(last=float(trainer.callback_metrics[name]), last_step=trainer.global_step)
                 if f"{name}_se" in trainer.callback_metrics:
@@ -220,10 +241,11 @@ def render_text(report: dict[str, Any]) -> str:
     rows = [r for r in report["metrics"] if r.get("last") is not None]
     if rows:
         if fit:
-            first_step = rows[0].get("first_step", 0)
             last_step = rows[0].get("last_step", report["global_step"])
-            lines.append(f"{report['split']:<15} {_step(first_step):>16} {_step(last_step):>16}")
-            lines += [f"  {r['label']:<13} {_value(r, 'first'):>16} {_value(r, 'last'):>16}" for r in rows]
+            first_step = rows[0].get("first_step")
+            columns = [("first", first_step)] * (first_step is not None) + [("last", last_step)]
+            lines.append(f"{report['split']:<15} " + " ".join(f"{_step(step):>16}" for _, step in columns))
+            lines += [f"  {r['label']:<13} " + " ".join(f"{_value(r, key):>16}" for key, _ in columns) for r in rows]
             lines.append("  (TensorBoard steps: an evaluation after n updates is logged at step n - 1)")
         else:
             lines += [f"{report['split']} {r['label']:<8} {_value(r, 'last')}" for r in rows]
@@ -246,12 +268,14 @@ def render_markdown(report: dict[str, Any]) -> str:
     rows = [r for r in report["metrics"] if r.get("last") is not None]
     if rows:
         if report["stage"] == "fit":
+            first_step = rows[0].get("first_step")
+            columns = [("first", first_step)] * (first_step is not None) + [("last", rows[0].get("last_step"))]
             out += [
                 "",
-                f"| {report['split']} | {_step(rows[0].get('first_step'))} | {_step(rows[0].get('last_step'))} |",
-                "|---|---|---|",
+                f"| {report['split']} | " + " | ".join(_step(step) for _, step in columns) + " |",
+                "|---|" + "---|" * len(columns),
             ]
-            out += [f"| {r['label']} | {_value(r, 'first')} | {_value(r, 'last')} |" for r in rows]
+            out += [f"| {r['label']} | " + " | ".join(_value(r, key) for key, _ in columns) + " |" for r in rows]
         else:
             out += ["", f"| {report['split']} | value |", "|---|---|"]
             out += [f"| {r['label']} | {_value(r, 'last')} |" for r in rows]

@@ -3,7 +3,9 @@
 `python -m wavalign check-data FILE [FILE ...] [--config CFG] [--no-audio]` prints them and exits 1 if any;
 `fit` runs the cheap checks on its data at start-up (and decodes every audio file with `data.check_audio: true`), so
 a corrupt file fails before step 1, not hours in. A sample rate other than the codec's is a note, not a problem:
-the codec resamples.
+the codec resamples. With `--config`, the config's policy and codec are built and every row also goes through the
+checks `fit` runs against them (wavalign.data.row_limits: length in the policy's tokens against the model's context
+and `data.max_tokens`, audio the config can encode), so the two refuse the same rows.
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from wavalign.data.row_checker import row_checker
 from wavalign.data.schema import DialogueExample, SchemaError, parse_row, read_jsonl_rows
 from wavalign.data.sources import LazyExamples, open_source
 
 MIN_SECONDS, MAX_SECONDS = 0.05, 120.0
+# No spoken turn is longer: 120 s of speech is ~2,000 characters. A text beyond this is a data error (a whole
+# document pasted into one field), and tokenizing and training on it can take tens of GB at once.
+MAX_TEXT_CHARS = 20_000
 
 
 @dataclass
@@ -46,6 +52,7 @@ def _audio_problems(
     path: Path, where: str, key: str, decode: bool, sample_rate: int | None, notes: list[str]
 ) -> list[str]:
     """A file's header (cheap: format, rate, length) or, with decode, every sample."""
+    import numpy as np
     import soundfile as sf
 
     from wavalign.audio.io import read_wav
@@ -54,6 +61,8 @@ def _audio_problems(
         if decode:
             wav, sr = read_wav(path)
             seconds = len(wav) / sr if sr else 0.0
+            if not np.isfinite(wav).all():
+                return [f"{where}: {key}: {path.name} holds NaN or infinite samples"]
         else:
             info = sf.info(str(path))
             sr, seconds = int(info.samplerate), float(info.duration)
@@ -75,6 +84,11 @@ def example_problems(ex: DialogueExample, num_speech_tokens: int | None = None) 
         out.append(f"{ex.source}: sft_target_text: empty demonstration text")
     if not any(m["content"].strip() for m in ex.messages):
         out.append(f"{ex.source}: messages: every message is empty")
+    texts = [("sft_target_text", ex.target_text), ("rejected_text", ex.rejected_text or "")]
+    texts += [(f"messages[{i}]", m["content"]) for i, m in enumerate(ex.messages)]
+    for key, text in texts:
+        if len(text) > MAX_TEXT_CHARS:
+            out.append(f"{ex.source}: {key}: {len(text):,} characters, more than {MAX_TEXT_CHARS:,} (a spoken turn)")
     return out + (code_problems(ex, num_speech_tokens) if num_speech_tokens is not None else [])
 
 
@@ -88,19 +102,6 @@ def code_problems(ex: DialogueExample, num_speech_tokens: int) -> list[str]:
         if bad:
             out.append(f"{ex.source}: {key}: code {bad[0]} outside the policy's {num_speech_tokens} speech tokens")
     return out
-
-
-def check_speech_codes(tokens: int | None, datamodule: object) -> None:
-    """At start-up: every pre-tokenized code of the loaded splits must be one of the policy's `tokens` speech codes
-    (else it would fail mid-run, at the first batch that holds it). Raises SchemaError naming each example."""
-    splits = getattr(datamodule, "splits", None)
-    if tokens is None or not splits:
-        return
-    problems = [p for examples in splits.values() for ex in examples for p in code_problems(ex, tokens)]
-    if problems:
-        raise SchemaError(
-            f"{len(problems)} example(s) hold speech codes the policy cannot emit:\n" + "\n".join(problems[:20])
-        )
 
 
 def check_file(
@@ -208,12 +209,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="datasets in the reference or plain schema: JSONL files, parquet files or globs, save_to_disk folders, "
         "hub:NAME[:CONFIG[:SPLIT]]",
     )
-    parser.add_argument("--config", help="a training config: speech codes are checked against its policy's vocabulary")
+    parser.add_argument(
+        "--config",
+        help="a training config: its policy and codec are built and every row checked against them as `fit` does",
+    )
     parser.add_argument("--no-audio", action="store_true", help="read only the audio files' headers, not every sample")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     tokens, rate = _policy_settings(args.config)
     report = check_files(args.files, decode_audio=not args.no_audio, num_speech_tokens=tokens, sample_rate=rate)
+    checker = None
+    if args.config:
+        try:
+            checker = row_checker(args.config)
+        except (Exception, SystemExit) as e:  # a partial config (the policy's vocabulary alone) still checks codes
+            why = " ".join(str(e).split())[:300]
+            report.notes.append(
+                f"{args.config}: no module could be built from it ({type(e).__name__}: {why}); only the speech-code "
+                "and sample-rate checks used it, not fit's start-up checks (lengths, encodable audio)"
+            )
+    if checker is not None:  # fit's start-up checks, on the rows with no problem yet
+        failed = {p.split(": ", 1)[0] for p in report.problems}
+        rows = (ex for exs in report.parsed.values() for ex in exs if ex.source not in failed)  # row by row
+        report.problems = list(dict.fromkeys(report.problems + checker(rows)))
     if args.json:
         print(json.dumps({"examples": report.examples, "problems": report.problems, "notes": report.notes}, indent=1))
     else:

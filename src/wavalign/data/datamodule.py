@@ -34,8 +34,8 @@ class RepeatBatchSampler(Sampler[list[int]]):
     Under several processes every rank draws the same epoch order and cuts it into global batches of
     batch_size x world_size prompts; rank r takes the r-th slice of each. So no prompt is seen twice in an epoch
     across ranks, a prompt's group stays whole on one rank, and the ranks' batches joined in rank order are exactly
-    the batches of a one-process run with batch_size x world_size (what makes the gathered gate statistics equal to
-    that run's). Lightning cannot shard a custom batch sampler itself, hence `trainer.use_distributed_sampler: false`
+    the batches of a one-process run with batch_size x world_size (the same prompts; the sampled replies differ,
+    each rank drawing from its own stream). Lightning cannot shard a custom batch sampler itself, hence `trainer.use_distributed_sampler: false`
     (the CLI's default)."""
 
     def __init__(
@@ -113,6 +113,9 @@ class WavAlignDataModule(pl.LightningDataModule):
         seed: Seed of the training order and of the loaders' own random generators.
         check_audio: Also decode every audio file during the start-up check (slower; `python -m wavalign
             check-data` does it on its own).
+        max_tokens: Refuse, before step 1, every row whose prompt plus demonstration is longer than this many of
+            the policy's tokens (a row longer than the model's context is refused whatever this says); None: the
+            context alone.
     """
 
     def __init__(
@@ -128,6 +131,7 @@ class WavAlignDataModule(pl.LightningDataModule):
         shuffle: bool = True,
         seed: int = 0,
         check_audio: bool = False,
+        max_tokens: int | None = None,
     ) -> None:
         super().__init__()
         self.train_file, self.val_file, self.test_file = train_file, val_file, test_file
@@ -135,6 +139,9 @@ class WavAlignDataModule(pl.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.repeat_batches, self.max_eval_examples = repeat_batches, max_eval_examples
         self.shuffle, self.seed, self.check_audio = shuffle, seed, check_audio
+        if max_tokens is not None and max_tokens < 1:
+            raise ValueError(f"data.max_tokens must be >= 1 or null, got {max_tokens}")
+        self.max_tokens = max_tokens  # read by the module's start-up row check (wavalign.data.row_limits)
         self.splits: dict[str, Sequence[DialogueExample]] = {}  # parsed row by row when used (data.sources)
         self._resume_after = 0
 

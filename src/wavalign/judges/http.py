@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -39,6 +40,7 @@ PROMPT_NAMES = ("holistic", "semantic", "acoustic")
 _SCORE_TAG = re.compile(r"<score>\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*</score>", re.IGNORECASE)
 _JUSTIFICATION = re.compile(r"<justification>(.*?)</justification>", re.IGNORECASE | re.DOTALL)
 T = TypeVar("T")
+_RETRY_COUNT_LOCK = threading.Lock()  # module-level: a judge must stay picklable
 _JITTER = random.Random()  # private, so seed_everything does not give every rank the same retry schedule
 
 
@@ -166,6 +168,10 @@ class HttpJudge(Judge):
         self.last_unreliable = 0
         self.total_unreliable = 0
         self.total_scored = 0
+        # Failed attempts that were retried (whether the retry then scored or not): an outage that the retries
+        # absorb is otherwise invisible. Logged per batch, and as judge/retried_attempts by RunGuards.
+        self.last_retried = 0
+        self.total_retried = 0
         self.api_key()  # fail at construction, before a policy is loaded, rather than at the first reward
 
     def __repr__(self) -> str:
@@ -195,8 +201,10 @@ class HttpJudge(Judge):
         modes = ("semantic", "acoustic") if self.mode == "split" else (self.mode,)
         contents = [self._user_content(r) for r in requests]
         jobs = [(content, m) for content in contents for m in modes]
+        retried_before = self.total_retried
         with ThreadPoolExecutor(min(self.max_concurrency, len(jobs)), thread_name_prefix="http-judge") as pool:
             outcomes = list(pool.map(lambda job: self._call(job[0], job[1], key), jobs))
+        self.last_retried = self.total_retried - retried_before
 
         scores: list[JudgeScore] = []
         errors: Counter[str] = Counter()
@@ -219,6 +227,10 @@ class HttpJudge(Judge):
         self.last_unreliable = sum(not s.reliable for s in scores)
         self.total_unreliable += self.last_unreliable
         self.total_scored += len(scores)
+        if self.last_retried and not errors:
+            logger.warning(
+                "%r: %d failed attempt(s) retried; all %d calls then scored", self, self.last_retried, len(jobs)
+            )
         for message, count in errors.most_common(3):  # one line per distinct failure, not one per request
             level = logging.ERROR if message.startswith("not retried") else logging.WARNING
             logger.log(
@@ -268,6 +280,8 @@ class HttpJudge(Judge):
         retry_after: float | None = None
         for attempt in range(self.max_retries + 1):
             if attempt:
+                with _RETRY_COUNT_LOCK:  # the calls of a batch run on a thread pool
+                    self.total_retried += 1
                 time.sleep(self._delay(attempt, retry_after))
                 retry_after = None
             try:

@@ -13,9 +13,11 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from transformers import LogitsProcessorList
 
 from wavalign.policy.base import Reply, SamplingConfig, SequenceBatch, SpeechPolicy, sampling_threads
 from wavalign.policy.decoding import StaticCacheSampler
+from wavalign.policy.finite_logits import FiniteLogitsCheck
 from wavalign.policy.forward import completion_logits, gather_logprobs, train_mode_without_dropout
 from wavalign.policy.generation import checkpoint_stop_ids, rollout_generation_config
 from wavalign.policy.lora import LoraSettings, apply_lora
@@ -227,7 +229,10 @@ class InterleavedPolicy(SpeechPolicy):
             self.model, sampling, self.spec.all_stop_ids, self.spec.pad_id, self.mtp_inference_mode
         )
         synced = {"synced_gpus": True} if self.lockstep_decoding else {}  # transformers' lockstep across ranks
-        out = self.model.generate(input_ids=ids, attention_mask=attn, generation_config=config, **synced)
+        checked = LogitsProcessorList([FiniteLogitsCheck()])  # NaN/inf logits: a clean error, not multinomial's
+        out = self.model.generate(
+            input_ids=ids, attention_mask=attn, generation_config=config, logits_processor=checked, **synced
+        )
         return out[:, ids.shape[1] :]
 
     # ---- log-probs -----------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from wavalign.policy.base import PromptFeatures, Reply, SamplingConfig, SequenceBatch, SpeechPolicy, sampling_threads
 from wavalign.policy.decoding import sample_next, still_running
+from wavalign.policy.finite_logits import check_finite_logits
 from wavalign.policy.forward import token_entropy
 from wavalign.policy.lora import LoraSettings, apply_lora
 from wavalign.policy.parallel_layout import (  # noqa: F401  (StreamLayout, ParallelChatTemplate: public here too)
@@ -343,6 +344,7 @@ class ParallelPolicy(SpeechPolicy):
         steps, logps = [], []
         for step in range(sampling.max_new_tokens):
             text_lp, audio_lp = self._head_logprobs(logits[0][:, -1], logits[1][:, -1])
+            check_finite_logits(text_lp), check_finite_logits(audio_lp)  # NaN/inf: a clean error before sampling
             text = sample_next(text_lp, text_sampling).squeeze(1).masked_fill(text_done, lay.filler_id)
             audio = (
                 sample_next(audio_lp, audio_sampling)

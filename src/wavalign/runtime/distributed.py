@@ -4,8 +4,10 @@ Each rank rolls out, judges and computes advantages for its own prompt groups (a
 train sampler keeps it whole). The gate is the exception: its rule is a function of the whole batch's rewards, so
 every rank gathers the reward and reliability tensors of all ranks' groups, in global group order (rank 0's groups
 first, as a one-process run with the global batch would hold them), and runs the rule on them. λ, the rule's state
-(EMA, step counts) and the logged reward figures are then identical on every rank and equal to a one-process run over
-the same global batch. A rule with a λ per group gets the whole batch too; each rank keeps its own groups' slice.
+(EMA, step counts) and the logged reward figures are then identical on every rank: the same function of the global
+batch's rewards as in a one-process run. The rewards themselves differ from that run's whenever they depend on the
+replies, since each rank samples from its own stream (docs/distributed.md, "What is equal across process counts").
+A rule with a λ per group gets the whole batch too; each rank keeps its own groups' slice.
 
 What differs per rank and must be checkpointed per rank (random streams, the rollout buffer) is gathered when a
 checkpoint is written (`save_per_rank`) and each rank takes its own share back on resume (`load_per_rank`).

@@ -125,6 +125,21 @@ class ResumeStateCallback(pl.Callback):
 INTERRUPT_NAME = "on_exception"
 
 
+class UnsaveableState(RuntimeError):
+    """Raised when the run's state must not be saved (diverged weights: wavalign.callbacks.divergence.Diverged):
+    the interrupt checkpoint is skipped, so `--ckpt_path last` resumes the newest checkpoint written before."""
+
+
+def weights_finite(pl_module: pl.LightningModule) -> bool:
+    """Every trainable weight finite (the part this process holds, under sharding)."""
+    for p in pl_module.parameters():
+        if p.requires_grad:
+            local = p.to_local() if hasattr(p, "to_local") else p
+            if local.numel() and not bool(torch.isfinite(local.detach()).all()):
+                return False
+    return True
+
+
 def checkpoint_dirs(trainer: pl.Trainer) -> list[Path]:
     """Every folder this run's checkpoint callbacks write to, and for logger-placed ones every earlier version's.
 
@@ -165,6 +180,11 @@ class InterruptCheckpoint(Checkpoint):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if trainer.state.fn != "fit" or trainer.sanity_checking or trainer.global_step == 0:
             return
+        usable = not isinstance(exception, UnsaveableState)
+        if not trainer.strategy.reduce_boolean_decision(usable and weights_finite(pl_module), all=True):
+            if trainer.is_global_zero:
+                self.tell_unsaved(trainer, exception)
+            return
         trainer.save_checkpoint(self.path)  # on every rank: saving is collective under sharded strategies
         if trainer.is_global_zero:
             print(
@@ -172,6 +192,20 @@ class InterruptCheckpoint(Checkpoint):
                 "run the same command with --ckpt_path last to continue",
                 flush=True,
             )
+
+    def tell_unsaved(self, trainer: pl.Trainer, exception: BaseException) -> None:
+        """Say that nothing was saved, and which checkpoint `--ckpt_path last` would resume instead."""
+        last = find_last_checkpoint(trainer)
+        after = (
+            f"`--ckpt_path last` resumes {last}, written before (the same settings repeat the same steps)"
+            if last is not None
+            else "this run has no earlier checkpoint: start again"
+        )
+        print(
+            f"stopped at step {trainer.global_step} ({type(exception).__name__}): the weights are not usable, so no "
+            f"checkpoint of them was written; {after}",
+            flush=True,
+        )
 
 
 def add_interrupt_checkpoint(trainer: pl.Trainer) -> None:

@@ -9,8 +9,9 @@ the root unit keeps its parameters between steps of a rollout since its reshard 
 is the same sharded model run with peft's adapters disabled. Gradient checkpointing (non-reentrant) is set on the
 blocks before sharding and recomputes inside the unit's forward.
 
-Only data parallelism: the strategy's data-parallel size must be the process count (tensor_parallel_size: 1), as
-configs/strategies/fsdp.yaml sets it; the train sampler shards prompts by global rank.
+Only data parallelism: the strategy's data-parallel size must be the process count (tensor_parallel_size: 1), which
+DataParallelFSDP (configs/strategies/fsdp.yaml) works out from the devices; the train sampler shards prompts by
+global rank.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import Iterable
 
 import lightning.pytorch as pl
+from lightning.pytorch.strategies import ModelParallelStrategy
 from torch import nn
 
 BLOCK_SUFFIXES = ("DecoderLayer", "Block")
@@ -121,3 +123,27 @@ def shard_policy(module: pl.LightningModule) -> None:
     fully_shard_model(policy.model, mesh["data_parallel"], [reference] if reference is not None else [])
     object.__setattr__(policy, "_sharded", True)
     policy.lockstep_decoding = True  # a rank done decoding early would leave the others' all-gathers waiting
+
+
+class DataParallelFSDP(ModelParallelStrategy):
+    """Lightning's ModelParallelStrategy (FSDP2) for data parallelism only, sized at start-up: data_parallel_size =
+    devices x num_nodes and tensor_parallel_size = 1, so `--trainer.devices=N` is all a run sets. (The parent's
+    "auto" means data_parallel_size = num_nodes and tensor_parallel_size = devices; the fixed number the overlay held
+    broke every other device count.)
+
+    Args:
+        save_distributed_checkpoint: Save one shard file per process (True) or one full checkpoint file.
+        process_group_backend: The torch.distributed backend; None picks NCCL on GPUs and gloo on CPU.
+    """
+
+    def __init__(self, save_distributed_checkpoint: bool = True, process_group_backend: str | None = None) -> None:
+        super().__init__(
+            data_parallel_size="auto",
+            tensor_parallel_size=1,
+            save_distributed_checkpoint=save_distributed_checkpoint,
+            process_group_backend=process_group_backend,
+        )
+
+    def setup_environment(self) -> None:
+        self._data_parallel_size = self.num_nodes * self.num_processes  # the parent's "auto" would be num_nodes
+        super().setup_environment()
