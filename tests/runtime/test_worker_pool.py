@@ -30,3 +30,18 @@ def test_workers_reset_an_inherited_sigterm_handler_and_terminate_at_once():
             assert not alive, pid
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_pyarrow_starts_no_allocator_thread_under_wavalign():
+    """Forked pools must not inherit a thread that may hold a lock (see wavalign/__init__.py): importing pyarrow
+    after wavalign starts no jemalloc background thread."""
+    import subprocess
+    import sys
+
+    code = (
+        "import glob, wavalign, pyarrow as pa; pa.array(list(range(1000)));"
+        "print(sorted(open(f + '/comm').read().strip() for f in glob.glob('/proc/self/task/*')))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "JE_ARROW_MALLOC_CONF"}  # this process has it already
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert "jemalloc_bg_thd" not in out
