@@ -175,33 +175,32 @@ class WavAlignCLI(LightningCLI):
 def load_checkpoint(config: str, checkpoint: str, overrides: Sequence[str] = ()) -> Loaded:
     """`checkpoint` loaded into the module `config` builds (its world prepared or reused; never a warm-start run),
     for the tools below this module that read a trained policy (wavalign.world.loader says why they get it here)."""
-    argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI reads `args`; keep the caller's own flags out of sight
+    cli = _built(
+        "--config",
+        config,
+        "--model.init_checkpoint",
+        checkpoint,
+        "--trainer.logger",
+        "false",
+        "--warm_start_config=null",
+        *overrides,
+    )
+    return Loaded(cli.model.eval(), cli.config.get("world"))
+
+
+def _built(*args: str) -> WavAlignCLI:
+    """The CLI's module and data module for `args`, built without running (load_checkpoint, build_row_checker).
+    LightningCLI reads `args`; the caller's own command-line flags are kept out of its sight."""
+    argv, sys.argv = sys.argv, sys.argv[:1]
     try:
-        cli = WavAlignCLI(
-            WavAlignModule,
-            WavAlignDataModule,
-            subclass_mode_data=True,
-            run=False,
-            args=[
-                "--config",
-                config,
-                "--model.init_checkpoint",
-                checkpoint,
-                "--trainer.logger",
-                "false",
-                "--warm_start_config=null",
-                *overrides,
-            ],
-        )
+        return WavAlignCLI(WavAlignModule, WavAlignDataModule, subclass_mode_data=True, run=False, args=list(args))
     finally:
         sys.argv = argv
-    return Loaded(cli.model.eval(), cli.config.get("world"))
 
 
 def build_row_checker(config: str) -> RowChecker:
     """`check-data --config`: the module and data module `config` builds (no weights loaded, no warm start), and a
     function giving the start-up problems `fit` would find in rows under them (wavalign.data.row_limits)."""
-    argv, sys.argv = sys.argv, sys.argv[:1]
     chatty = [
         logging.getLogger(n) for n in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed")
     ]
@@ -209,21 +208,10 @@ def build_row_checker(config: str) -> RowChecker:
     for log in chatty:  # "GPU available", "Seed set to": a Trainer's start-up lines, noise in a data report
         log.setLevel(logging.WARNING)
     try:
-        cli = WavAlignCLI(
-            WavAlignModule,
-            WavAlignDataModule,
-            subclass_mode_data=True,
-            run=False,
-            args=[
-                "--config",
-                config,
-                "--model.init_checkpoint=null",
-                "--trainer.logger=false",
-                "--warm_start_config=null",
-            ],
+        cli = _built(
+            "--config", config, "--model.init_checkpoint=null", "--trainer.logger=false", "--warm_start_config=null"
         )
     finally:
-        sys.argv = argv
         for log, level in zip(chatty, levels):
             log.setLevel(level)
     model, limit = cli.model, getattr(cli.datamodule, "max_tokens", None)

@@ -239,6 +239,7 @@ class WavAlignModule(pl.LightningModule):
         self.buffer.mark_used(entry)
         self.last_entry = entry
         plan, demo = entry.plan, entry.sft_batch
+        log_entropy = self.logs_entropy_now()
         with self.timed("forward"):
             fwd = step_logprobs(
                 self.policy,
@@ -247,7 +248,7 @@ class WavAlignModule(pl.LightningModule):
                 train_po=plan.train_po,
                 train_sft=plan.train_sft,
                 joint=self.preference.objective == "grpo",
-                with_entropy=self.logs_entropy_now() or plan.with_entropy,
+                with_entropy=log_entropy or plan.with_entropy,
             )
             demo_mask = None if demo is None else demo.masks.completion
             inputs = TokenInputs(
@@ -278,9 +279,7 @@ class WavAlignModule(pl.LightningModule):
             {"loss/total": loss, "loss/po": po, "loss/sft": sft, "gate/lambda": plan.lam}, batch_size=bs, prog_bar=True
         )
         self.log_dict(
-            modality_logs(
-                entry.rollouts.masks, fwd.entropy if self.logs_entropy_now() else None, fwd.logp, entry.ref_logp
-            ),
+            modality_logs(entry.rollouts.masks, fwd.entropy if log_entropy else None, fwd.logp, entry.ref_logp),
             batch_size=bs,
         )
         self.log_dict({f"time/{k}": v for k, v in self.timings.items()}, batch_size=bs)

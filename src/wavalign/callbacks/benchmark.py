@@ -38,6 +38,7 @@ from wavalign.benchmarks.base import BenchmarkItem
 from wavalign.benchmarks.metrics import EQ, IQ, SpeechTextWER
 from wavalign.benchmarks.suite import Chunk, Suite, Tally
 from wavalign.callbacks.eval_items import ItemLog
+from wavalign.data.check import code_problems
 from wavalign.judges.base import Judge, JudgeRequest
 from wavalign.policy.base import Reply, speech_token_count
 from wavalign.runtime.progress import ProgressLines
@@ -65,11 +66,12 @@ def check_item_codes(items: dict[str, list[BenchmarkItem]], tokens: int | None) 
     """Pre-tokenized question audio must hold codes the policy reads (else a rollout fails mid-evaluation)."""
     if tokens is None:
         return
-    for suite_items in items.values():
-        for it in suite_items:
-            bad = [c for c in it.audio_codes or () if c >= tokens]
-            if bad:
-                raise ValueError(f"{it.source}: audio_codes: code {bad[0]} outside the policy's {tokens} speech tokens")
+    coded = [it for suite_items in items.values() for it in suite_items if it.audio_codes is not None]
+    problems = [p for it in coded for p in code_problems(it.as_example(), tokens)]  # the training rows' own check
+    if problems:
+        raise ValueError(
+            f"{len(problems)} benchmark item(s) hold codes the policy cannot read:\n" + "\n".join(problems[:20])
+        )
 
 
 class BenchmarkCallback(pl.Callback):

@@ -2,7 +2,8 @@
 
 Why: two runs evaluated on the same items with the same sampling seed (BenchmarkCallback forks its RNG from a
 fixed seed) can be compared item by item, and a paired difference cancels the items' own difficulty, which
-dominates the spread of a mean over a few hundred items. The ablation's report reads these files.
+dominates the spread of a mean over a few hundred items. The ablation turns them on for every run (its report pairs
+runs by seed, from their logged means; these files hold the item-level detail behind them).
 """
 
 from __future__ import annotations

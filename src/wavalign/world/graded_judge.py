@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Sequence
 
 from wavalign.judges.base import MAX_SCORE, MIN_SCORE, Judge, JudgeRequest, JudgeScore
+from wavalign.judges.rules import ends_with_answer
 from wavalign.world.tasks import COLORS, DAYS, MONTHS, NUMBERS, OPPOSITES, SOUNDS, words
 
 # question words that carry no content to restate ("what is three plus four" -> three, plus, four)
@@ -85,10 +86,10 @@ class GradedAnswerJudge(Judge):
         ref = words(req.reference or "")
         if not ref:
             return JudgeScore(self.fallback_score, reliable=False, parts={"correct": 0.0})
+        if ends_with_answer(req.reply_text, req.reference):  # the exact-answer rule IQ uses
+            return JudgeScore(MAX_SCORE, parts={"correct": 1.0})
         got = words(req.reply_text)
         answer, before = got[-len(ref) :], got[: -len(ref)]
-        if answer == ref:
-            return JudgeScore(MAX_SCORE, parts={"correct": 1.0})
         restate = restated_share(words(req.question), before)
         kind = float(len(answer) == len(ref) and all(same_kind(a, r) for a, r in zip(answer, ref)))
         close = numeric_closeness(answer, ref, self.spread) if kind else 0.0
