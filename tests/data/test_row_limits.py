@@ -98,7 +98,7 @@ def test_nan_audio_and_a_configured_limit_are_refused_before_step_one(tmp_path, 
     monkeypatch.chdir(ROOT)
     with pytest.raises(SchemaError, match="2 data row") as err:
         main(["fit", "--config", str(config), f"--data.train_file={path}", "--trainer.logger=false",
-              "--trainer.enable_progress_bar=false"])
+              "--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={tmp_path}"])
     assert f"{path}:5: audio file" in str(err.value) and "holds NaN or infinite samples" in str(err.value)
     assert f"{path}:6: " in str(err.value) and "reply tokens exceed data.max_tokens=100" in str(err.value)
 
