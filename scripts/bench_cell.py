@@ -1,4 +1,4 @@
-"""Wall time and peak RSS of one ablation cell (or the main job) under two commits, one after the other.
+"""Wall time and peak RSS of one ablation cell under two commits, one after the other.
 
 Issue 27 asks for a cell (200 RL steps plus its evaluation, at the ablation's settings) measured side by side with
 an older commit on the same machine. Each commit's `src/` is extracted with `git archive` into --work and run as
@@ -11,8 +11,7 @@ newer; both are a few string rules per reply) and the callback's `save_items` is
 warm start go to both, so the runs train on the same rollouts wherever the math is unchanged: the script prints
 each run's final metrics to show it.
 
-    python scripts/bench_cell.py --old dea7f51 --new HEAD --config .cache/ablate/rl.yaml   # a cell, old vs new
-    python scripts/bench_cell.py --main --repeats 1                                        # the main job
+    python scripts/bench_cell.py --old dea7f51 --new HEAD --config .cache/ablate/rl.yaml
 """
 
 from __future__ import annotations
@@ -104,17 +103,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=1, help="old/new pairs, alternated")
-    ap.add_argument("--main", action="store_true", help="time the main job (configs/tiny.yaml) instead of a cell")
     ap.add_argument("--work", default=None, help="where the trees, configs and logs go (default: a temp folder)")
     args = ap.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_cell_")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     trees = {"old": extract(args.old, work), "new": extract(args.new, work)}
-    if args.main:
-        fit = ["--config", "configs/tiny.yaml", f"--trainer.logger.init_args.save_dir={work / 'runs'}"]
-    else:
-        fit = ["--config", str(cell_config(ROOT / args.config, ROOT / args.row, args.steps, work))]
-        fit.append(f"--seed_everything={args.seed}")
+    fit = ["--config", str(cell_config(ROOT / args.config, ROOT / args.row, args.steps, work))]
+    fit.append(f"--seed_everything={args.seed}")
     results: list[dict] = []
     for rep in range(args.repeats):
         for label in ("old", "new"):
