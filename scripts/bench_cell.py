@@ -5,8 +5,8 @@ an older commit on the same machine. Each commit's `src/` is extracted with `git
 `python -m wavalign fit` with PYTHONPATH pointing at it, from this repository's root (so the generated configs'
 relative paths resolve), with one torch thread as the ablation runs it. Runs alternate old, new, old, new ...
 
-The cell's config is the ablation's generated RL base (`python -m wavalign.ablate` writes it) plus a row overlay,
-with two edits that let an older commit read it: the reward is the binary `AnswerJudge` (the graded judge is
+The cell's config is the ablation's generated RL base (`python -m wavalign.ablate` writes it) with two edits that
+let an older commit read it, then a row overlay as a second --config, as the ablation's runner passes it. The edits: the reward is the binary `AnswerJudge` (the graded judge is
 newer; both are a few string rules per reply) and the callback's `save_items` is dropped. The same seed, world and
 warm start go to both, so the runs train on the same rollouts wherever the math is unchanged: the script prints
 each run's final metrics to show it.
@@ -43,11 +43,9 @@ def extract(rev: str, into: Path) -> Path:
     return where
 
 
-def cell_config(config: Path, row: Path, steps: int, work: Path) -> Path:
-    """The RL base + row overlay, readable by older commits (binary judge, no save_items), logging under work."""
+def cell_config(config: Path, steps: int, work: Path) -> Path:
+    """The RL base, readable by older commits (binary judge, no save_items), logging under work."""
     base = yaml.safe_load(config.read_text())
-    for key, value in yaml.safe_load(row.read_text()).items():
-        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
     base["model"]["judge"] = {"class_path": "wavalign.judges.rules.AnswerJudge"}
     base["trainer"]["max_steps"] = steps
     base["model"]["scheduler"]["init_args"]["total_steps"] = steps
@@ -108,7 +106,8 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_cell_")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     trees = {"old": extract(args.old, work), "new": extract(args.new, work)}
-    fit = ["--config", str(cell_config(ROOT / args.config, ROOT / args.row, args.steps, work))]
+    # the row is a second --config, as the ablation's runner passes it (LightningCLI merges it key by key)
+    fit = ["--config", str(cell_config(ROOT / args.config, args.steps, work)), "--config", str(ROOT / args.row)]
     fit.append(f"--seed_everything={args.seed}")
     results: list[dict] = []
     for rep in range(args.repeats):
