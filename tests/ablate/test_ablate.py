@@ -255,3 +255,27 @@ def test_a_rule_added_as_one_file_in_the_gates_package_is_a_row(tmp_path: Path, 
         assert "wavalign.gates.halfway.HalfwayGate" in library_gates()
     finally:
         sys.modules.pop("wavalign.gates.halfway", None)
+
+
+def test_the_warm_start_runs_alone_with_the_threads_of_all_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wavalign.ablate import runner
+
+    seen: dict[str, int] = {}
+
+    class Exited:
+        returncode = 1
+
+        def wait(self) -> int:
+            return 1
+
+    def spawn(args: list[str], where: Path, meta: dict, threads: int) -> Exited:
+        seen["threads"] = threads
+        return Exited()
+
+    monkeypatch.setattr(runner, "_spawn", spawn)
+    settings = AblationSettings(work=str(tmp_path / "work"), threads=1)
+    with pytest.raises(runner.RunFailed):
+        runner.warm_start(settings, "sft.yaml", lambda line: None, jobs=2)
+    assert seen["threads"] == 2

@@ -173,11 +173,14 @@ def _run(settings: AblationSettings, args: argparse.Namespace, argv: list[str] |
             return 2
     else:
         try:
-            warm = warm_start(settings, sft_yaml, say)
+            warm = warm_start(settings, sft_yaml, say, args.jobs)
             results = run_all(settings, rl_yaml, rows, say, args.jobs)
         except RunFailed as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
+    import torch
+
+    torch.set_num_threads(args.threads * args.jobs)  # the runs are over: the analysis has the cores to itself
     try:
         analysis = warm_analysis(settings, rl_yaml, say)  # after the rows: the table first when time is short
     except FileNotFoundError as e:  # --report-only on runs whose warm-start checkpoint was deleted

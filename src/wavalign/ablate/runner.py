@@ -148,8 +148,9 @@ def run_dir(settings: AblationSettings, name: str, seed: int) -> Path:
     return Path(settings.work) / "runs" / name / f"seed{seed}"
 
 
-def warm_start(settings: AblationSettings, sft_yaml: str, say: Callable[[str], None]) -> dict[str, Any]:
-    """The one warm start every row starts from (its final evaluation is the table's first row)."""
+def warm_start(settings: AblationSettings, sft_yaml: str, say: Callable[[str], None], jobs: int = 1) -> dict[str, Any]:
+    """The one warm start every row starts from (its final evaluation is the table's first row). It runs alone,
+    so it gets the threads of all `jobs` runs (one thread would leave the other cores idle for its minutes)."""
     where = run_dir(settings, WARM_START, 0)
     done = finished(where)
     if done is not None and Path(settings.warm_start).is_file():
@@ -157,7 +158,7 @@ def warm_start(settings: AblationSettings, sft_yaml: str, say: Callable[[str], N
         return done
     Path(settings.warm_start).unlink(missing_ok=True)
     say(f"[warm start] SFT {settings.sft_steps} steps on the demonstrations ...")
-    proc = _spawn(["fit", "--config", sft_yaml], where, {"row": WARM_START, "seed": 0}, settings.threads)
+    proc = _spawn(["fit", "--config", sft_yaml], where, {"row": WARM_START, "seed": 0}, settings.threads * jobs)
     proc.wait()
     result = _collect_child(proc, where)
     say(f"[warm start] done in {result['wall_s']:.0f} s; {summary(result['metrics'])}")
