@@ -5,6 +5,7 @@ Each decoder keeps its own sampler (before 2026-12-05 the static arm's uncompile
 compiled arm, so "compiled" timed the plain static loop). Per-token times divide by each rollout's own length.
 
     python scripts/compare_decoders.py [--config .cache/ablate/rl.yaml] [--checkpoint ...] [--reps 6]
+    python scripts/compare_decoders.py --decoders generate,fused --eval     # an evaluation batch: 50 x 4 rows
 """
 
 from __future__ import annotations
@@ -30,21 +31,29 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=6, help="rollouts per decoder; the first (compilation) is left out")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--decoders", default="generate,static,compiled,fused", help="comma-separated, in turn")
+    ap.add_argument(
+        "--eval",
+        action="store_true",
+        help="the evaluation's shape: 50 validation questions x 4 replies, evaluation sampling (default: a training "
+        "step's 4 training prompts x the group, training sampling)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     loaded = load_checkpoint(args.config, args.checkpoint, [])
     module, policy = loaded.module, loaded.module.policy
-    examples = load_jsonl(Path(loaded.world.dir) / "train.codes.jsonl")[: 4 * args.reps]
+    per, split = (50, "val") if args.eval else (4, "train")
+    replies, sampling = (4, module.eval_sampling) if args.eval else (module.group_size, module.sampling)
+    examples = load_jsonl(Path(loaded.world.dir) / f"{split}.codes.jsonl")[: per * args.reps]
     decoders = args.decoders.split(",")
     times: dict[str, list[float]] = {d: [] for d in decoders}
     per_token: dict[str, list[float]] = {d: [] for d in decoders}
     samplers: dict[str, object] = {}
     for rep in range(args.reps):
-        prompts = module.prompts(examples[4 * rep : 4 * rep + 4])
+        prompts = module.prompts(examples[per * rep : per * rep + per])
         for decoder in decoders:
             policy.decoder, policy._sampler = decoder, samplers.get(decoder)
             start = time.perf_counter()
-            out = policy.rollout(prompts, module.group_size, module.sampling)
+            out = policy.rollout(prompts, replies, sampling)
             times[decoder].append(time.perf_counter() - start)
             samplers[decoder] = policy._sampler
             steps = out.completion_ids.shape[1]

@@ -61,7 +61,8 @@ def left_padded(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, mask
 
 
-def test_teacher_forced_logits_equal_transformers_forward_in_float64():
+@pytest.mark.parametrize("filled_only", [False, True])
+def test_teacher_forced_logits_equal_transformers_forward_in_float64(filled_only):
     model = qwen2()
     shape = check_qwen2(model)
     prompt_ids, prompt_mask = left_padded([[5, 6, 7, 8, 9, 10], [11, 12, 13], [14]])
@@ -79,8 +80,18 @@ def test_teacher_forced_logits_equal_transformers_forward_in_float64():
         for i in range(n):
             attention[:, p_len + i] = True
             where = torch.tensor([p_len + i])
+            span = p_len + i + 1 if filled_only else None  # the eager loop's span, or the whole cache
             step = decode_logits(
-                layers, parts, shape, follow[:, i : i + 1], positions[:, -1:] + 1 + i, attention, keys, values, where
+                layers,
+                parts,
+                shape,
+                follow[:, i : i + 1],
+                positions[:, -1:] + 1 + i,
+                attention,
+                keys,
+                values,
+                where,
+                span,
             )
             ours.append(step)
         ids = torch.cat([prompt_ids, follow], dim=1)

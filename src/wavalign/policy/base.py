@@ -49,9 +49,9 @@ class SamplingConfig:
         temperature: Softmax temperature shared by all streams, > 0; lower gives a group's replies less variety
             (and GRPO less signal), higher more noise.
         top_p: Nucleus sampling mass, in (0, 1]; 1 turns it off.
-        top_k: None keeps the checkpoint's own top-k when rollouts run through transformers' generate (which falls
-            back to 50 when the checkpoint sets none; our own decoders have no checkpoint setting, so None is off
-            there), 0 turns top-k off, k > 0 keeps the k most likely tokens.
+        top_k: None keeps the checkpoint's own top-k when rollouts run through transformers' generate or the fused
+            decoder (50 when the checkpoint sets none; the static and compiled decoders read no checkpoint setting,
+            so None is off there), 0 turns top-k off, k > 0 keeps the k most likely tokens.
         max_new_tokens: Most decoding steps per reply, >= 1 (a parallel-stream step emits one token per stream);
             raise it when replies are cut short, lower it to make rollouts cheaper.
         do_sample: False decodes greedily (evaluation); True samples with the settings above.

@@ -167,10 +167,12 @@ def decode_logits(
     keys: Sequence[Tensor],
     values: Sequence[Tensor],
     where: Tensor,
+    span: int | None = None,
 ) -> Tensor:
     """One token per row through the model: writes its keys and values at cache slot `where` and returns the next
-    token's logits (rows, vocab) in float32 (float64 for a float64 model). attention: (rows, T) bool, True where a slot is attended (the new
-    slot included); keys, values: per layer (rows, kv_heads, T, head_dim)."""
+    token's logits (rows, vocab) in float32 (float64 for a float64 model). attention: (rows, T) bool, True where a
+    slot is attended (the new slot included); keys, values: per layer (rows, kv_heads, T, head_dim); span: attend
+    over the first `span` slots only (the filled ones; None: all T, for a graph of fixed shapes)."""
     embedding, final_norm, head, inv_freq = parts
     rows, groups, dim = token.shape[0], shape.heads // shape.kv_heads, shape.head_dim
     rotated = shape.heads + shape.kv_heads  # q and k heads, rotated together
@@ -178,7 +180,7 @@ def decode_logits(
     angles = torch.cat((freqs, freqs), dim=-1)
     dtype = embedding.dtype
     cos, sin = angles.cos().to(dtype)[:, None], angles.sin().to(dtype)[:, None]  # (rows, 1, dim)
-    blocked = ~attention[:, None, None, :]  # (rows, 1, 1, T)
+    blocked = ~attention[:, None, None, :span]  # (rows, 1, 1, span)
     h = F.embedding(token[:, 0], embedding)  # (rows, hidden)
     for i, (n1, qkv_w, qkv_b, o_w, n2, gate_up_w, down_w) in enumerate(layers):
         qkv = F.linear(_rms_norm(h, n1, shape.eps), qkv_w, qkv_b).view(rows, rotated + shape.kv_heads, dim)
@@ -187,9 +189,10 @@ def decode_logits(
         values[i].index_copy_(2, where, qkv[:, rotated:, None])
         # query head j*groups + g reads key/value head j (transformers' repeat_kv order)
         grouped = qk[:, : shape.heads].reshape(rows, shape.kv_heads, groups, dim)
-        scores = torch.matmul(grouped, keys[i].transpose(2, 3)) * shape.scaling  # (rows, kv_heads, groups, T)
+        k, v = keys[i][:, :, :span], values[i][:, :, :span]
+        scores = torch.matmul(grouped, k.transpose(2, 3)) * shape.scaling  # (rows, kv_heads, groups, span)
         weights = torch.softmax(scores.masked_fill(blocked, float("-inf")), dim=-1)
-        h = h + F.linear(torch.matmul(weights, values[i]).reshape(rows, shape.heads * dim), o_w)
+        h = h + F.linear(torch.matmul(weights, v).reshape(rows, shape.heads * dim), o_w)
         gate, up = F.linear(_rms_norm(h, n2, shape.eps), gate_up_w).chunk(2, dim=-1)
         h = h + F.linear(F.silu(gate) * up, down_w)
     logits = F.linear(_rms_norm(h, final_norm, shape.eps), head)
@@ -238,7 +241,8 @@ def prefill(
         input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions, use_cache=True, logits_to_keep=1
     )
     p_len = prompt_ids.shape[1]
-    for i, layer in enumerate(out.past_key_values.layers):
+    cache = out["cache"] if "cache" in out else out["past_key_values"]  # transformers 5 renamed it
+    for i, layer in enumerate(cache.layers):
         keys[i][:, :, :p_len] = layer.keys
         values[i][:, :, :p_len] = layer.values
     logits = out.logits[:, -1, :]
@@ -246,13 +250,15 @@ def prefill(
 
 
 class Qwen2FusedSampler:
-    """Samples completions of a Qwen2ForCausalLM with decode_logits and draw over a static cache; compile=True
-    compiles `unroll` decode-and-draw steps into one graph (a call's fixed cost is paid once per `unroll` tokens)."""
+    """Samples completions of a Qwen2ForCausalLM with decode_logits and draw over a static cache.
 
-    def __init__(self, model: Qwen2ForCausalLM, compile: bool = True, unroll: int = 4) -> None:
+    compile=True compiles `unroll` decode-and-draw steps into one graph: about 20 % less per token, but 5-100 s of
+    compilation per process and shape or sampling setting, more than a world run saves (docs/performance.md)."""
+
+    def __init__(self, model: Qwen2ForCausalLM, compile: bool = False, unroll: int = 4) -> None:
         if unroll < 1:
             raise ValueError(f"unroll must be >= 1, got {unroll}")
-        self.model, self.shape, self.unroll = model, check_qwen2(model), unroll
+        self.model, self.shape, self.unroll, self.compiled = model, check_qwen2(model), unroll, compile
         self.steps: Callable = torch.compile(self._steps, dynamic=True) if compile else self._steps
         self.caches: dict[tuple[int, int, torch.dtype], tuple[list[Tensor], list[Tensor]]] = {}
 
@@ -276,7 +282,10 @@ class Qwen2FusedSampler:
         out, bad = [], torch.zeros((), dtype=torch.bool, device=token.device)
         for i in range(self.unroll):
             attention.index_fill_(1, where + i, True)
-            logits = decode_logits(layers, parts, self.shape, token, position + i, attention, keys, values, where + i)
+            span = None if self.compiled else int(where) + i + 1  # eager: only the filled slots
+            logits = decode_logits(
+                layers, parts, self.shape, token, position + i, attention, keys, values, where + i, span
+            )
             bad = bad | _bad_logits(logits)
             token = draw(logits, settings).masked_fill(done, pad_id)
             done = done | _is_stop(token, stops)
@@ -293,8 +302,9 @@ class Qwen2FusedSampler:
                 [torch.empty(size, dtype=dtype, device=device) for _ in range(layers)],
             )
         keys, values = self.caches[key]
-        for t in keys + values:  # slots past the prompt are masked, but stale NaN would still leak through 0 * NaN
-            t.zero_()
+        if self.compiled:  # the graph reads every slot: masked, but a stale NaN would leak through 0 * NaN
+            for t in keys + values:
+                t.zero_()
         return keys, values
 
     @torch.no_grad()
