@@ -6,7 +6,7 @@ import math
 import pytest
 
 from wavalign.ablate.plan import AblationSettings
-from wavalign.ablate.report import paired_lines, paired_summary, summary_json
+from wavalign.ablate.report import contrast_lines, contrasts, paired_lines, paired_summary, summary_json
 
 T975_DF2 = 0.95 * math.sqrt(2 / (1 - 0.95**2))  # closed form of the t quantile with 2 df (test_paired.py)
 
@@ -44,3 +44,20 @@ def test_the_record_is_plain_json_with_per_seed_values():
     assert row["per_seed"]["0"]["eval/world_val/iq"] == 23.0 and row["per_seed"]["0"]["gate/lambda:sd"] == 0.1
     assert row["paired_vs_sft_only"]["eval/world_val/iq"]["half"] is None
     assert record["warm_start"]["eval/world_val/iq"] == 18.0 and record["min_detectable_iq_val"] is None
+
+
+def test_wavalign_minus_each_row_by_hand():
+    table = contrasts(RESULTS)
+    assert list(table) == ["sft_only", "fixed"]
+    # wavalign - fixed: 23-21, 24-23, 25-20 = 2, 1, 5: mean 8/3, sd sqrt(((2-8/3)^2 + (1-8/3)^2 + (5-8/3)^2) / 2)
+    c = table["fixed"]["eval/world_val/iq"]
+    sd = math.sqrt(((2 - 8 / 3) ** 2 + (1 - 8 / 3) ** 2 + (5 - 8 / 3) ** 2) / 2)
+    assert c["diffs"] == [2.0, 1.0, 5.0] and c["mean"] == pytest.approx(8 / 3)
+    assert c["half"] == pytest.approx(T975_DF2 * sd / math.sqrt(3))
+    assert "eval/world_heard/iq" not in table["fixed"]  # no heard figures in these results: no cell, a dash
+    text = "\n".join(contrast_lines(table))
+    lo, hi = 8 / 3 - c["half"], 8 / 3 + c["half"]
+    assert f"| fixed | +2.7 [{lo:+.1f}, {hi:+.1f}] (p {c['p']:.2f}) | - |" in text
+    assert contrasts([r for r in RESULTS if r["row"] != "wavalign"]) == {}
+    record = summary_json(AblationSettings(), {"metrics": {}}, RESULTS)
+    assert record["rows"]["wavalign"]["minus_each_row"]["fixed"]["eval/world_val/iq"]["diffs"] == [2.0, 1.0, 5.0]

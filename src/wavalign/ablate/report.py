@@ -104,6 +104,9 @@ def write_report(
             f"| {name} | {row['n']} | " + " | ".join(cells) + f" | {row['steps']:.0f} | {row['wall_s']:.0f} s | {cpu} |"
         )
     lines += ["", *paired_lines(paired_summary(results))]
+    table = contrasts(results)
+    if table:
+        lines += ["", *contrast_lines(table)]
     lines += [
         "",
         f"Figure: `ablation_tradeoff.png` ({png_note}).",
@@ -296,6 +299,56 @@ def paired_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+METHOD = "wavalign"  # the row the other rows are contrasted with, seed by seed
+CONTRAST_KEYS: tuple[tuple[str, str], ...] = (("eval/world_val/iq", "IQ val"), ("eval/world_heard/iq", "IQ heard"))
+
+
+def contrasts(results: list[dict[str, Any]], method: str = METHOD) -> dict[str, dict[str, Any]]:
+    """`method` minus each other row (the baseline included), paired by seed: the comparisons a gate rule is judged
+    by (the dynamic gate against a fixed λ at its own mean, against λ = 0.5, without its EMA). {} without `method`."""
+    from wavalign.ablate.paired import paired
+
+    names = list(dict.fromkeys(x["row"] for x in results))
+    if method not in names:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for row in (n for n in names if n != method):
+        cells = {}
+        for key, _ in CONTRAST_KEYS:
+            a, b = _by_seed(results, method, key), _by_seed(results, row, key)
+            if set(a) & set(b):
+                p = paired(a, b)
+                cells[key] = {"seeds": p.seeds, "diffs": p.diffs, "mean": p.mean, "half": p.half, "p": p.p}
+        out[row] = cells
+    return out
+
+
+def contrast_lines(table: dict[str, dict[str, Any]], method: str = METHOD) -> list[str]:
+    """The report's section of `method` minus each other row: mean [95 % interval] (p)."""
+    lines = [
+        f"## {method} against each row",
+        "",
+        f"`{method}` minus the row, seed by seed; mean [95 % Student-t interval over seeds] (two-sided p, not "
+        "corrected for the number of rows).",
+        "",
+        "| row | " + " | ".join(f"{method} - row, {label}" for _, label in CONTRAST_KEYS) + " |",
+        "|---" * (len(CONTRAST_KEYS) + 1) + "|",
+    ]
+    for row, cells in table.items():
+        out = []
+        for key, _ in CONTRAST_KEYS:
+            c = cells.get(key)
+            if c is None:
+                out.append("-")
+            elif math.isnan(c["half"]):
+                out.append(f"{c['mean']:+.1f} (1 seed)")
+            else:
+                lo, hi = c["mean"] - c["half"], c["mean"] + c["half"]
+                out.append(f"{c['mean']:+.1f} [{lo:+.1f}, {hi:+.1f}] (p {c['p']:.2f})")
+        lines.append(f"| {row} | " + " | ".join(out) + " |")
+    return lines
+
+
 def summary_json(settings: AblationSettings, warm: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
     """The machine-readable record of an ablation: settings, per row the per-seed figures, the paired differences,
     mean and spread of λ, the share of equal-reward groups, and the minimum detectable difference."""
@@ -308,6 +361,8 @@ def summary_json(settings: AblationSettings, warm: dict[str, Any], results: list
     paired = paired_summary(results)
     for name, cells in paired["rows"].items():
         rows[name]["paired_vs_" + paired["baseline"]] = cells
+    if METHOD in rows:
+        rows[METHOD]["minus_each_row"] = contrasts(results)
     return _no_nan(
         {
             "settings": asdict(settings),
