@@ -12,6 +12,9 @@ warm start go to both, so the runs train on the same rollouts wherever the math 
 each run's final metrics to show it.
 
     python scripts/bench_cell.py --old dea7f51 --new HEAD --config .cache/ablate/rl.yaml
+
+A setting the new commit's own configs carry and the base predates goes to the new runs only with --new-flag, e.g.
+`--new-flag=--model.policy.init_args.decoder=fused` (configs/tiny.yaml's decoder since issue 27).
 """
 
 from __future__ import annotations
@@ -102,6 +105,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=1, help="old/new pairs, alternated")
     ap.add_argument("--work", default=None, help="where the trees, configs and logs go (default: a temp folder)")
+    ap.add_argument("--new-flag", action="append", default=[], help="a fit flag for the new commit's runs only")
     args = ap.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_cell_")).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -113,7 +117,8 @@ def main() -> None:
     for rep in range(args.repeats):
         for label in ("old", "new"):
             name = f"{label}{rep}"
-            results.append({"rev": label, **run(trees[label], fit, name, work / f"{name}.log")})
+            flags = fit + (args.new_flag if label == "new" else [])
+            results.append({"rev": label, **run(trees[label], flags, name, work / f"{name}.log")})
             print(json.dumps(results[-1]), flush=True)
     walls = {label: [r["wall_s"] for r in results if r["rev"] == label] for label in trees}
     pairs = [n / o for o, n in zip(walls["old"], walls["new"])]

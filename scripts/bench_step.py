@@ -239,7 +239,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=4)
     ap.add_argument("--group", type=int, default=4)
     ap.add_argument("--new-tokens", type=int, default=64)
-    ap.add_argument("--decoder", default="compiled", choices=["generate", "static", "compiled"])
+    ap.add_argument("--decoder", default="compiled", choices=["generate", "static", "compiled", "fused"])
     ap.add_argument(
         "--sample-threads",
         type=int,

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         nargs="+",
         default=None,
-        help="default 0-6: 7 seeds fit 2 hours on 2 cores by the pilot's times (docs/testbed.md)",
+        help="default 0-8: 9 seeds, the fewest that detect 3 IQ points at the 7-seed run's spread (docs/testbed.md)",
     )
     parser.add_argument("--steps", type=int, default=None, help="RL steps per run (default 200; quick: 2)")
     parser.add_argument("--sft-steps", type=int, default=None, help="warm-start SFT steps (default 1000; quick: 4)")
