@@ -1,12 +1,12 @@
 """A fast sampling loop for Qwen2-architecture policies (the embedded world's TinyQwen2): the decode step written as
-a few tensor ops on a static cache, `unroll` tokens per compiled call.
+a few tensor ops on a static cache, run eagerly (compiling it cost more than it saved per run: docs/performance.md).
 
 Why by hand (docs/performance.md, "Where a decode step goes"): at the world's shape (16-200 rows, 128 wide, 4 layers,
 one CPU thread) a decode step of transformers' Qwen2 costs about 4 ms, 20x its arithmetic. Eager, the time goes to
 its module, mask and logits-processor machinery; compiled, to CPU flash attention for a single query (350 us a call),
 mask and `repeat_kv` kernels over the whole cache, and a sort and an exponential draw over the whole vocabulary.
-Here attention is two batched matmuls with the query heads grouped by their key/value head, and top-k comes first,
-so top-p and the draw run over k tokens, not the vocabulary.
+Here attention is two batched matmuls over the filled slots, with the query heads grouped by their key/value head,
+and top-k comes first, so top-p and the draw run over k tokens, not the vocabulary.
 
 The math is transformers' Qwen2 forward (RMSNorm, rotary positions, grouped-query attention, SwiGLU, the LM head):
 equal to it at float64 rounding. The sampled distribution is generate's temperature -> top-k -> top-p one, with the
