@@ -34,7 +34,7 @@ def still_running(done: Tensor, lockstep: bool = False) -> bool:
     return bool(flag.item() > 0)
 
 
-def _is_stop(token: Tensor, stop_ids: tuple[int, ...]) -> Tensor:
+def is_stop(token: Tensor, stop_ids: tuple[int, ...]) -> Tensor:
     """Bool tensor: tokens that are any of the stop ids (a loop of compares: it compiles into the step's graph)."""
     out = torch.zeros_like(token, dtype=torch.bool)
     for stop in stop_ids:
@@ -113,7 +113,7 @@ class StaticCacheSampler:
             attention.index_fill_(1, where + i, 1)
             logits = self._decode_step(token, position + i, attention, cache, where + i)
             token = sample_next(logits, sampling).masked_fill(done, pad_id)
-            done = done | _is_stop(token, eos_id)
+            done = done | is_stop(token, eos_id)
             out.append(token)
         return torch.cat(out, dim=1), done
 
@@ -163,7 +163,7 @@ class StaticCacheSampler:
             logits_to_keep=1,
         )
         token = sample_next(out.logits[:, -1, :], sampling)
-        done = _is_stop(token, eos_id)
+        done = is_stop(token, eos_id)
         tokens = [token]
         next_pos = positions[:, -1:] + 1
         where = torch.tensor([p_len], device=prompt_ids.device)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from transformers import GenerationConfig, Qwen2ForCausalLM
 
-from wavalign.policy.decoding import BUCKET, _is_stop
+from wavalign.policy.decoding import BUCKET, is_stop
 from wavalign.policy.finite_logits import NonFiniteLogits
 
 LayerWeights = tuple[Tensor | None, ...]
@@ -288,7 +288,7 @@ class Qwen2FusedSampler:
             )
             bad = bad | _bad_logits(logits)
             token = draw(logits, settings).masked_fill(done, pad_id)
-            done = done | _is_stop(token, stops)
+            done = done | is_stop(token, stops)
             out.append(token)
         return torch.cat(out, dim=1), done, bad
 
@@ -328,7 +328,7 @@ class Qwen2FusedSampler:
         if bool(_bad_logits(logits)):
             raise NonFiniteLogits("the policy's next-token logits hold NaN or +inf (or a row with no finite value)")
         token = draw(logits, settings)
-        done = _is_stop(token, stops)
+        done = is_stop(token, stops)
         tokens = [token]
         attention = torch.zeros(rows, length, dtype=torch.bool, device=prompt_ids.device)
         attention[:, :p_len] = prompt_mask.bool()
