@@ -228,7 +228,7 @@ class InterleavedPolicy(SpeechPolicy):
         if self.decoder == "fused":
             return self._sample_fused(ids, attn, sampling)
         if self.decoder != "generate":
-            if self._sampler is None:
+            if not isinstance(self._sampler, StaticCacheSampler):  # none yet, or the fused one
                 self._sampler = StaticCacheSampler(self.model, compile=self.decoder == "compiled")
             stops = self.spec.all_stop_ids
             return self._sampler.sample(ids, attn, sampling, stops, self.spec.pad_id, self.lockstep_decoding)
@@ -246,7 +246,7 @@ class InterleavedPolicy(SpeechPolicy):
         """The fused loop, sampling as generate would from the same generation config (the checkpoint's top-k)."""
         if self.lockstep_decoding:
             raise ValueError("decoder 'fused' cannot decode in lockstep across ranks (sharded weights): use generate")
-        if self._sampler is None:
+        if not isinstance(self._sampler, Qwen2FusedSampler):  # none yet, or the static one of another decoder
             self._sampler = Qwen2FusedSampler(self.model)
         stops = self.spec.all_stop_ids
         config = rollout_generation_config(self.model, sampling, stops, self.spec.pad_id, self.mtp_inference_mode)
