@@ -35,13 +35,13 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def extract(rev: str, into: Path) -> Path:
-    """The commit's src/ (and configs/) as plain files under `into`/<sha>."""
+def extract(rev: str, into: Path, paths: tuple[str, ...] = ("src", "configs")) -> Path:
+    """The commit's `paths` (() for the whole tree) as plain files under `into`/<sha>."""
     sha = subprocess.run(["git", "rev-parse", rev], cwd=ROOT, check=True, capture_output=True, text=True).stdout
     where = into / sha.strip()[:10]
     if not (where / "src").is_dir():
         where.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "archive", rev, "src", "configs"], cwd=ROOT, check=True, capture_output=True)
+        archive = subprocess.run(["git", "archive", rev, *paths], cwd=ROOT, check=True, capture_output=True)
         subprocess.run(["tar", "-x", "-C", str(where)], input=archive.stdout, check=True)
     return where
 

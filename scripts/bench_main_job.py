@@ -19,18 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def extract(rev: str, into: Path) -> Path:
-    """The commit's whole tree as plain files under `into`/<sha>."""
-    sha = subprocess.run(["git", "rev-parse", rev], cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    where = into / sha.strip()[:10]
-    if not (where / "src").is_dir():
-        where.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
-    return where
+from bench_cell import extract  # the same git-archive extraction, here of the whole tree (scripts/ is on sys.path)
 
 
 def run(tree: Path, log: Path) -> dict:
@@ -65,7 +54,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     results = {}
     for label, rev in (("old", args.old), ("new", args.new)):
-        tree = extract(rev, work)
+        tree = extract(rev, work, paths=())
         results[label] = {"rev": rev, **run(tree, work / f"{label}.log")}
         print(json.dumps(results[label]), flush=True)
     ratio = results["new"]["wall_s"] / results["old"]["wall_s"]

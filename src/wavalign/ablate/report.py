@@ -257,6 +257,16 @@ def paired_summary(results: list[dict[str, Any]], base: str = BASELINE) -> dict[
     return out
 
 
+def _interval_cell(c: dict[str, Any] | None, digits: int) -> str:
+    """A paired difference as a table cell: mean [95 % interval] (p), "(1 seed)" without an interval, "-" if none."""
+    if c is None:
+        return "-"
+    if math.isnan(c["half"]):
+        return f"{c['mean']:+.{digits}f} (1 seed)"
+    lo, hi = c["mean"] - c["half"], c["mean"] + c["half"]
+    return f"{c['mean']:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}] (p {c['p']:.2f})"
+
+
 def paired_lines(summary: dict[str, Any]) -> list[str]:
     """The report's paired table: mean difference [95 % interval] (p) per row and metric."""
     if not summary["rows"]:
@@ -273,15 +283,7 @@ def paired_lines(summary: dict[str, Any]) -> list[str]:
     ]
     for row, cells in summary["rows"].items():
         out = []
-        for key, _, d in PAIRED_COLUMNS:
-            c = cells.get(key)
-            if c is None:
-                out.append("-")
-            elif math.isnan(c["half"]):
-                out.append(f"{c['mean']:+.{d}f} (1 seed)")
-            else:
-                lo, hi = c["mean"] - c["half"], c["mean"] + c["half"]
-                out.append(f"{c['mean']:+.{d}f} [{lo:+.{d}f}, {hi:+.{d}f}] (p {c['p']:.2f})")
+        out = [_interval_cell(cells.get(key), d) for key, _, d in PAIRED_COLUMNS]
         lines.append(f"| {row} | " + " | ".join(out) + " |")
     mde, sd, n = summary["min_detectable_iq"], summary["iq_val_sd_of_differences"], summary["seeds"]
     need = summary["seeds_for_target"]
@@ -335,16 +337,7 @@ def contrast_lines(table: dict[str, dict[str, Any]], method: str = METHOD) -> li
         "|---" * (len(CONTRAST_KEYS) + 1) + "|",
     ]
     for row, cells in table.items():
-        out = []
-        for key, _ in CONTRAST_KEYS:
-            c = cells.get(key)
-            if c is None:
-                out.append("-")
-            elif math.isnan(c["half"]):
-                out.append(f"{c['mean']:+.1f} (1 seed)")
-            else:
-                lo, hi = c["mean"] - c["half"], c["mean"] + c["half"]
-                out.append(f"{c['mean']:+.1f} [{lo:+.1f}, {hi:+.1f}] (p {c['p']:.2f})")
+        out = [_interval_cell(cells.get(key), 1) for key, _ in CONTRAST_KEYS]
         lines.append(f"| {row} | " + " | ".join(out) + " |")
     return lines
 
