@@ -32,6 +32,27 @@ def test_workers_reset_an_inherited_sigterm_handler_and_terminate_at_once():
         signal.signal(signal.SIGTERM, previous)
 
 
+def test_a_worker_signalled_before_its_initializer_ran_still_dies():
+    """The CI hang: a worker slow to start (a loaded machine) got terminate()'s SIGTERM while it still had the
+    parent's ignoring handler. A fork hook that sleeps 0.5 s in each child makes that window certain."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, time\n"
+        "from wavalign.runtime.worker_pool import fork_pool\n"
+        "os.register_at_fork(after_in_child=lambda: time.sleep(0.5))\n"
+        "signal.signal(signal.SIGTERM, lambda *_: None)\n"
+        "pool = fork_pool(2)\n"
+        "pool.terminate(); pool.join()\n"
+        "assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, []), 'parent mask not restored'\n"
+        "print('joined')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "joined"
+
+
 def test_pyarrow_starts_no_allocator_thread_under_wavalign():
     """Forked pools must not inherit a thread that may hold a lock (see wavalign/__init__.py): importing pyarrow
     after wavalign starts no jemalloc background thread."""
