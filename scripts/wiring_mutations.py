@@ -288,6 +288,48 @@ MUTATIONS = (
         "torch.clamp(ratio, 1.0 - epsilon, 1.0 + eps_high)",
         "torch.clamp(ratio, 1.0 - eps_high, 1.0 + eps_high)",
     ),
+    Mutation(
+        "fused decoder: query heads grouped in the wrong order (repeat, not repeat_interleave)",
+        "src/wavalign/policy/qwen2_decoding.py",
+        "grouped = qk[:, : shape.heads].reshape(rows, shape.kv_heads, groups, dim)",
+        "grouped = qk[:, : shape.heads].reshape(rows, groups, shape.kv_heads, dim).transpose(1, 2)",
+    ),
+    Mutation(
+        "fused decoder: rotary half-rotation with the wrong sign",
+        "src/wavalign/policy/qwen2_decoding.py",
+        "torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin",
+        "torch.cat((x[..., half:], -x[..., :half]), dim=-1) * sin",
+    ),
+    Mutation(
+        "fused decoder: decode positions off by one",
+        "src/wavalign/policy/qwen2_decoding.py",
+        "layers, parts, self.shape, token, position + i, attention, keys, values, where + i, span",
+        "layers, parts, self.shape, token, position + i + 1, attention, keys, values, where + i, span",
+    ),
+    Mutation(
+        "fused decoder: top-p on the descending cumulative softmax",
+        "src/wavalign/policy/qwen2_decoding.py",
+        "ascending = kept.flip(-1)\n        removed = ascending.softmax(dim=-1).cumsum(dim=-1) <= (1 - settings.top_p)\n        removed[:, -1] = False",
+        "ascending = kept\n        removed = ascending.softmax(dim=-1).cumsum(dim=-1) <= (1 - settings.top_p)\n        removed[:, 0] = False",
+    ),
+    Mutation(
+        "fused decoder: temperature not applied",
+        "src/wavalign/policy/qwen2_decoding.py",
+        "scores = logits / settings.temperature if settings.temperature != 1.0 else logits",
+        "scores = logits",
+    ),
+    Mutation(
+        "fused decoder: generate's default top-k (50) not applied to unset fields",
+        "src/wavalign/policy/qwen2_decoding.py",
+        'top_k=int(read("top_k") or 0),',
+        'top_k=int(getattr(config, "top_k", None) or 0),',
+    ),
+    Mutation(
+        "fused decoder: rows past their stop token keep sampling instead of padding",
+        "src/wavalign/policy/qwen2_decoding.py",
+        "token = draw(logits, settings).masked_fill(done, pad_id)",
+        "token = draw(logits, settings)",
+    ),
 )
 
 

@@ -160,6 +160,36 @@ def test_greedy_equals_transformers_generate_with_stop_and_pad():
         assert (ours[0, 4:] == 0).all()
 
 
+def test_the_samplers_own_loop_reads_transformers_logits_at_every_step(monkeypatch):
+    """The loop's bookkeeping (positions, cache slots, the attention mask across unrolled steps), which the test
+    above drives by hand: the logits the sampler drew each token from equal transformers' forward over the prompt plus
+    the tokens it drew, in float64. A tiny random model's greedy argmax barely depends on positions, so generate's
+    tokens alone would not show an off-by-one here."""
+    import wavalign.policy.qwen2_decoding as fused
+
+    model = qwen2()
+    seen, real = [], fused.decode_logits
+
+    def record(*args, **kwargs):
+        out = real(*args, **kwargs)
+        seen.append(out.clone())
+        return out
+
+    monkeypatch.setattr(fused, "decode_logits", record)
+    prompt_ids, prompt_mask = left_padded([[5, 6, 7, 8, 9, 10], [11, 12, 13], [14]])
+    torch.manual_seed(1)
+    sampled = DrawSettings(do_sample=True, temperature=1.0, top_k=0, top_p=1.0)
+    tokens = Qwen2FusedSampler(model, unroll=3).sample(prompt_ids, prompt_mask, sampled, 10, -1, 0)  # no stop
+    ids = torch.cat([prompt_ids, tokens], dim=1)
+    mask = torch.cat([prompt_mask, torch.ones_like(tokens)], dim=1)
+    with torch.no_grad():
+        full = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0)).logits
+    p_len, n = prompt_ids.shape[1], tokens.shape[1]
+    assert n == 10 and len(seen) >= n - 1
+    gap = (torch.stack(seen[: n - 1], dim=1) - full[:, p_len : p_len + n - 1]).abs().max().item()
+    assert gap < 1e-12
+
+
 def test_sampled_rollouts_through_the_policy():
     policy = tiny_policy(seed=2)
     policy.decoder = "fused"
