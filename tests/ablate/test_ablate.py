@@ -197,6 +197,13 @@ def test_quick_ablation_writes_the_report_and_resumes(
     assert record["rows"]["wavalign"]["per_seed"]["1"]["eval/world_val/iq"] == result["metrics"]["eval/world_val/iq"]
     items = (work / "runs" / "wavalign" / "seed1" / "eval_items" / "step2.jsonl").read_text().splitlines()
     assert len(items) == 8  # --quick: 4 validation + 4 heard items, each with its own result (paired comparisons)
+    # the run forked from the preloaded server is the run a fresh `python -m wavalign` makes, bit for bit
+    from wavalign.ablate import runner
+
+    again = [a.replace("version=seed1", "version=fresh1") for a in result["command"].split()[3:]]
+    fresh = runner._run(again, work / "runs" / "wavalign" / "fresh1", {}, fit=runner.fit_subprocess)
+    assert fresh["metrics"] == result["metrics"]
+    assert (work / "runs" / "wavalign" / "fresh1" / "eval_items" / "step2.jsonl").read_text().splitlines() == items
     before = (work / "runs" / "wavalign" / "seed1" / "result.json").stat().st_mtime_ns
     analysis = json.loads((work / "runs" / "warm_start" / "seed0" / "analysis.json").read_text())
     assert (analysis["prompts"], analysis["group_size"]) == (2, 4)  # --quick: 2 validation prompts x G

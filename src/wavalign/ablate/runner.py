@@ -1,17 +1,17 @@
 """Run an ablation's warm start, then its (row, seed) runs `jobs` at a time (seed-major: every row gets seed 0
 before any row gets seed 1, so a stopped ablation leaves whole seeds); resumable.
 
-Each run is one child process (`python -m wavalign.ablate.runner RUN_DIR META_JSON ARGS...`) that runs exactly
-`python -m wavalign fit ARGS` as its own child, with the generated RL base config, the row's overlay and the seed (so
-its command line can be rerun by hand), then writes the run's result.json last, atomically; its output goes to
-<run dir>.log. A run is finished when its result.json exists: finished runs are never rerun, and an unfinished run's
-directory is cleared before it starts again.
+Each run is one child process, forked from a server that has imported the training stack once (ablate/launcher.py),
+that runs exactly what `python -m wavalign fit ARGS` runs, with the generated RL base config, the row's overlay and
+the seed (so its command line can be rerun by hand), then writes the run's result.json last, atomically; its output
+goes to <run dir>.log. `python -m wavalign.ablate.runner RUN_DIR META_JSON ARGS...` does the same by hand, with the
+fit in a fresh interpreter. A run is finished when its result.json exists: finished runs are never rerun, and an
+unfinished run's directory is cleared before it starts again.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from wavalign.ablate import launcher
+from wavalign.ablate.launcher import RunProcess
 from wavalign.ablate.plan import AblationSettings, Row
 from wavalign.ablate.row_sets import write_matched_overlay
 
@@ -77,20 +79,28 @@ def _cpu_seconds() -> float:
     )
 
 
-def _run(args: list[str], run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
-    """Run `python -m wavalign ARGS` (a child of this process: the Trainer CLI sits above this package, which does not
-    import it), then write result.json from the run's summary.json (RunSummary: the step it reached) and events."""
+def fit_subprocess(args: list[str]) -> int:
+    """`python -m wavalign ARGS` as a child of this process; its exit status. The Trainer CLI sits above this package,
+    which does not import it."""
     import signal
 
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # an interrupted earlier attempt
-    t0, c0 = time.perf_counter(), _cpu_seconds()
     proc = subprocess.Popen([sys.executable, "-m", "wavalign", *args])
     previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate())  # `kill` of this run stops its fit too
     try:
-        code = proc.wait()
+        return proc.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _run(
+    args: list[str], run_dir: Path, meta: dict[str, Any], fit: Callable[[list[str]], int] = fit_subprocess
+) -> dict[str, Any]:
+    """Run `wavalign ARGS` with `fit`, then write result.json from the run's summary.json (RunSummary: the step it
+    reached) and events."""
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # an interrupted earlier attempt
+    t0, c0 = time.perf_counter(), _cpu_seconds()
+    code = fit(args)
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     if code != 0:
         raise SystemExit(code)
@@ -119,20 +129,12 @@ class RunFailed(RuntimeError):
     pass
 
 
-def _spawn(args: list[str], where: Path, meta: dict[str, Any], threads: int) -> subprocess.Popen:
-    """Start one run as a child process; its stdout and stderr go to <where>.log."""
-    where.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    with open(f"{where}.log", "w", encoding="utf-8") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "wavalign.ablate.runner", str(where), json.dumps(meta), *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+def _spawn(args: list[str], where: Path, meta: dict[str, Any], threads: int) -> RunProcess:
+    """Start one run as a child process forked from the preloaded server; its stdout and stderr go to <where>.log."""
+    return launcher.start(args, where, meta, threads)
 
 
-def _collect_child(proc: subprocess.Popen, where: Path) -> dict[str, Any]:
+def _collect_child(proc: RunProcess, where: Path) -> dict[str, Any]:
     done = finished(where)
     if proc.returncode != 0 or done is None:
         raise RunFailed(f"ablation: the run in {where} failed (exit {proc.returncode}); see {where}.log")
@@ -215,7 +217,7 @@ def run_all(
             done[(row.name, seed)] = cached
         else:
             queue.append((i, row, seed, where))
-    running: list[tuple[int, Row, int, Path, subprocess.Popen]] = []
+    running: list[tuple[int, Row, int, Path, RunProcess]] = []
     try:
         _drain(queue, running, done, settings, rl_yaml, jobs, n, say)
     finally:  # interrupted or failed: no run outlives the command (its result.json is missing, so it reruns later)
