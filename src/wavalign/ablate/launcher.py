@@ -19,10 +19,11 @@ import os
 import runpy
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 # what `python -m wavalign fit` imports first, named as the command line names it; imported once by the server
 PRELOAD = ["wavalign.cli"]
+RunFunction = Callable[..., Any]
 
 
 class RunProcess:
@@ -60,9 +61,12 @@ def fit_in_process(args: list[str]) -> int:
     return 0
 
 
-def _child(where: str, meta_json: str, args: list[str], threads: int, cwd: str, env: dict[str, str]) -> None:
+def _child(
+    run: RunFunction, where: str, meta_json: str, args: list[str], threads: int, cwd: str, env: dict[str, str]
+) -> None:
     """One run in a forked process: the caller's working directory and environment as they are now (the server kept
-    those of its start), output to <where>.log, `threads` threads, then the runner's own _run."""
+    those of its start), output to <where>.log, `threads` threads, then `run` (the runner's _run) with the fit
+    in-process."""
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
@@ -74,17 +78,16 @@ def _child(where: str, meta_json: str, args: list[str], threads: int, cwd: str, 
     import torch
 
     torch.set_num_threads(threads)
-    from wavalign.ablate.runner import _run
-
-    _run(args, Path(where), json.loads(meta_json), fit=fit_in_process)
+    run(args, Path(where), json.loads(meta_json), fit=fit_in_process)
 
 
-def start(args: list[str], where: Path, meta: dict[str, Any], threads: int) -> RunProcess:
-    """Fork one run from the fork server (started, with PRELOAD imported, on the first call)."""
+def start(run: RunFunction, args: list[str], where: Path, meta: dict[str, Any], threads: int) -> RunProcess:
+    """Fork one run of `run(args, where, meta, fit=...)` (a module-level function: it travels by name) from the fork
+    server (started, with PRELOAD imported, on the first call)."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
     where.parent.mkdir(parents=True, exist_ok=True)
-    child_args = (str(where), json.dumps(meta), args, threads, os.getcwd(), dict(os.environ))
+    child_args = (run, str(where), json.dumps(meta), args, threads, os.getcwd(), dict(os.environ))
     process = ctx.Process(target=_child, args=child_args, daemon=False)
     process.start()
     return RunProcess(process)

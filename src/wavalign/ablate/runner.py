@@ -131,7 +131,7 @@ class RunFailed(RuntimeError):
 
 def _spawn(args: list[str], where: Path, meta: dict[str, Any], threads: int) -> RunProcess:
     """Start one run as a child process forked from the preloaded server; its stdout and stderr go to <where>.log."""
-    return launcher.start(args, where, meta, threads)
+    return launcher.start(_run, args, where, meta, threads)
 
 
 def _collect_child(proc: RunProcess, where: Path) -> dict[str, Any]:
