@@ -46,3 +46,16 @@ def test_fit_in_process_runs_the_command_line_and_returns_its_exit_status(capsys
     assert "fit" in capsys.readouterr().out  # the CLI's help, printed by this process
     assert launcher.fit_in_process(["no-such-subcommand"]) != 0
     assert sys.argv == argv
+
+
+def test_a_message_the_command_exits_with_reaches_the_runs_log(
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runpy
+
+    def stop(*_args, **_kwargs):
+        raise SystemExit("the world folder is missing")
+
+    monkeypatch.setattr(runpy, "run_module", stop)
+    assert launcher.fit_in_process(["fit"]) == 1
+    assert "the world folder is missing" in capsys.readouterr().err

@@ -55,7 +55,10 @@ def fit_in_process(args: list[str]) -> int:
     try:
         runpy.run_module("wavalign", run_name="__main__", alter_sys=True)
     except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if isinstance(e.code, int) or e.code is None:
+            return e.code or 0
+        print(e.code, file=sys.stderr, flush=True)  # what the interpreter prints for SystemExit("message")
+        return 1
     finally:
         sys.argv = saved
     return 0
