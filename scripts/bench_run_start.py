@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from wavalign.ablate import launcher
-from wavalign.ablate.runner import _run
+from wavalign.ablate.runner import run_and_record
 
 
 def main() -> None:
@@ -27,13 +27,15 @@ def main() -> None:
     command = ["fit", "--config", args.config, "--print_config"]
     fresh, forked = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        launcher.start(_run, command, Path(tmp) / "warm" / "seed0", {}, 1).wait()  # the server's one-time start
+        launcher.start(
+            run_and_record, command, Path(tmp) / "warm" / "seed0", {}, 1
+        ).wait()  # the server's one-time start
         for i in range(args.repeats):
             t0 = time.perf_counter()
             subprocess.run([sys.executable, "-m", "wavalign", *command], capture_output=True, check=True)
             fresh.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            launcher.start(_run, command, Path(tmp) / "r" / f"seed{i}", {}, 1).wait()
+            launcher.start(run_and_record, command, Path(tmp) / "r" / f"seed{i}", {}, 1).wait()
             forked.append(time.perf_counter() - t0)
     f, k = statistics.median(fresh), statistics.median(forked)
     print(f"fresh interpreter: median {f:.2f} s {[round(x, 2) for x in fresh]}")

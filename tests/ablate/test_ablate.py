@@ -201,7 +201,7 @@ def test_quick_ablation_writes_the_report_and_resumes(
     from wavalign.ablate import runner
 
     again = [a.replace("version=seed1", "version=fresh1") for a in result["command"].split()[3:]]
-    fresh = runner._run(again, work / "runs" / "wavalign" / "fresh1", {}, fit=runner.fit_subprocess)
+    fresh = runner.run_and_record(again, work / "runs" / "wavalign" / "fresh1", {}, fit=runner.fit_subprocess)
     assert fresh["metrics"] == result["metrics"]
     assert (work / "runs" / "wavalign" / "fresh1" / "eval_items" / "step2.jsonl").read_text().splitlines() == items
     before = (work / "runs" / "wavalign" / "seed1" / "result.json").stat().st_mtime_ns

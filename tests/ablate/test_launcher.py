@@ -9,19 +9,19 @@ from pathlib import Path
 import pytest
 
 from wavalign.ablate import launcher
-from wavalign.ablate.runner import _run
+from wavalign.ablate.runner import run_and_record
 
 
 def test_a_forked_run_reads_its_configs_from_the_callers_directory_of_the_moment(
     root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # the server may start here (or has started elsewhere, in an earlier test)
-    first = launcher.start(_run, ["--help"], tmp_path / "h" / "seed0", {"row": "h"}, threads=1)
+    first = launcher.start(run_and_record, ["--help"], tmp_path / "h" / "seed0", {"row": "h"}, threads=1)
     assert first.wait() == 1  # `--help` trains nothing: the runner refuses to call it finished
     monkeypatch.chdir(root)
     where = tmp_path / "runs" / "p" / "seed0"
     proc = launcher.start(
-        _run, ["fit", "--config", "configs/tiny.yaml", "--print_config"], where, {"row": "p"}, threads=1
+        run_and_record, ["fit", "--config", "configs/tiny.yaml", "--print_config"], where, {"row": "p"}, threads=1
     )
     assert proc.wait() == 1
     log = Path(f"{where}.log").read_text()

@@ -1,8 +1,8 @@
 """Start each ablation run from a process that has already imported the training stack (a fork server).
 
 A run used to start a fresh interpreter twice (`python -m wavalign.ablate.runner`, which runs `python -m wavalign
-fit`): about 7 s a run of interpreter start and imports (torch, Lightning, transformers, the package) before the fit's
-own clock starts, 63 x 7 s / 2 = 3.7 min of a 9-seed ablation on 2 cores (docs/performance.md). Here a
+fit`): about 7 s a run before the fit's own clock started, most of it importing torch, Lightning, transformers and
+the package; about 5 s a run, 2.6 min of a 9-seed ablation on 2 cores, is saved (docs/performance.md). Here a
 multiprocessing fork server imports the stack once; each run is forked from it and runs `wavalign` in-process, the
 way `python -m wavalign` would (runpy, the same argv), then writes its result as before.
 
@@ -68,7 +68,7 @@ def _child(
     run: RunFunction, where: str, meta_json: str, args: list[str], threads: int, cwd: str, env: dict[str, str]
 ) -> None:
     """One run in a forked process: the caller's working directory and environment as they are now (the server kept
-    those of its start), output to <where>.log, `threads` threads, then `run` (the runner's _run) with the fit
+    those of its start), output to <where>.log, `threads` threads, then `run` (the runner's run_and_record) with the fit
     in-process."""
     os.chdir(cwd)
     os.environ.clear()

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from wavalign.ablate import launcher
-from wavalign.ablate.launcher import RunProcess
 from wavalign.ablate.plan import AblationSettings, Row
 from wavalign.ablate.row_sets import write_matched_overlay
 
@@ -92,7 +91,7 @@ def fit_subprocess(args: list[str]) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run(
+def run_and_record(
     args: list[str], run_dir: Path, meta: dict[str, Any], fit: Callable[[list[str]], int] = fit_subprocess
 ) -> dict[str, Any]:
     """Run `wavalign ARGS` with `fit`, then write result.json from the run's summary.json (RunSummary: the step it
@@ -129,12 +128,12 @@ class RunFailed(RuntimeError):
     pass
 
 
-def _spawn(args: list[str], where: Path, meta: dict[str, Any], threads: int) -> RunProcess:
+def _spawn(args: list[str], where: Path, meta: dict[str, Any], threads: int) -> launcher.RunProcess:
     """Start one run as a child process forked from the preloaded server; its stdout and stderr go to <where>.log."""
-    return launcher.start(_run, args, where, meta, threads)
+    return launcher.start(run_and_record, args, where, meta, threads)
 
 
-def _collect_child(proc: RunProcess, where: Path) -> dict[str, Any]:
+def _collect_child(proc: launcher.RunProcess, where: Path) -> dict[str, Any]:
     done = finished(where)
     if proc.returncode != 0 or done is None:
         raise RunFailed(f"ablation: the run in {where} failed (exit {proc.returncode}); see {where}.log")
@@ -217,7 +216,7 @@ def run_all(
             done[(row.name, seed)] = cached
         else:
             queue.append((i, row, seed, where))
-    running: list[tuple[int, Row, int, Path, RunProcess]] = []
+    running: list[tuple[int, Row, int, Path, launcher.RunProcess]] = []
     try:
         _drain(queue, running, done, settings, rl_yaml, jobs, n, say)
     finally:  # interrupted or failed: no run outlives the command (its result.json is missing, so it reruns later)
@@ -287,4 +286,4 @@ def collect(settings: AblationSettings, rows: list[Row]) -> list[dict[str, Any]]
 
 
 if __name__ == "__main__":  # one run, as a child of run_all / warm_start: RUN_DIR META_JSON then `wavalign` args
-    _run(sys.argv[3:], Path(sys.argv[1]), json.loads(sys.argv[2]))
+    run_and_record(sys.argv[3:], Path(sys.argv[1]), json.loads(sys.argv[2]))
