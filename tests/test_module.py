@@ -171,3 +171,47 @@ def test_entropy_is_computed_only_on_the_steps_lightning_logs(tmp_path, monkeypa
     assert asked == [False, True, False, True]
     logged = scalars(tmp_path / "entropy")
     assert [step for step, _ in logged["policy/entropy_text"]] == [1, 3]  # Lightning's 0-based global steps
+
+
+def test_a_lambda_zero_gate_samples_only_where_its_rollouts_are_read_and_trains_the_same(tmp_path, monkeypatch):
+    """sft_only's rollouts feed only logged statistics and rollout callbacks: with log_every_n_steps=3 and a gradient
+    geometry callback every 4 steps, six steps sample on steps 0, 2, 4 and 5 (0-based), and the weights after them
+    are bit for bit those of plain SFT steps (the rollouts never reach the loss)."""
+    from wavalign.callbacks.geometry import GradientGeometryCallback
+
+    sampled: list[int] = []
+    original = WavAlignModule.make_entry
+
+    def spy(self, *args, **kwargs):
+        sampled.append(self.trainer.global_step)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(WavAlignModule, "make_entry", spy)
+
+    def train(sample: bool, name: str) -> WavAlignModule:
+        torch.manual_seed(0)
+        module = make_module(lam=0.0)
+        module.sample_when_sft_only = sample
+        data = WavAlignDataModule(str(ROOT / "configs/data/debug_train.jsonl"), batch_size=2)
+        trainer = pl.Trainer(
+            max_steps=6,
+            log_every_n_steps=3,
+            logger=TensorBoardLogger(str(tmp_path), name=name, version=0),
+            callbacks=[GateCallback(FixedGate(0.0)), GradientGeometryCallback(every_n_steps=4)],
+            accelerator="cpu",
+            enable_progress_bar=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+        )
+        trainer.fit(module, data)
+        return module
+
+    sampling = train(True, "sampling")
+    assert sampled == [0, 2, 4, 5]
+    logged = scalars(tmp_path / "sampling")
+    assert [step for step, _ in logged["reward/mean"]] == [2, 5] and [s for s, _ in logged["grad/norm_text"]] == [0, 4]
+    sampled.clear()
+    plain = train(False, "plain")
+    assert sampled == []
+    for (name, a), (_, b) in zip(sampling.policy.state_dict().items(), plain.policy.state_dict().items()):
+        assert torch.equal(a, b), name

@@ -17,6 +17,7 @@ from torch import Tensor
 from wavalign.audio.codec import SpeechCodec
 from wavalign.callbacks.divergence import sampling_guard
 from wavalign.callbacks.gating import GateCallback
+from wavalign.callbacks.rollout_steps import rollouts_read_now
 from wavalign.data.row_limits import check_rows, row_prompt, row_reply
 from wavalign.data.schema import DialogueExample
 from wavalign.data.speech import SpeechTokenCache
@@ -71,8 +72,10 @@ class WavAlignModule(pl.LightningModule):
         optimizer: the optimiser over the trainable parameters (LoRA adapters or the whole tiny policy).
         scheduler: an optional learning-rate scheduler, stepped every update.
         init_checkpoint: a Lightning checkpoint whose policy weights start the run (e.g. the SFT warm start).
-        sample_when_sft_only: with a gate fixed at lambda = 0, still sample and judge rollouts so rewards are logged;
-            off for pure SFT warm starts, where a step is one teacher-forced forward.
+        sample_when_sft_only: with a gate fixed at lambda = 0, still sample and judge rollouts so rewards are logged,
+            on the steps whose statistics something reads (logged steps, a rollout callback's steps: the others'
+            rollouts would be thrown away unread); off for pure SFT warm starts, where every step is one
+            teacher-forced forward.
         log_entropy: log policy/entropy_text and policy/entropy_speech from the training forward (costs a softmax
             over the vocabulary per token, so it is computed only on the steps Lightning writes logs for).
     """
@@ -233,7 +236,8 @@ class WavAlignModule(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         key = tuple(batch["ids"])
         self.timings = {}
-        if not self.sample_when_sft_only and self.gate.pure_sft:
+        if self.gate.pure_sft and not (self.sample_when_sft_only and rollouts_read_now(self._trainer)):
+            self.last_entry = None  # no rollouts this step: callbacks must not read an older step's as this one's
             return self.sft_step(batch["examples"])
         entry = self.buffer.get(key) or self.buffer.put(self.make_entry(key, batch["examples"]))
         self.buffer.mark_used(entry)

@@ -162,6 +162,22 @@ def test_runs_go_seed_major_and_bad_job_counts_are_refused(at_root: Path, tmp_pa
     assert "--jobs and --threads must be at least 1" in capsys.readouterr().err
 
 
+def test_each_seeds_longest_rows_start_first() -> None:
+    from types import SimpleNamespace
+
+    from wavalign.ablate.runner import longest_first
+
+    def q(i: int, name: str, seed: int) -> tuple:
+        return (i, SimpleNamespace(name=name), seed, f"{name}/seed{seed}")
+
+    done = {("a", 0): {"wall_s": 100.0}, ("b", 0): {"wall_s": 300.0}, ("c", 0): {"wall_s": 200.0}}
+    ready = [q(4, "a", 1), q(5, "b", 1), q(6, "c", 1), q(7, "a", 2), q(8, "b", 2)]
+    assert longest_first(ready, done)[1].name == "b"  # seed 1 before seed 2, and b took longest
+    assert longest_first([q(4, "a", 1), q(6, "c", 1)], done)[1].name == "c"
+    assert longest_first([q(4, "a", 1), q(9, "new", 1)], done)[1].name == "new"  # no time yet: counted longest
+    assert longest_first([q(1, "x", 0), q(2, "y", 0)], {})[1].name == "x"  # ties keep the queue's order
+
+
 def test_mean_and_95_percent_interval_by_hand() -> None:
     # [1, 2, 3]: mean 2, sample sd 1, t(0.975, df=2) = 4.302653 -> half-width 4.302653 / sqrt(3) = 2.48414
     mean, half = mean_ci([1.0, 2.0, 3.0])
@@ -184,6 +200,8 @@ def test_quick_ablation_writes_the_report_and_resumes(
     work, out = tmp_path / "work", tmp_path / "results"
     args = ["--quick", "--rows", "wavalign", "--work", str(work), "--out", str(out)]
     assert main(args) == 0
+    assert "[analysis] started beside the last runs" in capsys.readouterr().out  # on the core the last run left
+    assert (work / "runs" / "warm_start" / "analysis.log").is_file()
     report = (out / "ablation.md").read_text()
     line = next(r for r in report.splitlines() if r.startswith("| wavalign |"))
     assert line.split("|")[2].strip() == "2" and " ± " in line  # two seeds, with intervals

@@ -138,3 +138,14 @@ def test_the_one_word_cmn_pass_gives_the_keyphrase_pass_cmn(asr: TaskASR, clips:
 
     cmns(_CMN_SEARCH)  # both runs start from the same decoder state
     assert cmns("keyphrase-cmn") == cmns(_CMN_SEARCH)
+
+
+def test_decoder_options_reach_the_decoder_and_bad_ones_are_named(tmp_path: Path, clips: dict) -> None:
+    asr = TaskASR(SENTENCES, cache_dir=str(tmp_path), decoder_options={"fwdflat": False})
+    asr.transcribe(clips["held"][0], 22050)
+    assert asr._decoder.get_config()["fwdflat"] is False  # the one-pass search the probe measured
+    assert pickle.loads(pickle.dumps(asr)).decoder_options == {"fwdflat": False}
+    with pytest.raises(ValueError, match=r"\['lm'\].*the task model sets them"):
+        TaskASR(SENTENCES, decoder_options={"lm": "other.lm"})
+    with pytest.raises(ValueError, match=r"\['fwdflatt'\] are not pocketsphinx Decoder options"):
+        TaskASR(SENTENCES, decoder_options={"fwdflatt": False})

@@ -153,6 +153,7 @@ def _run(settings: AblationSettings, args: argparse.Namespace, argv: list[str] |
         finished,
         run_all,
         run_dir,
+        start_analysis,
         warm_analysis,
         warm_start,
     )
@@ -172,12 +173,19 @@ def _run(settings: AblationSettings, args: argparse.Namespace, argv: list[str] |
             print(f"error: {settings.work} holds no finished warm start or runs to report", file=sys.stderr)
             return 2
     else:
+
+        def tail():  # the judge figures, on the core the last runs leave free
+            say(f"[analysis] started beside the last runs ({settings.analysis_prompts} validation prompts) ...")
+            return start_analysis(settings, rl_yaml)
+
         try:
             warm = warm_start(settings, sft_yaml, say, args.jobs)
-            results = run_all(settings, rl_yaml, rows, say, args.jobs)
+            results, job = run_all(settings, rl_yaml, rows, say, args.jobs, tail)
         except RunFailed as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
+        if job is not None and job.wait() != 0:  # warm_analysis below then measures here
+            say(f"[analysis] the job beside the runs failed (exit {job.returncode}); measuring here")
     import torch
 
     torch.set_num_threads(args.threads * args.jobs)  # the runs are over: the analysis has the cores to itself

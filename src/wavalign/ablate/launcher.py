@@ -64,33 +64,40 @@ def fit_in_process(args: list[str]) -> int:
     return 0
 
 
-def _child(
-    run: RunFunction, where: str, meta_json: str, args: list[str], threads: int, cwd: str, env: dict[str, str]
-) -> None:
-    """One run in a forked process: the caller's working directory and environment as they are now (the server kept
-    those of its start), output to <where>.log, `threads` threads, then `run` (the runner's run_and_record) with the fit
-    in-process."""
+def _run(run: RunFunction, args: list[str], where: str, meta_json: str) -> None:
+    """One ablation run in the forked process: `run` (the runner's run_and_record) with the fit in-process."""
+    run(args, Path(where), json.loads(meta_json), fit=fit_in_process)
+
+
+def _child(target: Callable[..., Any], call_args: tuple, log: str, threads: int, cwd: str, env: dict[str, str]) -> None:
+    """In a forked process: the caller's working directory and environment as they are now (the server kept those
+    of its start), output to `log`, `threads` threads, then `target(*call_args)`."""
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
-    log = os.open(f"{where}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
     import torch
 
     torch.set_num_threads(threads)
-    run(args, Path(where), json.loads(meta_json), fit=fit_in_process)
+    target(*call_args)
 
 
-def start(run: RunFunction, args: list[str], where: Path, meta: dict[str, Any], threads: int) -> RunProcess:
-    """Fork one run of `run(args, where, meta, fit=...)` (a module-level function: it travels by name) from the fork
-    server (started, with PRELOAD imported, on the first call)."""
+def call(target: Callable[..., Any], call_args: tuple, log: Path, threads: int) -> RunProcess:
+    """Fork `target(*call_args)` (a module-level function and picklable arguments: they travel by pickle) from the
+    fork server (started, with PRELOAD imported, on the first call); its output goes to `log`."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
-    where.parent.mkdir(parents=True, exist_ok=True)
-    child_args = (run, str(where), json.dumps(meta), args, threads, os.getcwd(), dict(os.environ))
+    log.parent.mkdir(parents=True, exist_ok=True)
+    child_args = (target, call_args, str(log), threads, os.getcwd(), dict(os.environ))
     process = ctx.Process(target=_child, args=child_args, daemon=False)
     process.start()
     return RunProcess(process)
+
+
+def start(run: RunFunction, args: list[str], where: Path, meta: dict[str, Any], threads: int) -> RunProcess:
+    """Fork one run of `run(args, where, meta, fit=...)`; its output goes to <where>.log."""
+    return call(_run, (run, args, str(where), json.dumps(meta)), Path(f"{where}.log"), threads)

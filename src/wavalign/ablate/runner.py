@@ -166,6 +166,24 @@ def warm_start(settings: AblationSettings, sft_yaml: str, say: Callable[[str], N
     return result
 
 
+def analysis_job(settings: AblationSettings, rl_yaml: str, checkpoint_loader: Any) -> None:
+    """warm_analysis as a forked job (run_all's tail): it writes analysis.json, which the report then reads. The
+    fork server never ran the entry point, so the job gets the caller's checkpoint loader."""
+    from wavalign.world import loader
+
+    if checkpoint_loader is not None:
+        loader.provide(checkpoint_loader)
+    warm_analysis(settings, rl_yaml, lambda line: print(line, flush=True))
+
+
+def start_analysis(settings: AblationSettings, rl_yaml: str) -> launcher.RunProcess:
+    """Fork analysis_job with one thread (the other core still runs the last runs); output to analysis.log."""
+    from wavalign.world import loader
+
+    log = run_dir(settings, WARM_START, 0).parent / "analysis.log"
+    return launcher.call(analysis_job, (settings, rl_yaml, loader.provided()), log, settings.threads)
+
+
 def warm_analysis(settings: AblationSettings, rl_yaml: str, say: Callable[[str], None]) -> dict[str, Any]:
     """The judge figures (ablate/analysis.py) on the warm start's samples; cached in its run directory."""
     from wavalign.ablate.analysis import measure_checkpoint
@@ -198,10 +216,17 @@ def job_order(settings: AblationSettings, rows: list[Row]) -> list[tuple[Row, in
 
 
 def run_all(
-    settings: AblationSettings, rl_yaml: str, rows: list[Row], say: Callable[[str], None], jobs: int = 1
-) -> list[dict[str, Any]]:
+    settings: AblationSettings,
+    rl_yaml: str,
+    rows: list[Row],
+    say: Callable[[str], None],
+    jobs: int = 1,
+    tail: Callable[[], launcher.RunProcess] | None = None,
+) -> tuple[list[dict[str, Any]], launcher.RunProcess | None]:
     """Every (row, seed) run, seed-major, `jobs` child processes at a time; a progress line per run. Results come
-    back in (row, seed) order whatever order the runs finish in."""
+    back in (row, seed) order whatever order the runs finish in. `tail` starts one more job (the judge figures) when
+    the last run has started and a slot is free, on the core the last runs leave idle; it is returned, maybe still
+    running (None when nothing ran, e.g. every run was cached)."""
     if jobs < 1:
         raise ValueError(f"ablation: jobs must be at least 1, got {jobs}")
     order = job_order(settings, rows)
@@ -217,12 +242,28 @@ def run_all(
         else:
             queue.append((i, row, seed, where))
     running: list[tuple[int, Row, int, Path, launcher.RunProcess]] = []
+    started: list[launcher.RunProcess] = []
     try:
-        _drain(queue, running, done, settings, rl_yaml, jobs, n, say)
-    finally:  # interrupted or failed: no run outlives the command (its result.json is missing, so it reruns later)
-        for *_, proc in running:
+        _drain(queue, running, done, settings, rl_yaml, jobs, n, say, tail, started)
+    except BaseException:  # interrupted or failed: nothing outlives the command (a run without result.json reruns)
+        for proc in [job[4] for job in running] + started:
             proc.terminate()
-    return [done[(row.name, seed)] for row in rows for seed in settings.seeds]
+        raise
+    return [done[(row.name, seed)] for row in rows for seed in settings.seeds], (started[0] if started else None)
+
+
+def longest_first(ready: list, done: dict[tuple[str, int], dict[str, Any]]) -> Any:
+    """The next run: of the earliest seed among those ready, the row whose finished runs took longest on average
+    (a row with none yet counts as longest). Starting a seed's long rows first leaves short ones for the end, so the
+    last runs on the cores end closer together. Ties keep the queue's order."""
+    first_seed = min(q[2] for q in ready)
+
+    def expected(q: Any) -> float:
+        walls = [r["wall_s"] for (name, _), r in done.items() if name == q[1].name]
+        return sum(walls) / len(walls) if walls else float("inf")
+
+    candidates = [q for q in ready if q[2] == first_seed]
+    return max(candidates, key=expected)  # max keeps the first of equal keys
 
 
 def _drain(
@@ -234,9 +275,12 @@ def _drain(
     jobs: int,
     n: int,
     say: Callable[[str], None],
+    tail: Callable[[], launcher.RunProcess] | None = None,
+    started: list | None = None,
 ) -> None:
-    """Start queued runs while fewer than `jobs` run; collect each as it ends. A row that needs another row's
-    first-seed run (`Row.after`) waits for it; the others go ahead of it."""
+    """Start queued runs while fewer than `jobs` run (longest_first); collect each as it ends. A row that needs
+    another row's first-seed run (`Row.after`) waits for it; the others go ahead of it. Once the queue is empty, a
+    free slot starts `tail` (appended to `started`)."""
     first = settings.seeds[0]
     while queue or running:
         while len(running) < jobs:
@@ -245,8 +289,9 @@ def _drain(
                 if queue and not running:
                     raise RunFailed(f"ablation: rows {[q[1].name for q in queue]} wait for runs that never finished")
                 break
-            queue.remove(ready[0])
-            i, row, seed, where = ready[0]
+            pick = longest_first(ready, done)
+            queue.remove(pick)
+            i, row, seed, where = pick
             overlay = row.overlay
             if row.after is not None:
                 lam = done[(row.after, first)]["metrics"]["gate/lambda:mean"]
@@ -272,6 +317,8 @@ def _drain(
             result = _collect_child(proc, where)
             say(f"[{i}/{n}] {row.name} seed {seed}: done in {result['wall_s']:.0f} s; {summary(result['metrics'])}")
             done[(row.name, seed)] = result
+        if not queue and len(running) < jobs and tail is not None and started is not None and not started:
+            started.append(tail())
 
 
 def collect(settings: AblationSettings, rows: list[Row]) -> list[dict[str, Any]]:

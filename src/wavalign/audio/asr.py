@@ -21,7 +21,7 @@ import tempfile
 import warnings
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -84,13 +84,28 @@ class TaskASR:
             missing from pocketsphinx's English dictionary are skipped, with a warning.
         cache_dir: Folder where the language-model and dictionary files are kept between runs; None uses a
             per-process temporary folder.
+        decoder_options: Extra pocketsphinx Decoder options over these defaults, e.g. {"fwdflat": False} for the
+            one-pass search the ablation uses to fit its time budget (docs/testbed.md measured its accuracy).
     """
 
-    def __init__(self, sentences: Sequence[str], cache_dir: str | None = None) -> None:
+    def __init__(
+        self, sentences: Sequence[str], cache_dir: str | None = None, decoder_options: Mapping[str, Any] | None = None
+    ) -> None:
         self.sentences = [" ".join(words(s)) for s in sentences if words(s)]
         if not self.sentences:
             raise ValueError("TaskASR needs at least one non-empty sentence for its language model")
         self.cache_dir = cache_dir
+        self.decoder_options = dict(decoder_options or {})
+        fixed = {"hmm", "lm", "dict", "samprate"} & set(self.decoder_options)
+        if fixed:
+            raise ValueError(f"TaskASR: decoder_options cannot set {sorted(fixed)}: the task model sets them")
+        if self.decoder_options:
+            from pocketsphinx import Config
+
+            known = Config()
+            unknown = [k for k in self.decoder_options if k not in known]
+            if unknown:
+                raise ValueError(f"TaskASR: decoder_options {unknown} are not pocketsphinx Decoder options")
         vocab = sorted({w for s in self.sentences for w in s.split()})
         known = _bundled_dictionary()
         self.missing_words = [w for w in vocab if w not in known]
@@ -150,6 +165,7 @@ class TaskASR:
             dict=str(dict_path),
             samprate=ASR_SAMPLE_RATE,
             loglevel="FATAL",
+            **self.decoder_options,
         )
         self._initial_cmn = decoder.get_cmn()
         self._lm_search = decoder.current_search()

@@ -37,6 +37,10 @@ class RolloutAudioLogger(pl.Callback):
         self._last_step = -1
         self._warned = False
 
+    def reads_rollouts_at(self, step: int) -> bool:
+        """Whether the rollouts of the step that optimiser step `step` trains on are read (rollout_steps)."""
+        return step % self.every_n_steps == 0
+
     def _writer(self, trainer: pl.Trainer):
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):

@@ -78,6 +78,10 @@ class GradientGeometryCallback(pl.Callback):
         self._last_step = -1
         self._warned_sharded = False
 
+    def reads_rollouts_at(self, step: int) -> bool:
+        """Whether the rollouts of the step that optimiser step `step` trains on are read (rollout_steps)."""
+        return step % self.every_n_steps == 0
+
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer) -> None:
         step = trainer.global_step
         entry = getattr(pl_module, "last_entry", None)

@@ -1,4 +1,5 @@
-"""When a per-N-steps analysis callback should look at the rollouts the module just trained on."""
+"""When a per-N-steps analysis callback should look at the rollouts the module just trained on, and whether anything
+reads a training step's rollouts at all (a λ = 0 gate samples only then)."""
 
 from __future__ import annotations
 
@@ -17,3 +18,17 @@ def rollouts_due(
     if step < 0 or step % every_n_steps or step == last_step or entry is None or not entry.replies:
         return None
     return step, entry
+
+
+def rollouts_read_now(trainer: pl.Trainer | None) -> bool:
+    """Whether anything reads the rollouts of the training step about to run: Lightning writes this step's logs
+    (every `log_every_n_steps`), or a callback that analyses rollouts every N steps is due (it says so with
+    `reads_rollouts_at(step)`). Without a trainer (a step run by hand) every step counts as read."""
+    if trainer is None:
+        return True
+    if trainer._logger_connector.should_update_logs:
+        return True
+    step = trainer.global_step
+    return any(
+        getattr(cb, "reads_rollouts_at", None) is not None and cb.reads_rollouts_at(step) for cb in trainer.callbacks
+    )

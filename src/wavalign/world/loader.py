@@ -52,6 +52,11 @@ def provide(loader: Loader) -> None:
     _provided = loader
 
 
+def provided() -> Loader | None:
+    """The loader the entry point provided (None outside `wavalign ...`), to hand to a forked job."""
+    return _provided
+
+
 def load(config: str, checkpoint: str, overrides: Sequence[str] = ()) -> Loaded:
     """The checkpoint loaded under `config` by the provided loader."""
     if _provided is None:
