@@ -209,7 +209,11 @@ def test_quick_ablation_writes_the_report_and_resumes(
     assert (out / "ablation_tradeoff.png").read_bytes()[:4] == b"\x89PNG"
     result = json.loads((work / "runs" / "wavalign" / "seed1" / "result.json").read_text())
     assert result["steps"] == 2 and {"eval/world_val/iq", "eval/world_heard/iq", "eval/eq"} <= set(result["metrics"])
-    assert 0 < result["cpu_s"] and (work / "runs" / "wavalign" / "seed1.log").is_file()
+    assert (
+        0 < result["cpu_s"]
+        and 100 < result["peak_rss_mb"] < 4096
+        and (work / "runs" / "wavalign" / "seed1.log").is_file()
+    )
     assert "--seed_everything=1 --data.init_args.seed=1" in result["command"]  # a seed is a replicate of order too
     record = json.loads((out / "ablation_run.json").read_text())
     assert record["rows"]["wavalign"]["per_seed"]["1"]["eval/world_val/iq"] == result["metrics"]["eval/world_val/iq"]

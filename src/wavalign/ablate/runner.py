@@ -69,6 +69,13 @@ def command(args: list[str]) -> str:
     return "python -m wavalign " + " ".join(args)
 
 
+def _peak_rss_mb() -> float:
+    """The largest resident set of this process and its finished children, in MB (Linux reports KiB)."""
+    import resource
+
+    return max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
+
+
 def _cpu_seconds() -> float:
     import resource
 
@@ -115,6 +122,7 @@ def run_and_record(
         "steps": int(steps),
         "wall_s": wall,
         "cpu_s": cpu,
+        "peak_rss_mb": _peak_rss_mb(),  # the run's own (a run forked from the launcher is not a child of the command)
         "command": command(args),
         "metrics": read_metrics(run_dir),
     }
