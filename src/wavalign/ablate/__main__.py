@@ -184,8 +184,14 @@ def _run(settings: AblationSettings, args: argparse.Namespace, argv: list[str] |
         except RunFailed as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
-        if job is not None and job.wait() != 0:  # warm_analysis below then measures here
-            say(f"[analysis] the job beside the runs failed (exit {job.returncode}); measuring here")
+        if job is not None:
+            try:
+                code = job.wait()
+            except BaseException:  # interrupted while waiting: the job does not outlive the command
+                job.terminate()
+                raise
+            if code != 0:  # warm_analysis below then measures here
+                say(f"[analysis] the job beside the runs failed (exit {code}); measuring here")
     import torch
 
     torch.set_num_threads(args.threads * args.jobs)  # the runs are over: the analysis has the cores to itself

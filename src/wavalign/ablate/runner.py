@@ -1,5 +1,6 @@
 """Run an ablation's warm start, then its (row, seed) runs `jobs` at a time (seed-major: every row gets seed 0
-before any row gets seed 1, so a stopped ablation leaves whole seeds); resumable.
+before any row gets seed 1, so a stopped ablation leaves whole seeds; within a seed the longest rows first), then
+the judge figures beside the last runs; resumable.
 
 Each run is one child process, forked from a server that has imported the training stack once (ablate/launcher.py),
 that runs exactly what `python -m wavalign fit ARGS` runs, with the generated RL base config, the row's overlay and

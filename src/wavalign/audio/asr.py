@@ -84,8 +84,9 @@ class TaskASR:
             missing from pocketsphinx's English dictionary are skipped, with a warning.
         cache_dir: Folder where the language-model and dictionary files are kept between runs; None uses a
             per-process temporary folder.
-        decoder_options: Extra pocketsphinx Decoder options over these defaults, e.g. {"fwdflat": False} for the
-            one-pass search the ablation uses to fit its time budget (docs/testbed.md measured its accuracy).
+        decoder_options: Extra pocketsphinx Decoder options over these defaults, e.g. {"fwdflat": False}, the
+            one-pass search `scripts/asr_settings_probe.py` measured: 0.65 of the time, but it mis-hears more words
+            (docs/testbed.md), so no config uses it.
     """
 
     def __init__(
@@ -102,8 +103,8 @@ class TaskASR:
         if self.decoder_options:
             from pocketsphinx import Config
 
-            known = Config()
-            unknown = [k for k in self.decoder_options if k not in known]
+            options = Config()
+            unknown = [k for k in self.decoder_options if k not in options]
             if unknown:
                 raise ValueError(f"TaskASR: decoder_options {unknown} are not pocketsphinx Decoder options")
         vocab = sorted({w for s in self.sentences for w in s.split()})
