@@ -308,3 +308,28 @@ def test_the_warm_start_runs_alone_with_the_threads_of_all_jobs(
     with pytest.raises(runner.RunFailed):
         runner.warm_start(settings, "sft.yaml", lambda line: None, jobs=2)
     assert seen["threads"] == 2
+
+
+def test_a_failed_judge_figure_job_is_measured_again_in_the_main_process(
+    at_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wavalign.ablate import runner
+    from wavalign.cli import load_checkpoint
+    from wavalign.world import loader
+
+    monkeypatch.setattr(loader, "_provided", load_checkpoint)
+
+    class Failed:
+        returncode = 1
+
+        def wait(self) -> int:
+            return 1
+
+    monkeypatch.setattr(runner, "start_analysis", lambda settings, rl_yaml: Failed())
+    work = tmp_path / "work"
+    args = ["--quick", "--rows", "sft_only", "--seeds", "0", "--work", str(work), "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "the job beside the runs failed (exit 1); measuring here" in printed
+    assert "[analysis] judge variance and rank consistency" in printed
+    assert (work / "runs" / "warm_start" / "seed0" / "analysis.json").is_file()
