@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+from wavalign.ablate.report import mean_ci  # noqa: E402
 from wavalign.audio.asr import TaskASR, word_error_rate  # noqa: E402
 from wavalign.audio.io import read_wav  # noqa: E402
 from wavalign.audio.world_codec import WorldCodec  # noqa: E402
@@ -37,16 +37,6 @@ def demonstrations(world: Path, splits: list[str], limit: int | None) -> list[tu
             rows = [json.loads(line) for line in f if line.strip()]
         out += [(str(world / r["sft_target_audio"]), r["sft_target_text"]) for r in rows][:limit]
     return out
-
-
-def paired_interval(diffs: list[float]) -> tuple[float, float]:
-    """Mean and half-width of the two-sided 95 % Student-t interval of per-utterance differences."""
-    from scipy import stats
-
-    n = len(diffs)
-    mean = sum(diffs) / n
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-    return mean, float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
 
 
 def main() -> None:
@@ -81,7 +71,7 @@ def main() -> None:
     print("| search | ms per utterance | time vs current | WER vs spoken text | minus current [95 % CI] | unchanged |")
     print("|---|---|---|---|---|---|")
     for name in arms:
-        mean, half = paired_interval([a - b for a, b in zip(wer[name], wer["current"])])
+        mean, half = mean_ci([a - b for a, b in zip(wer[name], wer["current"])])
         same = sum(a == b for a, b in zip(transcripts[name], transcripts["current"]))
         print(
             f"| {name} | {seconds[name] / n * 1000:.1f} | {seconds[name] / seconds['current']:.3f} | "

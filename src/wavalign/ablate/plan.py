@@ -48,7 +48,7 @@ class AblationSettings:
     rows_dir: str = "configs/ablations"
     work: str = ".cache/ablate"
     # 9 seeds by docs/testbed.md's seed-count rule 2: the fewest whose minimum detectable difference at the 7-seed
-    # run's spread is 3 points (measured: 2.8 points, in 2 h 4 min on 2 cores, 4.5 min over the 2-hour target)
+    # run's spread is 3 points (measured: 2.8 points, in 1 h 47 min on 2 idle cores; docs/testbed.md)
     seeds: list[int] = field(default_factory=lambda: list(range(9)))
     steps: int = 200
     sft_steps: int = 1000  # by docs/testbed.md's calibration rule 2 (success 30.9 %, 34.0 % equal graded groups)

@@ -284,8 +284,8 @@ def _drain(
     jobs: int,
     n: int,
     say: Callable[[str], None],
-    tail: Callable[[], launcher.RunProcess] | None = None,
-    started: list | None = None,
+    tail: Callable[[], launcher.RunProcess] | None,
+    started: list[launcher.RunProcess],
 ) -> None:
     """Start queued runs while fewer than `jobs` run (longest_first); collect each as it ends. A row that needs
     another row's first-seed run (`Row.after`) waits for it; the others go ahead of it. Once the queue is empty, a
@@ -326,7 +326,7 @@ def _drain(
             result = _collect_child(proc, where)
             say(f"[{i}/{n}] {row.name} seed {seed}: done in {result['wall_s']:.0f} s; {summary(result['metrics'])}")
             done[(row.name, seed)] = result
-        if not queue and len(running) < jobs and tail is not None and started is not None and not started:
+        if tail is not None and not started and not queue and len(running) < jobs:
             started.append(tail())
 
 
@@ -341,5 +341,5 @@ def collect(settings: AblationSettings, rows: list[Row]) -> list[dict[str, Any]]
     return out
 
 
-if __name__ == "__main__":  # one run, as a child of run_all / warm_start: RUN_DIR META_JSON then `wavalign` args
+if __name__ == "__main__":  # one run by hand, the fit in a fresh interpreter: RUN_DIR META_JSON then `wavalign` args
     run_and_record(sys.argv[3:], Path(sys.argv[1]), json.loads(sys.argv[2]))
