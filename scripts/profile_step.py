@@ -145,6 +145,33 @@ def table(clock: Clock, context: str, wall: float, per: int, unit: str) -> str:
     return "\n".join(lines)
 
 
+def profiled_fit(
+    configs: list[str], steps: int, warmup: int, evaluate: bool, overrides: list[str], save_dir: str
+) -> tuple[Clock, StepWindows]:
+    """`fit` in this process with the timers installed: `warmup` + `steps` RL steps, one evaluation pass before
+    the first when `evaluate`, no validation."""
+    clock = Clock()
+    install(clock)
+    windows = StepWindows(clock, warmup)
+    from wavalign.callbacks.benchmark import BenchmarkCallback
+    from wavalign.cli import main as cli_main
+
+    original_setup = BenchmarkCallback.setup
+
+    def setup(self, trainer, pl_module, stage):  # the evaluation pass runs once, before step 1, when asked for
+        self.at_start = evaluate
+        return original_setup(self, trainer, pl_module, stage)
+
+    BenchmarkCallback.setup = setup
+    from wavalign.module import WavAlignModule
+
+    windows.install(WavAlignModule)
+    flags = [f"--trainer.max_steps={steps + warmup}", "--trainer.limit_val_batches=0"]
+    flags += [f"--trainer.logger.init_args.save_dir={save_dir}", "--trainer.logger.init_args.version=run"]
+    cli_main(["fit", *[x for c in configs for x in ("--config", c)], *flags, *overrides])
+    return clock, windows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", action="append", help="fit configs (default: the ablation's rl.yaml + wavalign row)")
@@ -158,26 +185,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     configs = args.config or [".cache/ablate/rl.yaml", "configs/ablations/wavalign.yaml"]
-    clock = Clock()
-    install(clock)
-    windows = StepWindows(clock, args.warmup)
-    from wavalign.callbacks.benchmark import BenchmarkCallback
-    from wavalign.cli import main as cli_main
-
-    original_setup = BenchmarkCallback.setup
-
-    def setup(self, trainer, pl_module, stage):  # the evaluation pass runs once, before step 1, when asked for
-        self.at_start = args.eval
-        return original_setup(self, trainer, pl_module, stage)
-
-    BenchmarkCallback.setup = setup
-    from wavalign.module import WavAlignModule
-
-    windows.install(WavAlignModule)
-    flags = [f"--trainer.max_steps={args.steps + args.warmup}", "--trainer.limit_val_batches=0"]
-    flags += ["--trainer.logger.init_args.save_dir=/tmp/wavalign-profile", "--trainer.logger.init_args.version=run"]
     start = time.perf_counter()
-    cli_main(["fit", *[x for c in configs for x in ("--config", c)], *flags, *args.overrides])
+    clock, windows = profiled_fit(configs, args.steps, args.warmup, args.eval, args.overrides, "/tmp/wavalign-profile")
     total = time.perf_counter() - start
     print(f"\nconfigs: {' + '.join(configs)}; {torch.get_num_threads()} thread(s); whole fit {total:.1f} s")
     print(f"\nOne RL step (the mean over {windows.steps} steps after {args.warmup} warm-up)\n")
