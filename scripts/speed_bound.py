@@ -37,7 +37,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -46,6 +45,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import profile_step  # noqa: E402
+from folded_decode import folded_step_per_token  # noqa: E402
 
 Shape = tuple[int, int, int, int, bool]  # rows, prompt length, completion length, real tokens, with grad
 
@@ -97,96 +97,21 @@ def decode_per_token(
     return median_time(run, reps) / new_tokens, first
 
 
-def folded_weights(model) -> tuple[list, tuple]:
-    """The decode step's weights with the RMSNorm scales folded into the next matmul and rotate_half folded into
-    extra q|k rows, so a decode step is a handful of matmuls (float rounding differs from transformers)."""
-    d = model.model.layers[0].self_attn.head_dim
+def fused_cache_length(prompt_len: int, new_tokens: int) -> int:
+    """The cache length the fused loop (default unroll) allocates for these rollouts."""
+    import inspect
 
-    def rotated_rows(w):
-        w = w.view(-1, d, *w.shape[1:])
-        return torch.cat((-w[:, d // 2 :], w[:, : d // 2]), dim=1).reshape(-1, *w.shape[2:])
+    from wavalign.policy.qwen2_decoding import Qwen2FusedSampler, cache_length
 
-    layers = []
-    for layer in model.model.layers:
-        a, m = layer.self_attn, layer.mlp
-        qk_w, qk_b = torch.cat([a.q_proj.weight, a.k_proj.weight]), torch.cat([a.q_proj.bias, a.k_proj.bias])
-        w = torch.cat([qk_w, rotated_rows(qk_w), a.v_proj.weight]) * layer.input_layernorm.weight[None, :]
-        gate_up = torch.cat([m.gate_proj.weight, m.up_proj.weight]) * layer.post_attention_layernorm.weight[None, :]
-        layers.append(
-            (
-                w.t().contiguous(),
-                torch.cat([qk_b, rotated_rows(qk_b), a.v_proj.bias]),
-                a.o_proj.weight.t().contiguous(),
-                gate_up.t().contiguous(),
-                m.down_proj.weight.t().contiguous(),
-            )
-        )
-    head = (model.lm_head.weight * model.model.norm.weight[None, :]).t().contiguous()
-    return layers, (model.model.embed_tokens.weight, head, model.model.rotary_emb.inv_freq)
+    unroll = inspect.signature(Qwen2FusedSampler).parameters["unroll"].default
+    return cache_length(prompt_len, new_tokens, unroll)
 
 
-def folded_decoder(model, rows: int, length: int) -> tuple[Callable, torch.Tensor]:
-    """(logits(token (rows, 1), position (rows, 1), slot) -> (rows, vocab), the additive attention mask
-    (rows * kv_heads, 1, length): 0 where a slot is attended, -inf where not; all 0 at first) of the folded decode
-    step over a static cache of `length` slots. Writes the token's keys and values at `slot`."""
-    import torch.nn.functional as F
-
-    from wavalign.policy.qwen2_decoding import check_qwen2
-
-    with torch.no_grad():
-        shape, (layers, parts) = check_qwen2(model), folded_weights(model)
-    heads, kv, d, eps = shape.heads, shape.kv_heads, shape.head_dim, shape.eps
-    embedding, head, inv_freq = parts
-    keys = [torch.zeros(rows, kv, length, d, dtype=embedding.dtype) for _ in layers]
-    values = [torch.zeros(rows, kv, length, d, dtype=embedding.dtype) for _ in layers]
-    mask = torch.zeros(rows * kv, 1, length, dtype=embedding.dtype)
-
-    def logits(token, position, slot: int):
-        angles = position.float() * inv_freq.float()[None, :]
-        angles = torch.cat((angles, angles), dim=-1)
-        cos, sin = angles.cos().to(embedding.dtype)[:, None], angles.sin().to(embedding.dtype)[:, None]
-        h = F.embedding(token[:, 0], embedding)
-        r = heads + kv
-        for i, (w_qkv, b_qkv, w_o, w_gate_up, w_down) in enumerate(layers):
-            qkv = torch.addmm(b_qkv, F.rms_norm(h, (h.shape[-1],), None, eps), w_qkv).view(rows, 2 * r + kv, d)
-            qk = torch.addcmul(qkv[:, :r] * cos, qkv[:, r : 2 * r], sin)
-            keys[i][:, :, slot] = qk[:, heads:]
-            values[i][:, :, slot] = qkv[:, 2 * r :]
-            q = qk[:, :heads].reshape(rows * kv, heads // kv, d)
-            k, v = keys[i].view(rows * kv, length, d), values[i].view(rows * kv, length, d)
-            scores = torch.baddbmm(mask, q, k.transpose(1, 2), alpha=shape.scaling)
-            h = torch.addmm(h, torch.bmm(torch.softmax(scores, dim=-1), v).view(rows, heads * d), w_o)
-            gate_up = torch.mm(F.rms_norm(h, (h.shape[-1],), None, eps), w_gate_up)
-            half = gate_up.shape[-1] // 2
-            h = torch.addmm(h, F.silu(gate_up[:, :half]) * gate_up[:, half:], w_down)
-        return torch.mm(F.rms_norm(h, (h.shape[-1],), None, eps), head)
-
-    return logits, mask
-
-
-def folded_step_per_token(model, rows: int, length: int, reps: int) -> tuple[float, float]:
-    """(seconds, first-call seconds) of one folded decode-and-draw step over a full static cache of `length` slots,
-    compiled with static shapes, inductor's C++ wrapper and frozen weights: the fastest decode step measured (a
-    prototype, not the product's loop: no stop handling or finiteness checks)."""
-    import torch._inductor.config as inductor
-
-    from wavalign.policy.qwen2_decoding import DrawSettings, draw
-
-    logits, _ = folded_decoder(model, rows, length)
-    settings = DrawSettings(True, 0.9, 50, 0.9)
-    inductor.cpp_wrapper, inductor.freezing = True, True
-    try:
-        compiled = torch.compile(
-            lambda token, position, slot: draw(logits(token, position, slot), settings), dynamic=False
-        )
-        token, position = torch.randint(0, model.config.vocab_size, (rows, 1)), torch.full((rows, 1), length // 2)
-        with torch.no_grad():
-            start = time.perf_counter()
-            compiled(token, position, length // 2)
-            first = time.perf_counter() - start
-            return median_time(lambda: compiled(token, position, length // 2), reps), first
-    finally:
-        inductor.cpp_wrapper, inductor.freezing = False, False
+def best_decode(eager: float, *compiled: tuple[float, float]) -> tuple[float, float]:
+    """(the fastest decode's seconds per token over eager's, its first-call seconds); compiled: (seconds per
+    token, first-call seconds) of each compiled arm. Eager wins ties and pays no compilation."""
+    seconds, first = min(((eager, 0.0), *compiled), key=lambda arm: arm[0])
+    return seconds / eager, first
 
 
 def batch_of(model, shape: Shape) -> dict:
@@ -280,15 +205,14 @@ def bench_bound(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)  # our rollouts' setting
     eager_tok, _ = decode_per_token(plain.eval(), 16, p_len, new_tokens, False, args.reps * 4)
     compiled_tok, first = decode_per_token(plain.eval(), 16, p_len, new_tokens, True, args.reps * 4)
-    length = -(-(p_len + new_tokens + 4) // 64) * 64  # the fused loop's cache bucket
-    folded_tok, folded_first = folded_step_per_token(plain.eval(), 16, length, 200)
+    folded_tok, folded_first = folded_step_per_token(plain.eval(), 16, fused_cache_length(p_len, new_tokens), 200)
     torch.set_num_threads(with_threads)
     plain.train()
     train = [s for s in shapes if s[4]][-4:]
     eager_fb, _ = forward_seconds(plain, train, True, args.reps * 4)
     comp_fb, _ = forward_seconds(torch.compile(plain, dynamic=True), train, True, args.reps * 4)
     real_share = sum(s[3] for s in train) / sum(s[0] * (s[1] + s[2]) for s in train)
-    r_dec = min(compiled_tok, eager_tok, folded_tok) / eager_tok
+    r_dec, _ = best_decode(eager_tok, (compiled_tok, first), (folded_tok, folded_first))
     r_fb = min(1.0, sum(comp_fb) / sum(eager_fb))
     best = phases["rollout"] * r_dec + (phases["forward"] + phases["backward"]) * r_fb * real_share
     paid = step - phases["rollout"] * (1 - r_dec) - (phases["forward"] + phases["backward"]) * (1 - r_fb)
@@ -333,7 +257,7 @@ def cell_bound(args: argparse.Namespace) -> None:
 
     eager_tok, _ = decode_per_token(plain.eval(), 16, p_len, new_tokens, False, args.reps)
     compiled_tok, compiled_first = decode_per_token(plain.eval(), 16, p_len, new_tokens, True, args.reps)
-    folded_tok, folded_first = folded_step_per_token(plain.eval(), 16, -(-(p_len + new_tokens + 4) // 64) * 64, 100)
+    folded_tok, folded_first = folded_step_per_token(plain.eval(), 16, fused_cache_length(p_len, new_tokens), 100)
     decode_gemm = decode_gemm_per_token(plain.config, 16, p_len + new_tokens // 2, 50)
     plain.train()
     eager_fb, _ = forward_seconds(plain, train, True, args.reps)
@@ -341,8 +265,7 @@ def cell_bound(args: argparse.Namespace) -> None:
     compiled = torch.compile(plain, dynamic=True)
     comp_fb, comp_fb_first = forward_seconds(compiled, train, True, args.reps)
     comp_ref, comp_ref_first = forward_seconds(compiled, ref, False, args.reps)
-    decode_options = {eager_tok: 0.0, compiled_tok: compiled_first, folded_tok: folded_first}
-    r_dec, dec_compile = min(decode_options) / eager_tok, decode_options[min(decode_options)]
+    r_dec, dec_compile = best_decode(eager_tok, (compiled_tok, compiled_first), (folded_tok, folded_first))
     r_fb, r_ref = min(1.0, sum(comp_fb) / sum(eager_fb)), min(1.0, sum(comp_ref) / sum(eager_ref))
     compiling = dec_compile + (sum(comp_fb_first) if r_fb < 1 else 0.0) + (sum(comp_ref_first) if r_ref < 1 else 0.0)
     if args.op_table:  # where one eager forward+backward goes, by op

@@ -249,6 +249,12 @@ def prefill(
     return logits.to(torch.promote_types(logits.dtype, torch.float32)), positions
 
 
+def cache_length(prompt_len: int, max_new_tokens: int, unroll: int) -> int:
+    """The static cache's slots for a rollout: prompt, new tokens and one unrolled call's overshoot, rounded up to
+    BUCKET so that nearby prompt lengths share a cache (and a compiled graph)."""
+    return -(-(prompt_len + max_new_tokens + unroll) // BUCKET) * BUCKET
+
+
 class Qwen2FusedSampler:
     """Samples completions of a Qwen2ForCausalLM with decode_logits and draw over a static cache.
 
@@ -321,7 +327,7 @@ class Qwen2FusedSampler:
         Raises NonFiniteLogits where generate's FiniteLogitsCheck would."""
         stops = (int(eos_id),) if isinstance(eos_id, int) else tuple(int(e) for e in eos_id)
         rows, p_len = prompt_ids.shape
-        length = -(-(p_len + max_new_tokens + self.unroll) // BUCKET) * BUCKET
+        length = cache_length(p_len, max_new_tokens, self.unroll)
         layers, parts = qwen2_weights(self.model)
         keys, values = self._cache(rows, length, parts[0].dtype, prompt_ids.device)
         logits, positions = prefill(self.model, prompt_ids, prompt_mask, keys, values)

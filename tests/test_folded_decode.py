@@ -1,5 +1,5 @@
-"""The speed bound's folded decode step (norm scales and rotate_half folded into the weights) computes transformers'
-Qwen2 logits: its timing stands for the same math."""
+"""The folded decode step (scripts/folded_decode.py: norm scales and rotate_half folded into the weights), which
+speed_bound.py times, computes transformers' Qwen2 logits: its timing stands for the same math."""
 
 import importlib.util
 import sys
@@ -11,8 +11,8 @@ sys.path.insert(0, str(ROOT / "tests" / "policy"))
 from test_qwen2_decoding import qwen2  # noqa: E402
 
 
-def load_speed_bound():
-    spec = importlib.util.spec_from_file_location("speed_bound", ROOT / "scripts" / "speed_bound.py")
+def load_folded_decode():
+    spec = importlib.util.spec_from_file_location("folded_decode", ROOT / "scripts" / "folded_decode.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -20,7 +20,7 @@ def load_speed_bound():
 
 
 def test_the_folded_step_gives_transformers_logits_token_by_token():
-    bound = load_speed_bound()
+    bound = load_folded_decode()
     model = qwen2()  # float64, grouped-query attention, random biases and norm weights
     ids = torch.tensor([[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]])
     rows, n, length = ids.shape[0], ids.shape[1], 8
